@@ -1,0 +1,477 @@
+//! Configuration, layered: built-in defaults < config file < environment < command-line flags.
+//!
+//! The file is `--config FILE`, else `TOLLGATE_CONFIG`, else `config/default.toml` when it
+//! exists (every key is documented there). Environment variables:
+//!
+//! | variable              | setting                         |
+//! |-----------------------|---------------------------------|
+//! | `TOLLGATE_CONFIG`     | config file path                |
+//! | `TOLLGATE_BIND`       | `server.bind`                   |
+//! | `TOLLGATE_ISSUER`     | `server.issuer`                 |
+//! | `DATABASE_URL`        | `database.url` (secret)         |
+//! | `TOLLGATE_MASTER_KEY` | the master key itself (secret)  |
+//! | `TOLLGATE_LOG`        | `log.level` (a tracing filter)  |
+//!
+//! Flags and environment for `bind`, `issuer`, `database-url` and `config` are read by
+//! clap (`cli`), which applies "flag beats env"; they arrive here as [`Overrides`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::crypto::signer::SigningAlgorithm;
+use crate::db::{DbUrl, PoolOptions};
+use crate::service::TokenPolicy;
+
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSettings {
+    pub server: ServerSection,
+    pub database: DatabaseSection,
+    pub tokens: TokensSection,
+    pub signing: SigningSection,
+    pub log: LogSection,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        Self {
+            server: ServerSection::default(),
+            database: DatabaseSection::default(),
+            tokens: TokensSection::default(),
+            signing: SigningSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub bind: String,
+    pub issuer: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub access_log: bool,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            issuer: String::new(),
+            workers: 0,
+            max_body_bytes: 8 * 1024,
+            access_log: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    pub url: String,
+    pub pool_size: u32,
+    pub connection_timeout_seconds: u64,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/tollgate.db".into(),
+            pool_size: 16,
+            connection_timeout_seconds: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensSection {
+    pub default_ttl_seconds: i64,
+    pub max_ttl_seconds: i64,
+    pub default_audience: String,
+    pub admin_audience: String,
+}
+
+impl Default for TokensSection {
+    fn default() -> Self {
+        Self {
+            default_ttl_seconds: 3600,
+            max_ttl_seconds: 86_400,
+            default_audience: String::new(),
+            admin_audience: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningSection {
+    pub algorithm: String,
+    pub master_key_file: String,
+    pub key_refresh_seconds: u64,
+}
+
+impl Default for SigningSection {
+    fn default() -> Self {
+        Self {
+            algorithm: "ES256".into(),
+            master_key_file: String::new(),
+            key_refresh_seconds: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+/// Values from flags or the environment, which beat the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+    pub issuer: Option<String>,
+    pub master_key: Option<String>,
+    pub log_level: Option<String>,
+}
+
+impl Overrides {
+    /// The variables clap does not read itself (clap handles TOLLGATE_CONFIG, TOLLGATE_BIND,
+    /// DATABASE_URL and TOLLGATE_ISSUER for its flags).
+    pub fn with_process_env(mut self) -> Self {
+        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        self.master_key = self.master_key.or_else(|| non_empty("TOLLGATE_MASTER_KEY"));
+        self.log_level = self.log_level.or_else(|| non_empty("TOLLGATE_LOG"));
+        self
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Clone)]
+pub enum MasterKeySource {
+    /// `TOLLGATE_MASTER_KEY`.
+    Inline(SecretString),
+    /// A file; `create` when it may be generated on first start (embedded SQLite).
+    File { path: PathBuf, create: bool },
+    /// `sqlite::memory:`: nothing outlives the process, so neither does the key.
+    Ephemeral,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub issuer: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub access_log: bool,
+    pub database_url: DbUrl,
+    pub pool: PoolOptions,
+    pub default_ttl: i64,
+    pub max_ttl: i64,
+    pub default_audience: String,
+    pub admin_audience: String,
+    pub signing_algorithm: SigningAlgorithm,
+    pub master_key: MasterKeySource,
+    pub key_refresh: Duration,
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Reads the file (if any), applies the overrides and validates everything once.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_PATH))?
+            }
+            None => FileSettings::default(),
+        };
+        Self::from_parts(file, overrides)
+    }
+
+    pub fn from_parts(file: FileSettings, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let bind_text = overrides.bind.as_deref().unwrap_or(&file.server.bind);
+        let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
+            invalid(
+                "server.bind",
+                format!("{bind_text:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+
+        let issuer_text = overrides.issuer.as_deref().unwrap_or(&file.server.issuer);
+        let issuer = if issuer_text.trim().is_empty() {
+            format!("http://{bind}")
+        } else {
+            validate_issuer(issuer_text.trim())?
+        };
+
+        let url_text = overrides.database_url.as_deref().unwrap_or(&file.database.url);
+        let database_url = DbUrl::parse(url_text).map_err(|m| invalid("database.url", m))?;
+
+        if file.tokens.default_ttl_seconds < 1 {
+            return Err(invalid("tokens.default_ttl_seconds", "must be at least 1"));
+        }
+        if file.tokens.max_ttl_seconds < file.tokens.default_ttl_seconds
+            || file.tokens.max_ttl_seconds > crate::service::clients::MAX_TTL_SECONDS
+        {
+            return Err(invalid(
+                "tokens.max_ttl_seconds",
+                "must be at least tokens.default_ttl_seconds and at most ten years",
+            ));
+        }
+        let default_audience = non_empty_or(&file.tokens.default_audience, &issuer);
+        if default_audience.chars().any(char::is_whitespace) {
+            return Err(invalid("tokens.default_audience", "must not contain spaces"));
+        }
+        let admin_audience = non_empty_or(&file.tokens.admin_audience, &issuer);
+
+        let signing_algorithm = SigningAlgorithm::parse(file.signing.algorithm.trim())
+            .filter(|a| *a != SigningAlgorithm::RS256)
+            .ok_or_else(|| {
+                invalid(
+                    "signing.algorithm",
+                    format!(
+                        "{:?} is not one of ES256, EdDSA (RS256 keys are imported with `tollgate signing-key import`)",
+                        file.signing.algorithm
+                    ),
+                )
+            })?;
+
+        let master_key = match (&overrides.master_key, &database_url) {
+            (Some(inline), _) => MasterKeySource::Inline(SecretString::from(inline.clone())),
+            (None, DbUrl::SqliteMemory) if file.signing.master_key_file.is_empty() => {
+                MasterKeySource::Ephemeral
+            }
+            (None, _) if !file.signing.master_key_file.is_empty() => MasterKeySource::File {
+                path: PathBuf::from(&file.signing.master_key_file),
+                create: database_url.is_sqlite(),
+            },
+            (None, DbUrl::SqliteFile(db_path)) => MasterKeySource::File {
+                // Beside the database, so the CLI and the server find the same key.
+                path: db_path
+                    .parent()
+                    .map(|dir| dir.join("master.key"))
+                    .unwrap_or_else(|| PathBuf::from("master.key")),
+                create: true,
+            },
+            (None, _) => {
+                return Err(invalid(
+                    "signing.master_key_file",
+                    "PostgreSQL needs a master key: set TOLLGATE_MASTER_KEY (32 bytes, hex or base64; \
+                     `openssl rand -hex 32`) or signing.master_key_file",
+                ));
+            }
+        };
+
+        if file.signing.key_refresh_seconds == 0 || file.signing.key_refresh_seconds > 3600 {
+            return Err(invalid(
+                "signing.key_refresh_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if file.server.max_body_bytes < 512 || file.server.max_body_bytes > 1024 * 1024 {
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be between 512 and 1048576",
+            ));
+        }
+        if file.database.pool_size == 0 || file.database.pool_size > 1000 {
+            return Err(invalid("database.pool_size", "must be between 1 and 1000"));
+        }
+        if file.database.connection_timeout_seconds == 0 {
+            return Err(invalid(
+                "database.connection_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+
+        Ok(Self {
+            bind,
+            issuer,
+            workers: file.server.workers,
+            max_body_bytes: file.server.max_body_bytes,
+            access_log: file.server.access_log,
+            database_url,
+            pool: PoolOptions {
+                max_size: file.database.pool_size,
+                connection_timeout: Duration::from_secs(file.database.connection_timeout_seconds),
+            },
+            default_ttl: file.tokens.default_ttl_seconds,
+            max_ttl: file.tokens.max_ttl_seconds,
+            default_audience,
+            admin_audience,
+            signing_algorithm,
+            master_key,
+            key_refresh: Duration::from_secs(file.signing.key_refresh_seconds),
+            log_level: overrides
+                .log_level
+                .clone()
+                .unwrap_or_else(|| file.log.level.clone()),
+        })
+    }
+
+    pub fn token_policy(&self) -> TokenPolicy {
+        TokenPolicy {
+            issuer: self.issuer.clone(),
+            default_audience: self.default_audience.clone(),
+            default_ttl: self.default_ttl,
+            max_ttl: self.max_ttl,
+            admin_audience: self.admin_audience.clone(),
+        }
+    }
+}
+
+fn non_empty_or(value: &str, fallback: &str) -> String {
+    if value.trim().is_empty() {
+        fallback.to_owned()
+    } else {
+        value.trim().to_owned()
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https URL (http allowed for local use) without query or
+/// fragment. A trailing slash is dropped so that endpoint URLs join cleanly.
+fn validate_issuer(text: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| invalid("server.issuer", format!("{text:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some()
+    {
+        return Err(invalid(
+            "server.issuer",
+            "must be an http(s) URL without query or fragment",
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(file: &str, overrides: Overrides) -> Result<Settings, ConfigError> {
+        let parsed: FileSettings = toml::from_str(file).unwrap_or_else(|e| panic!("{e}"));
+        Settings::from_parts(parsed, &overrides)
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses_with_every_key() {
+        let text = include_str!("../config/default.toml");
+        let parsed: FileSettings = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let defaults = FileSettings::default();
+        assert_eq!(parsed.server.bind, defaults.server.bind);
+        assert_eq!(parsed.database.url, defaults.database.url);
+        assert!(Settings::from_parts(parsed, &Overrides::default()).is_ok());
+    }
+
+    #[test]
+    fn overrides_beat_the_file() {
+        let s = settings(
+            "[server]\nbind = \"127.0.0.1:9000\"\n",
+            Overrides {
+                bind: Some("127.0.0.1:9100".into()),
+                issuer: Some("https://auth.example.com/".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.bind.port(), 9100);
+        assert_eq!(s.issuer, "https://auth.example.com");
+        assert_eq!(s.default_audience, "https://auth.example.com");
+    }
+
+    #[test]
+    fn bad_values_fail_with_the_key_named() {
+        let err = settings("[server]\nbind = \"nowhere\"\n", Overrides::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("server.bind"), "{err}");
+        let err = settings("[signing]\nalgorithm = \"HS256\"\n", Overrides::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("signing.algorithm"), "{err}");
+        assert!(toml::from_str::<FileSettings>("[server]\nbnid = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn postgres_requires_a_master_key() {
+        let result = settings(
+            "[database]\nurl = \"postgres://localhost/x\"\n",
+            Overrides::default(),
+        );
+        assert!(matches!(
+            result,
+            Err(ConfigError::Invalid {
+                key: "signing.master_key_file",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn master_key_file_defaults_to_beside_the_sqlite_database() {
+        let s = settings(
+            "[database]\nurl = \"sqlite:///tmp/x/tollgate.db\"\n",
+            Overrides::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        match s.master_key {
+            MasterKeySource::File { path, create } => {
+                assert_eq!(path, PathBuf::from("/tmp/x/master.key"));
+                assert!(create);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

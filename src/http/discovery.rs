@@ -1,0 +1,59 @@
+//! JWKS (RFC 7517) and authorization server metadata (RFC 8414).
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::error::ApiError;
+use crate::crypto::signer::SigningAlgorithm;
+use crate::oauth::{ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, Scope};
+use crate::startup::AppState;
+use crate::db;
+
+/// How long resource servers may cache the JWKS. They must also refetch when they meet an
+/// unknown `kid` (a rotation since their last fetch).
+const JWKS_MAX_AGE: &str = "public, max-age=300";
+
+/// `GET /.well-known/jwks.json`: every published public key, pre-rendered.
+pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static(JWKS_MAX_AGE)))
+        .content_type("application/json")
+        .body(state.keys.current().jwks_json().to_string())
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3.2).
+pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let scope_lists = state
+        .db
+        .run(|conn| db::clients::enabled_scope_lists(conn).map_err(db::DbError::from))
+        .await?;
+    let mut scopes: Vec<String> = Vec::new();
+    for list in &scope_lists {
+        for token in Scope::parse(list).unwrap_or_default().tokens() {
+            if !scopes.contains(token) {
+                scopes.push(token.clone());
+            }
+        }
+    }
+    scopes.sort();
+    let issuer = &state.policy.issuer;
+    let algorithms: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let body = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}{}", super::TOKEN_PATH),
+        "jwks_uri": format!("{issuer}{}", super::JWKS_PATH),
+        "grant_types_supported": [GRANT_CLIENT_CREDENTIALS],
+        // No authorization endpoint: no response types (RFC 8414 §2 still wants the member).
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": [
+            ClientAuthMethod::ClientSecretBasic.as_str(),
+            ClientAuthMethod::ClientSecretPost.as_str(),
+        ],
+        "scopes_supported": scopes,
+        "access_token_signing_alg_values_supported": algorithms,
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")))
+        .json(body))
+}

@@ -1,0 +1,42 @@
+//! HTTP: routes and thin handlers. The only module that names actix-web types (besides
+//! `startup`, which builds the server).
+
+pub mod admin;
+pub mod discovery;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod token;
+
+use actix_web::web;
+
+pub const TOKEN_PATH: &str = "/oauth/token";
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(error::json_error),
+    )
+    .service(
+        web::resource(TOKEN_PATH)
+            .route(web::post().to(token::post_token))
+            .default_service(web::to(error::post_only)),
+    )
+    .service(
+        web::resource(JWKS_PATH)
+            .route(web::get().to(discovery::get_jwks))
+            .default_service(web::to(error::get_only)),
+    )
+    .service(
+        web::resource(METADATA_PATH)
+            .route(web::get().to(discovery::get_metadata))
+            .default_service(web::to(error::get_only)),
+    )
+    .service(web::resource("/health/live").route(web::get().to(health::get_live)))
+    .service(web::resource("/health/ready").route(web::get().to(health::get_ready)))
+    .service(web::scope("/admin").configure(admin::routes))
+    .default_service(web::to(error::not_found));
+}

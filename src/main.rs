@@ -1,0 +1,13 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = tollgate::cli::Cli::parse();
+    match tollgate::cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line, the whole cause chain, no backtrace.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! Parsing of token endpoint requests (RFC 6749 §2.3.1, §3.2, §4.4.2; RFC 8707 §2).
+//!
+//! We parse the form ourselves instead of using a framework extractor so that the content
+//! type, repeated parameters and both client authentication methods get the RFC's errors.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::error::{ErrorCode, OAuthError};
+use super::scope::Scope;
+use crate::crypto::secrets::ClientSecret;
+
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// How the client presented its credentials (RFC 8414 `token_endpoint_auth_methods_supported`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// RFC 6749 §2.3.1: HTTP Basic with form-urlencoded id and secret.
+    ClientSecretBasic,
+    /// RFC 6749 §2.3.1: `client_id` and `client_secret` in the request body.
+    ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: ClientSecret,
+    pub method: ClientAuthMethod,
+}
+
+/// The grant a token request asks for, with its grant-specific parameters.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// RFC 6749 §4.4.2. `audiences` holds the RFC 8707 `resource` values (or one `audience`).
+    ClientCredentials {
+        scope: Option<Scope>,
+        audiences: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub grant: Grant,
+    pub credentials: ClientCredentials,
+}
+
+/// Form parameters, each name at most once except those the RFCs allow to repeat.
+pub struct FormParams(HashMap<String, Vec<String>>);
+
+/// RFC 8707 §2: `resource` may be given several times.
+const REPEATABLE: &[&str] = &["resource"];
+
+impl FormParams {
+    /// Checks the content type, decodes the body and rejects repeated parameters
+    /// (RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once").
+    /// Empty values count as omitted (RFC 6749 §3.1).
+    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, OAuthError> {
+        let media_type = content_type
+            .and_then(|ct| ct.split(';').next())
+            .map(|mt| mt.trim().to_ascii_lowercase());
+        if media_type.as_deref() != Some(FORM_CONTENT_TYPE) {
+            return Err(OAuthError::invalid_request(
+                "the request body must be application/x-www-form-urlencoded",
+            ));
+        }
+        if std::str::from_utf8(body).is_err() {
+            return Err(OAuthError::invalid_request(
+                "the request body is not valid UTF-8",
+            ));
+        }
+        let mut params: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            if value.is_empty() {
+                continue;
+            }
+            let repeatable = REPEATABLE.contains(&name.as_ref());
+            let values = params.entry(name.clone().into_owned()).or_default();
+            values.push(value.into_owned());
+            if values.len() > 1 && !repeatable {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {name:?} was sent more than once"
+                )));
+            }
+        }
+        Ok(Self(params))
+    }
+
+    pub fn one(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    pub fn all(&self, name: &str) -> &[String] {
+        self.0.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name).and_then(|mut v| v.pop())
+    }
+}
+
+impl TokenRequest {
+    /// Parses a token request. Errors, in order: malformed request (`invalid_request`),
+    /// unknown grant (`unsupported_grant_type`), malformed grant parameters, then missing or
+    /// malformed client credentials (`invalid_client`). Checking the secret is the service's job.
+    pub fn parse(
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, OAuthError> {
+        let mut params = FormParams::parse(content_type, body)?;
+        let grant_type = params
+            .one("grant_type")
+            .ok_or_else(|| OAuthError::invalid_request("missing grant_type"))?;
+        let grant = match grant_type {
+            super::GRANT_CLIENT_CREDENTIALS => parse_client_credentials(&params)?,
+            other => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    format!("grant_type {other:?} is not supported"),
+                ));
+            }
+        };
+        let credentials = client_credentials(authorization, &mut params)?;
+        Ok(Self { grant, credentials })
+    }
+}
+
+fn parse_client_credentials(params: &FormParams) -> Result<Grant, OAuthError> {
+    let scope = params
+        .one("scope")
+        .map(Scope::parse)
+        .transpose()
+        .map_err(|e| OAuthError::invalid_scope(e.0))?;
+    let audiences = requested_audiences(params)?;
+    Ok(Grant::ClientCredentials { scope, audiences })
+}
+
+/// RFC 8707 `resource` (absolute URIs, no fragment, may repeat) or a single `audience`.
+pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthError> {
+    let resources = params.all("resource");
+    let audience = params.one("audience");
+    if !resources.is_empty() && audience.is_some() {
+        return Err(OAuthError::invalid_request(
+            "send either resource or audience, not both",
+        ));
+    }
+    for resource in resources {
+        match url::Url::parse(resource) {
+            Ok(uri) if uri.fragment().is_none() => {}
+            _ => {
+                return Err(OAuthError::invalid_target(format!(
+                    "resource {resource:?} must be an absolute URI without a fragment (RFC 8707 §2)"
+                )));
+            }
+        }
+    }
+    if let Some(audience) = audience
+        && audience.chars().any(char::is_whitespace)
+    {
+        return Err(OAuthError::invalid_target("audience must not contain spaces"));
+    }
+    let mut audiences: Vec<String> = Vec::new();
+    for value in resources.iter().map(String::as_str).chain(audience) {
+        if !audiences.iter().any(|a| a == value) {
+            audiences.push(value.to_owned());
+        }
+    }
+    Ok(audiences)
+}
+
+/// RFC 6749 §2.3.1: exactly one of HTTP Basic or `client_id` + `client_secret` in the body.
+fn client_credentials(
+    authorization: Option<&str>,
+    params: &mut FormParams,
+) -> Result<ClientCredentials, OAuthError> {
+    let body_id = params.take("client_id");
+    let body_secret = params.take("client_secret");
+    match authorization {
+        Some(header) => {
+            let (id, secret) = parse_basic(header)?;
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+                ));
+            }
+            if body_id.as_deref().is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the one in the Authorization header",
+                ));
+            }
+            Ok(ClientCredentials {
+                client_id: id,
+                secret: ClientSecret::from_presented(secret),
+                method: ClientAuthMethod::ClientSecretBasic,
+            })
+        }
+        None => match (body_id, body_secret) {
+            (Some(client_id), Some(secret)) => Ok(ClientCredentials {
+                client_id,
+                secret: ClientSecret::from_presented(secret),
+                method: ClientAuthMethod::ClientSecretPost,
+            }),
+            (None, Some(_)) => Err(OAuthError::invalid_request(
+                "client_secret was sent without client_id",
+            )),
+            (Some(_), None) | (None, None) => Err(OAuthError::invalid_client(
+                "client authentication is required (client_secret_basic or client_secret_post)",
+            )),
+        },
+    }
+}
+
+/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
+pub fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let unsupported =
+        || OAuthError::invalid_client("unsupported client authentication scheme, use Basic");
+    let malformed = || OAuthError::invalid_client("malformed HTTP Basic credentials");
+    let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(unsupported)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(unsupported());
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let (id, secret) = (form_decode(id), form_decode(secret));
+    match (id, secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Ok((id, secret)),
+        _ => Err(malformed()),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value ('+' is a space).
+fn form_decode(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    fn parse(auth: Option<&str>, body: &str) -> Result<TokenRequest, OAuthError> {
+        TokenRequest::parse(FORM, auth, body.as_bytes())
+    }
+
+    fn code(result: Result<TokenRequest, OAuthError>) -> ErrorCode {
+        match result {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.code,
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = basic("my%20client", "s%3Acr+t");
+        let request = parse(Some(&header), "grant_type=client_credentials")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request.credentials.client_id, "my client");
+        assert_eq!(request.credentials.secret.expose(), "s:cr t");
+        assert_eq!(
+            request.credentials.method,
+            ClientAuthMethod::ClientSecretBasic
+        );
+    }
+
+    #[test]
+    fn post_credentials_are_accepted() {
+        let request = parse(
+            None,
+            "grant_type=client_credentials&client_id=a&client_secret=b&scope=read+write",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request.credentials.method, ClientAuthMethod::ClientSecretPost);
+        let Grant::ClientCredentials { scope, .. } = request.grant;
+        assert_eq!(scope.map(|s| s.to_string()).as_deref(), Some("read write"));
+    }
+
+    #[test]
+    fn both_methods_at_once_is_invalid_request() {
+        let header = basic("a", "b");
+        assert_eq!(
+            code(parse(Some(&header), "grant_type=client_credentials&client_secret=b")),
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn no_credentials_is_invalid_client() {
+        assert_eq!(
+            code(parse(None, "grant_type=client_credentials")),
+            ErrorCode::InvalidClient
+        );
+        assert_eq!(
+            code(parse(None, "grant_type=client_credentials&client_id=a")),
+            ErrorCode::InvalidClient
+        );
+        assert_eq!(
+            code(parse(Some("Bearer abc"), "grant_type=client_credentials")),
+            ErrorCode::InvalidClient
+        );
+        assert_eq!(
+            code(parse(Some("Basic !!!"), "grant_type=client_credentials")),
+            ErrorCode::InvalidClient
+        );
+    }
+
+    #[test]
+    fn repeated_parameters_are_invalid_request() {
+        assert_eq!(
+            code(parse(
+                None,
+                "grant_type=client_credentials&scope=a&scope=b&client_id=a&client_secret=b"
+            )),
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn resource_may_repeat_and_must_be_absolute() {
+        let request = parse(
+            None,
+            "grant_type=client_credentials&client_id=a&client_secret=b&resource=https%3A%2F%2Fa.example&resource=https%3A%2F%2Fb.example",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Grant::ClientCredentials { audiences, .. } = request.grant;
+        assert_eq!(audiences, ["https://a.example", "https://b.example"]);
+        assert_eq!(
+            code(parse(
+                None,
+                "grant_type=client_credentials&client_id=a&client_secret=b&resource=relative"
+            )),
+            ErrorCode::InvalidTarget
+        );
+    }
+
+    #[test]
+    fn grant_type_is_checked() {
+        assert_eq!(code(parse(None, "scope=a")), ErrorCode::InvalidRequest);
+        assert_eq!(
+            code(parse(None, "grant_type=password&client_id=a&client_secret=b")),
+            ErrorCode::UnsupportedGrantType
+        );
+    }
+
+    #[test]
+    fn content_type_must_be_form() {
+        let result = TokenRequest::parse(
+            Some("application/json"),
+            None,
+            b"{\"grant_type\":\"client_credentials\"}",
+        );
+        assert_eq!(code(result), ErrorCode::InvalidRequest);
+        let result = TokenRequest::parse(
+            Some("Application/X-WWW-Form-Urlencoded; charset=UTF-8"),
+            None,
+            b"grant_type=client_credentials&client_id=a&client_secret=b",
+        );
+        assert!(result.is_ok());
+    }
+
+    #[test]
+    fn malformed_scope_is_invalid_scope() {
+        assert_eq!(
+            code(parse(
+                None,
+                "grant_type=client_credentials&client_id=a&client_secret=b&scope=a%22b"
+            )),
+            ErrorCode::InvalidScope
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! Managing OAuth clients: create, list, update, disable, delete, rotate the secret.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{split_list, timestamp};
+use crate::crypto::secrets::{ClientSecret, random_id};
+use crate::db::models::{ClientChanges, ClientRow, NewClientRow};
+use crate::db::{self, DbConn, DbError};
+use crate::oauth::{GRANT_CLIENT_CREDENTIALS, Scope};
+
+/// Grant types a client may be allowed to use.
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &[GRANT_CLIENT_CREDENTIALS];
+
+const MAX_NAME_LEN: usize = 200;
+const MAX_AUDIENCES: usize = 32;
+const MAX_AUDIENCE_LEN: usize = 512;
+/// Ten years: anything longer is a typo, and it keeps `now + ttl` far from overflow.
+pub const MAX_TTL_SECONDS: i64 = 10 * 365 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no client with id {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ClientError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::Store(DbError::Query(err))
+    }
+}
+
+/// What a new client may do.
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    pub name: String,
+    pub scopes: Scope,
+    pub audiences: Vec<String>,
+    pub token_ttl: Option<i64>,
+    pub grant_types: Vec<String>,
+}
+
+/// A partial update; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub scopes: Option<Scope>,
+    pub audiences: Option<Vec<String>>,
+    /// `Some(None)` returns the client to the server's default lifetime.
+    pub token_ttl: Option<Option<i64>>,
+    pub grant_types: Option<Vec<String>>,
+}
+
+/// A client as the admin API and the CLI show it. Never holds a secret or its digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_ttl: Option<i64>,
+    pub disabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// While a rotated-out secret still works.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl ClientView {
+    pub fn from_row(row: &ClientRow, now: i64) -> Self {
+        Self {
+            client_id: row.id.clone(),
+            name: row.name.clone(),
+            scopes: split_list(&row.scopes),
+            audiences: split_list(&row.audiences),
+            grant_types: split_list(&row.grant_types),
+            token_ttl: row.token_ttl,
+            disabled: row.disabled_at.is_some(),
+            disabled_at: row.disabled_at.map(timestamp),
+            created_at: timestamp(row.created_at),
+            updated_at: timestamp(row.updated_at),
+            previous_secret_expires_at: row
+                .previous_secret_expires_at
+                .filter(|t| *t > now)
+                .map(timestamp),
+        }
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, ClientError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(ClientError::Invalid(format!(
+            "name must be 1 to {MAX_NAME_LEN} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ClientError::Invalid(
+            "name must not contain control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn validate_audiences(audiences: &[String]) -> Result<String, ClientError> {
+    if audiences.len() > MAX_AUDIENCES {
+        return Err(ClientError::Invalid(format!(
+            "at most {MAX_AUDIENCES} audiences"
+        )));
+    }
+    let mut unique: Vec<&str> = Vec::new();
+    for audience in audiences {
+        if audience.is_empty()
+            || audience.len() > MAX_AUDIENCE_LEN
+            || audience.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ClientError::Invalid(format!(
+                "audience {audience:?} must be 1 to {MAX_AUDIENCE_LEN} characters without spaces (an absolute URI is best)"
+            )));
+        }
+        if !unique.contains(&audience.as_str()) {
+            unique.push(audience);
+        }
+    }
+    Ok(unique.join(" "))
+}
+
+fn validate_ttl(ttl: Option<i64>) -> Result<Option<i64>, ClientError> {
+    match ttl {
+        Some(t) if !(1..=MAX_TTL_SECONDS).contains(&t) => Err(ClientError::Invalid(format!(
+            "token_ttl must be between 1 and {MAX_TTL_SECONDS} seconds"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn validate_grant_types(grant_types: &[String]) -> Result<String, ClientError> {
+    if grant_types.is_empty() {
+        return Ok(GRANT_CLIENT_CREDENTIALS.to_owned());
+    }
+    let mut unique: Vec<&str> = Vec::new();
+    for grant_type in grant_types {
+        if !SUPPORTED_GRANT_TYPES.contains(&grant_type.as_str()) {
+            return Err(ClientError::Invalid(format!(
+                "grant type {grant_type:?} is not supported (supported: {})",
+                SUPPORTED_GRANT_TYPES.join(", ")
+            )));
+        }
+        if !unique.contains(&grant_type.as_str()) {
+            unique.push(grant_type);
+        }
+    }
+    Ok(unique.join(" "))
+}
+
+/// Creates a client and returns it with its secret, which is not stored and cannot be
+/// shown again.
+pub fn create(
+    conn: &mut DbConn,
+    spec: &ClientSpec,
+    now: i64,
+) -> Result<(ClientView, ClientSecret), ClientError> {
+    let name = validate_name(&spec.name)?;
+    let audiences = validate_audiences(&spec.audiences)?;
+    let token_ttl = validate_ttl(spec.token_ttl)?;
+    let grant_types = validate_grant_types(&spec.grant_types)?;
+    let scopes = spec.scopes.to_string();
+    let secret = ClientSecret::generate();
+    let digest = secret.digest();
+    let id = random_id();
+    let row = NewClientRow {
+        id: &id,
+        name: &name,
+        secret_digest: digest.as_bytes(),
+        scopes: &scopes,
+        audiences: &audiences,
+        grant_types: &grant_types,
+        token_ttl,
+        created_at: now,
+        updated_at: now,
+    };
+    db::clients::insert(conn, &row)?;
+    Ok((get(conn, &id, now)?, secret))
+}
+
+pub fn list(conn: &mut DbConn, now: i64) -> Result<Vec<ClientView>, ClientError> {
+    Ok(db::clients::list(conn)?
+        .iter()
+        .map(|row| ClientView::from_row(row, now))
+        .collect())
+}
+
+pub fn get(conn: &mut DbConn, id: &str, now: i64) -> Result<ClientView, ClientError> {
+    db::clients::find(conn, id)?
+        .map(|row| ClientView::from_row(&row, now))
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
+}
+
+pub fn update(
+    conn: &mut DbConn,
+    id: &str,
+    update: &ClientUpdate,
+    now: i64,
+) -> Result<ClientView, ClientError> {
+    let changes = ClientChanges {
+        name: update.name.as_deref().map(validate_name).transpose()?,
+        scopes: update.scopes.as_ref().map(Scope::to_string),
+        audiences: update
+            .audiences
+            .as_deref()
+            .map(validate_audiences)
+            .transpose()?,
+        grant_types: update
+            .grant_types
+            .as_deref()
+            .map(validate_grant_types)
+            .transpose()?,
+        token_ttl: update.token_ttl.map(validate_ttl).transpose()?,
+        updated_at: Some(now),
+        ..ClientChanges::default()
+    };
+    apply(conn, id, &changes, now)
+}
+
+/// Disabling takes effect on the next token request: the token endpoint reads the client
+/// on every request.
+pub fn set_disabled(
+    conn: &mut DbConn,
+    id: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<ClientView, ClientError> {
+    let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
+    if current.disabled_at.is_some() == disabled {
+        return Ok(ClientView::from_row(&current, now));
+    }
+    let changes = ClientChanges {
+        disabled_at: Some(disabled.then_some(now)),
+        updated_at: Some(now),
+        ..ClientChanges::default()
+    };
+    apply(conn, id, &changes, now)
+}
+
+pub fn delete(conn: &mut DbConn, id: &str) -> Result<(), ClientError> {
+    if db::clients::delete(conn, id)? {
+        Ok(())
+    } else {
+        Err(ClientError::NotFound(id.to_owned()))
+    }
+}
+
+/// Replaces the secret. The old one keeps working for `grace_seconds` (0: stops at once),
+/// so a fleet can roll the new secret out (as fosite's rotated secret hashes allow).
+pub fn rotate_secret(
+    conn: &mut DbConn,
+    id: &str,
+    grace_seconds: i64,
+    now: i64,
+) -> Result<(ClientView, ClientSecret), ClientError> {
+    if !(0..=MAX_TTL_SECONDS).contains(&grace_seconds) {
+        return Err(ClientError::Invalid(format!(
+            "grace must be between 0 and {MAX_TTL_SECONDS} seconds"
+        )));
+    }
+    let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
+    let secret = ClientSecret::generate();
+    let keep_previous = grace_seconds > 0;
+    let changes = ClientChanges {
+        secret_digest: Some(secret.digest().as_bytes().to_vec()),
+        previous_secret_digest: Some(keep_previous.then_some(current.secret_digest)),
+        previous_secret_expires_at: Some(keep_previous.then_some(now + grace_seconds)),
+        updated_at: Some(now),
+        ..ClientChanges::default()
+    };
+    Ok((apply(conn, id, &changes, now)?, secret))
+}
+
+fn apply(
+    conn: &mut DbConn,
+    id: &str,
+    changes: &ClientChanges,
+    now: i64,
+) -> Result<ClientView, ClientError> {
+    if !db::clients::update(conn, id, changes)? {
+        return Err(ClientError::NotFound(id.to_owned()));
+    }
+    get(conn, id, now)
+}

@@ -1,0 +1,242 @@
+//! Issuing access tokens (RFC 6749 §4.4, RFC 9068) and verifying our own.
+
+use serde::{Deserialize, Serialize};
+
+use super::{TokenPolicy, split_list};
+use crate::crypto::secrets::{SecretDigest, random_id};
+use crate::crypto::signer::KeyRing;
+use crate::db::models::ClientRow;
+use crate::db::{self, DbConn};
+use crate::oauth::{
+    ClientCredentials, ErrorCode, GRANT_CLIENT_CREDENTIALS, Grant, OAuthError, Scope, TokenRequest,
+};
+
+/// RFC 7519 `aud`: one string, or an array when there are several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn from_list(mut list: Vec<String>) -> Self {
+        if list.len() == 1 {
+            Self::One(list.remove(0))
+        } else {
+            Self::Many(list)
+        }
+    }
+
+    pub fn contains(&self, value: &str) -> bool {
+        match self {
+            Self::One(one) => one == value,
+            Self::Many(many) => many.iter().any(|a| a == value),
+        }
+    }
+}
+
+/// The claims of a Tollgate access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// Compared against when the client id is unknown, so that an unknown id and a wrong
+/// secret take the same time.
+const DUMMY_DIGEST: [u8; 32] = [0x5a; 32];
+
+/// Checks the presented secret against the stored digest(s). One indexed read.
+pub fn authenticate_client(
+    conn: &mut DbConn,
+    credentials: &ClientCredentials,
+    now: i64,
+) -> Result<ClientRow, OAuthError> {
+    let presented: SecretDigest = credentials.secret.digest();
+    let row = db::clients::find(conn, &credentials.client_id)?;
+    let Some(row) = row else {
+        let _ = presented.matches(&DUMMY_DIGEST);
+        return Err(bad_credentials());
+    };
+    let current = presented.matches(&row.secret_digest);
+    let previous = match (&row.previous_secret_digest, row.previous_secret_expires_at) {
+        (Some(digest), Some(until)) if now < until => presented.matches(digest),
+        _ => presented.matches(&DUMMY_DIGEST),
+    };
+    if !(current | previous) {
+        return Err(bad_credentials());
+    }
+    if row.disabled_at.is_some() {
+        return Err(OAuthError::invalid_client("the client is disabled"));
+    }
+    Ok(row)
+}
+
+fn bad_credentials() -> OAuthError {
+    // Same answer for an unknown id and a wrong secret: no client enumeration.
+    OAuthError::invalid_client("client authentication failed")
+}
+
+/// Handles a parsed token request end to end: authenticate, authorize, sign.
+pub fn issue(
+    conn: &mut DbConn,
+    keys: &KeyRing,
+    policy: &TokenPolicy,
+    request: &TokenRequest,
+    now: i64,
+) -> Result<IssuedToken, OAuthError> {
+    let client = authenticate_client(conn, &request.credentials, now)?;
+    match &request.grant {
+        Grant::ClientCredentials { scope, audiences } => {
+            if !split_list(&client.grant_types)
+                .iter()
+                .any(|g| g == GRANT_CLIENT_CREDENTIALS)
+            {
+                return Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "the client may not use the client_credentials grant",
+                ));
+            }
+            let scope = grant_scope(&client, scope.as_ref())?;
+            let audience = grant_audience(&client, policy, audiences)?;
+            let ttl = policy.ttl_for(client.token_ttl);
+            let claims = AccessTokenClaims {
+                iss: policy.issuer.clone(),
+                sub: client.id.clone(),
+                aud: audience,
+                exp: now + ttl,
+                iat: now,
+                nbf: now,
+                jti: random_id(),
+                client_id: client.id,
+                scope: scope.to_string(),
+            };
+            sign(keys, claims, ttl)
+        }
+    }
+}
+
+fn sign(keys: &KeyRing, claims: AccessTokenClaims, ttl: i64) -> Result<IssuedToken, OAuthError> {
+    let access_token = keys.active().sign_jwt(&claims).map_err(|err| {
+        tracing::error!(error = %err, "token signing failed");
+        OAuthError::new(ErrorCode::ServerError, "internal server error")
+    })?;
+    Ok(IssuedToken {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: claims.scope,
+    })
+}
+
+/// RFC 6749 §3.3: the requested scopes if all are allowed, the client's scopes if none
+/// were requested, `invalid_scope` otherwise.
+fn grant_scope(client: &ClientRow, requested: Option<&Scope>) -> Result<Scope, OAuthError> {
+    let allowed = Scope::parse(&client.scopes).unwrap_or_default();
+    match requested {
+        None => Ok(allowed),
+        Some(requested) if requested.is_subset_of(&allowed) => Ok(requested.clone()),
+        Some(requested) => Err(OAuthError::invalid_scope(format!(
+            "the client may not request: {}",
+            requested.not_in(&allowed).collect::<Vec<_>>().join(" ")
+        ))),
+    }
+}
+
+/// RFC 8707: every requested audience must be allowed to the client. With none requested,
+/// the client's first allowed audience, or the server default for a client without any.
+fn grant_audience(
+    client: &ClientRow,
+    policy: &TokenPolicy,
+    requested: &[String],
+) -> Result<Audience, OAuthError> {
+    let mut allowed = split_list(&client.audiences);
+    if allowed.is_empty() {
+        allowed.push(policy.default_audience.clone());
+    }
+    if requested.is_empty() {
+        return Ok(Audience::One(allowed.swap_remove(0)));
+    }
+    if let Some(denied) = requested.iter().find(|r| !allowed.contains(r)) {
+        return Err(OAuthError::invalid_target(format!(
+            "the client may not request a token for {denied:?}"
+        )));
+    }
+    Ok(Audience::from_list(requested.to_vec()))
+}
+
+/// Why one of our own tokens was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token was not signed by a key of this server")]
+    UnknownKey,
+    #[error("the token is not an access token (typ must be at+jwt)")]
+    WrongType,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+    #[error("the token is not meant for this audience")]
+    WrongAudience,
+}
+
+/// Verifies a token this server issued: signature with a published key, `typ`, `iss`,
+/// `exp`/`nbf` (required), and `aud` when given.
+pub fn verify_access_token(
+    keys: &KeyRing,
+    policy: &TokenPolicy,
+    token: &str,
+    audience: Option<&str>,
+    now: i64,
+) -> Result<AccessTokenClaims, TokenRejection> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
+    {
+        return Err(TokenRejection::WrongType);
+    }
+    let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
+    let key = keys.verifying_key(kid).ok_or(TokenRejection::UnknownKey)?;
+    if header.alg != key.algorithm.jwt_algorithm() {
+        return Err(TokenRejection::Invalid("algorithm does not match the key".into()));
+    }
+    let mut validation = jsonwebtoken::Validation::new(key.algorithm.jwt_algorithm());
+    validation.set_issuer(&[&policy.issuer]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "sub", "aud"]);
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    let data = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
+        .map_err(|e| TokenRejection::Invalid(e.to_string()))?;
+    let claims = data.claims;
+    // jsonwebtoken checks against the system clock; also check our `now` (tests and
+    // callers that pass time explicitly).
+    if claims.exp <= now || claims.nbf > now {
+        return Err(TokenRejection::Invalid("the token is expired or not yet valid".into()));
+    }
+    if let Some(audience) = audience
+        && !claims.aud.contains(audience)
+    {
+        return Err(TokenRejection::WrongAudience);
+    }
+    Ok(claims)
+}

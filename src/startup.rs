@@ -1,0 +1,272 @@
+//! Building the application: database, migrations, master key, signing keys, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::config::{MasterKeySource, Settings};
+use crate::crypto::sealed::MasterKey;
+use crate::crypto::signer::KeyStore;
+use crate::db::{self, Db};
+use crate::service::{self, TokenPolicy};
+
+/// Everything a request handler needs, in one `web::Data`.
+pub struct AppState {
+    pub db: Db,
+    pub keys: KeyStore,
+    pub policy: TokenPolicy,
+    pub master_key: Arc<MasterKey>,
+    pub settings: Settings,
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+}
+
+/// Opens the database, applies migrations and loads the master key: what both the server
+/// and the CLI need.
+pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database_url, &settings.pool).with_context(|| {
+        format!(
+            "cannot open the database {}",
+            settings.database_url.describe()
+        )
+    })?;
+    let mut conn = db.get().with_context(|| {
+        format!(
+            "cannot connect to the database {}",
+            settings.database_url.describe()
+        )
+    })?;
+    let applied = db::run_migrations(&mut conn).context("cannot migrate the database")?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(db)
+}
+
+/// Reads (or, for the embedded default, creates) the master key.
+pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
+    match source {
+        MasterKeySource::Inline(text) => MasterKey::parse(text.expose_secret())
+            .context("TOLLGATE_MASTER_KEY is not a valid master key"),
+        MasterKeySource::Ephemeral => Ok(MasterKey::parse(&MasterKey::generate_encoded())?),
+        MasterKeySource::File { path, create } => {
+            if !path.exists() && *create {
+                write_new_key_file(path)
+                    .with_context(|| format!("cannot create master key file {}", path.display()))?;
+                tracing::info!(path = %path.display(), "created a new master key file (mode 0600); back it up: signing keys cannot be decrypted without it");
+            }
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "cannot read master key file {} (set TOLLGATE_MASTER_KEY or signing.master_key_file)",
+                    path.display()
+                )
+            })?;
+            MasterKey::parse(&text)
+                .with_context(|| format!("{} does not hold a valid master key", path.display()))
+        }
+    }
+}
+
+fn write_new_key_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(MasterKey::generate_encoded().as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Prepares storage and keys and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::crypto::jwt_provider::install();
+        let prepared = {
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || prepare(settings))
+                .await
+                .context("start-up task failed")??
+        };
+        let (db, keys, master_key) = prepared;
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db,
+            keys,
+            policy: settings.token_policy(),
+            master_key: Arc::new(master_key),
+            settings: settings.clone(),
+        });
+        let app_state = state.clone();
+        let access_log = settings.access_log;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(actix_web::middleware::Condition::new(
+                    access_log,
+                    actix_web::middleware::Logger::new("%r %s %Dms"),
+                ))
+                .configure(crate::http::routes)
+        })
+        .listen(listener)?;
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.disable_signals().run();
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (through its handle or a signal), refreshing the
+    /// signing keys in the background.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let refresher = tokio::spawn(refresh_keys(
+            self.state.clone(),
+            self.state.settings.key_refresh,
+        ));
+        let result = self.server.await;
+        refresher.abort();
+        result
+    }
+
+    /// Like `run_until_stopped`, and stops gracefully on SIGINT/SIGTERM.
+    pub async fn run_with_signals(self) -> std::io::Result<()> {
+        let handle = self.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            handle.stop(true).await;
+        });
+        self.run_until_stopped().await
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+type Prepared = (Db, KeyStore, MasterKey);
+
+fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
+    let db = open_database(&settings)?;
+    let master_key = load_master_key(&settings.master_key)?;
+    let policy = settings.token_policy();
+    let now = chrono::Utc::now().timestamp();
+    let mut conn = db.get()?;
+    if let Some(created) = service::keys::ensure_signing_key(
+        &mut conn,
+        &master_key,
+        settings.signing_algorithm,
+        policy.retired_key_grace(),
+        now,
+    )
+    .context("cannot create the first signing key")?
+    {
+        tracing::info!(kid = %created.kid, algorithm = %created.algorithm, "generated a signing key");
+    }
+    let ring = service::keys::load_ring(&mut conn, &master_key, now)
+        .context("cannot load the signing keys")?;
+    if db::clients::count(&mut conn)? == 0 {
+        // Once per start, only while there is nothing to issue tokens to.
+        println!(
+            "Tollgate has no clients yet. Create one (its secret is shown once):\n  \
+             tollgate client create --name my-service --scope \"read write\"\n\
+             An operator client for the admin API: tollgate client create --name ops --scope admin"
+        );
+    }
+    tracing::info!(
+        database = %settings.database_url.describe(),
+        issuer = %settings.issuer,
+        kid = %ring.active().kid(),
+        "ready"
+    );
+    Ok((db, KeyStore::new(ring), master_key))
+}
+
+/// Picks up signing keys rotated elsewhere (CLI, another instance) and drops retired keys
+/// whose publication ended. One cheap query per interval.
+async fn refresh_keys(state: web::Data<AppState>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = reload_keys_if_changed(&state).await {
+            tracing::warn!(error = %err, "signing key refresh failed; keeping the current keys");
+        }
+    }
+}
+
+/// Reloads the key ring when the key table changed. Returns whether it did.
+pub async fn reload_keys_if_changed(
+    state: &web::Data<AppState>,
+) -> Result<bool, service::keys::KeyServiceError> {
+    let keys = state.keys.clone();
+    let master = state.master_key.clone();
+    let now = state.now();
+    state
+        .db
+        .run(move |conn| {
+            let current = keys.current();
+            if !service::keys::needs_reload(conn, &current, now)? {
+                return Ok(false);
+            }
+            let ring = service::keys::load_ring(conn, &master, now)?;
+            tracing::info!(kid = %ring.active().kid(), "signing keys reloaded");
+            keys.replace(ring);
+            Ok(true)
+        })
+        .await
+}
