@@ -28,7 +28,7 @@ use crate::service::TokenPolicy;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileSettings {
     pub server: ServerSection,
@@ -36,18 +36,6 @@ pub struct FileSettings {
     pub tokens: TokensSection,
     pub signing: SigningSection,
     pub log: LogSection,
-}
-
-impl Default for FileSettings {
-    fn default() -> Self {
-        Self {
-            server: ServerSection::default(),
-            database: DatabaseSection::default(),
-            tokens: TokensSection::default(),
-            signing: SigningSection::default(),
-            log: LogSection::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +161,9 @@ pub enum MasterKeySource {
     File { path: PathBuf, create: bool },
     /// `sqlite::memory:`: nothing outlives the process, so neither does the key.
     Ephemeral,
+    /// PostgreSQL without a configured key: fine for commands that never touch signing
+    /// keys, an error (with this message) for those that do.
+    Missing(&'static str),
 }
 
 /// Validated settings.
@@ -180,6 +171,8 @@ pub enum MasterKeySource {
 pub struct Settings {
     pub bind: SocketAddr,
     pub issuer: String,
+    /// The issuer was not configured and follows the listening address.
+    pub issuer_from_bind: bool,
     pub workers: usize,
     pub max_body_bytes: usize,
     pub access_log: bool,
@@ -189,6 +182,8 @@ pub struct Settings {
     pub max_ttl: i64,
     pub default_audience: String,
     pub admin_audience: String,
+    /// Which audiences were not configured and follow the issuer.
+    pub audiences_from_issuer: (bool, bool),
     pub signing_algorithm: SigningAlgorithm,
     pub master_key: MasterKeySource,
     pub key_refresh: Duration,
@@ -238,13 +233,17 @@ impl Settings {
         })?;
 
         let issuer_text = overrides.issuer.as_deref().unwrap_or(&file.server.issuer);
-        let issuer = if issuer_text.trim().is_empty() {
+        let issuer_from_bind = issuer_text.trim().is_empty();
+        let issuer = if issuer_from_bind {
             format!("http://{bind}")
         } else {
             validate_issuer(issuer_text.trim())?
         };
 
-        let url_text = overrides.database_url.as_deref().unwrap_or(&file.database.url);
+        let url_text = overrides
+            .database_url
+            .as_deref()
+            .unwrap_or(&file.database.url);
         let database_url = DbUrl::parse(url_text).map_err(|m| invalid("database.url", m))?;
 
         if file.tokens.default_ttl_seconds < 1 {
@@ -260,7 +259,10 @@ impl Settings {
         }
         let default_audience = non_empty_or(&file.tokens.default_audience, &issuer);
         if default_audience.chars().any(char::is_whitespace) {
-            return Err(invalid("tokens.default_audience", "must not contain spaces"));
+            return Err(invalid(
+                "tokens.default_audience",
+                "must not contain spaces",
+            ));
         }
         let admin_audience = non_empty_or(&file.tokens.admin_audience, &issuer);
 
@@ -293,13 +295,10 @@ impl Settings {
                     .unwrap_or_else(|| PathBuf::from("master.key")),
                 create: true,
             },
-            (None, _) => {
-                return Err(invalid(
-                    "signing.master_key_file",
-                    "PostgreSQL needs a master key: set TOLLGATE_MASTER_KEY (32 bytes, hex or base64; \
-                     `openssl rand -hex 32`) or signing.master_key_file",
-                ));
-            }
+            (None, _) => MasterKeySource::Missing(
+                "PostgreSQL needs a master key: set TOLLGATE_MASTER_KEY (32 bytes, hex or base64; \
+                 `openssl rand -hex 32`) or signing.master_key_file",
+            ),
         };
 
         if file.signing.key_refresh_seconds == 0 || file.signing.key_refresh_seconds > 3600 {
@@ -324,9 +323,15 @@ impl Settings {
             ));
         }
 
+        let audiences_from_issuer = (
+            file.tokens.default_audience.trim().is_empty(),
+            file.tokens.admin_audience.trim().is_empty(),
+        );
         Ok(Self {
             bind,
             issuer,
+            issuer_from_bind,
+            audiences_from_issuer,
             workers: file.server.workers,
             max_body_bytes: file.server.max_body_bytes,
             access_log: file.server.access_log,
@@ -347,6 +352,21 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| file.log.level.clone()),
         })
+    }
+
+    /// Once the listener is bound (port 0 picks a port), a derived issuer names the real
+    /// address, and so do the audiences derived from it.
+    pub fn with_bound_address(mut self, bound: SocketAddr) -> Self {
+        if self.issuer_from_bind {
+            self.issuer = format!("http://{bound}");
+            if self.audiences_from_issuer.0 {
+                self.default_audience = self.issuer.clone();
+            }
+            if self.audiences_from_issuer.1 {
+                self.admin_audience = self.issuer.clone();
+            }
+        }
+        self
     }
 
     pub fn token_policy(&self) -> TokenPolicy {
@@ -373,7 +393,9 @@ fn non_empty_or(value: &str, fallback: &str) -> String {
 fn validate_issuer(text: &str) -> Result<String, ConfigError> {
     let url = url::Url::parse(text)
         .map_err(|e| invalid("server.issuer", format!("{text:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some()
+    if !matches!(url.scheme(), "https" | "http")
+        || url.query().is_some()
+        || url.fragment().is_some()
     {
         return Err(invalid(
             "server.issuer",
@@ -451,11 +473,8 @@ mod tests {
             Overrides::default(),
         );
         assert!(matches!(
-            result,
-            Err(ConfigError::Invalid {
-                key: "signing.master_key_file",
-                ..
-            })
+            result.map(|s| s.master_key),
+            Ok(MasterKeySource::Missing(_))
         ));
     }
 

@@ -58,6 +58,7 @@ pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
         MasterKeySource::Inline(text) => MasterKey::parse(text.expose_secret())
             .context("TOLLGATE_MASTER_KEY is not a valid master key"),
         MasterKeySource::Ephemeral => Ok(MasterKey::parse(&MasterKey::generate_encoded())?),
+        MasterKeySource::Missing(why) => Err(anyhow::anyhow!(*why)),
         MasterKeySource::File { path, create } => {
             if !path.exists() && *create {
                 write_new_key_file(path)
@@ -113,7 +114,10 @@ impl Application {
         let (db, keys, master_key) = prepared;
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
-        let port = listener.local_addr()?.port();
+        let bound = listener.local_addr()?;
+        let port = bound.port();
+        let settings = settings.with_bound_address(bound);
+        tracing::info!(issuer = %settings.issuer, "listening on http://{bound}");
         let state = web::Data::new(AppState {
             db,
             keys,
@@ -146,6 +150,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The issuer in effect (derived from the bound address unless configured).
+    pub fn issuer(&self) -> &str {
+        &self.state.policy.issuer
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -229,7 +238,6 @@ fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     }
     tracing::info!(
         database = %settings.database_url.describe(),
-        issuer = %settings.issuer,
         kid = %ring.active().kid(),
         "ready"
     );

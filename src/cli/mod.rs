@@ -20,13 +20,23 @@ use crate::service::clients::{ClientSpec, ClientView};
 use crate::startup::{Application, load_master_key, open_database};
 
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about = "OAuth 2.0 client-credentials authorization server")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "OAuth 2.0 client-credentials authorization server"
+)]
 pub struct Cli {
     /// Configuration file (default: config/default.toml when present).
     #[arg(long, global = true, env = "TOLLGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database URL: sqlite://PATH, sqlite::memory: or postgres://…
-    #[arg(long, global = true, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -194,9 +204,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let system = actix_web::rt::System::with_tokio_rt(|| runtime);
     system.block_on(async move {
-        let bind = settings.bind;
         let app = Application::build(settings).await?;
-        tracing::info!("listening on http://{}:{}", bind.ip(), app.port());
         app.run_with_signals().await.context("server failed")
     })
 }
@@ -348,9 +356,8 @@ fn signing_key_command(
     let conn = &mut *conn;
     let grace = settings.token_policy().retired_key_grace();
     let parse_algorithm = |text: &str| {
-        SigningAlgorithm::parse(text).ok_or_else(|| {
-            anyhow::anyhow!("unknown algorithm {text:?}: use ES256, EdDSA or RS256")
-        })
+        SigningAlgorithm::parse(text)
+            .ok_or_else(|| anyhow::anyhow!("unknown algorithm {text:?}: use ES256, EdDSA or RS256"))
     };
     let (view, json) = match command {
         SigningKeyCommand::List { json } => {
@@ -358,7 +365,10 @@ fn signing_key_command(
             if json {
                 print_json(&keys)?;
             } else {
-                println!("{:<44} {:<6} {:<8} {:<26} PUBLISHED UNTIL", "KID", "ALG", "STATE", "CREATED");
+                println!(
+                    "{:<44} {:<6} {:<8} {:<26} PUBLISHED UNTIL",
+                    "KID", "ALG", "STATE", "CREATED"
+                );
                 for k in &keys {
                     println!(
                         "{:<44} {:<6} {:<8} {:<26} {}",
@@ -382,7 +392,10 @@ fn signing_key_command(
                 None => settings.signing_algorithm,
             };
             let master = load_master_key(&settings.master_key)?;
-            (service::keys::rotate(conn, &master, algorithm, grace, now())?, json)
+            (
+                service::keys::rotate(conn, &master, algorithm, grace, now())?,
+                json,
+            )
         }
         SigningKeyCommand::Import {
             pem,

@@ -10,7 +10,9 @@ use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind, Result};
 use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
 use jsonwebtoken::signature;
-use jsonwebtoken::{Algorithm, AlgorithmFamily as Family, DecodingKey, DecodingKeyKind, EncodingKey};
+use jsonwebtoken::{
+    Algorithm, AlgorithmFamily as Family, DecodingKey, DecodingKeyKind, EncodingKey,
+};
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, KeyPair};
 
@@ -233,7 +235,9 @@ fn rsa_components_from_public_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
             }
             let (len_bytes, rest) = rest.split_at(n);
             (
-                len_bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+                len_bytes
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
                 rest,
             )
         };

@@ -94,12 +94,17 @@ mod tests {
 
     #[test]
     fn sealed_data_opens_only_with_the_same_key_and_aad() {
-        let key = MasterKey::parse(&MasterKey::generate_encoded()).unwrap_or_else(|e| panic!("{e}"));
+        let key =
+            MasterKey::parse(&MasterKey::generate_encoded()).unwrap_or_else(|e| panic!("{e}"));
         let sealed = key.seal(b"private key bytes", b"kid-1");
         assert!(!sealed.windows(7).any(|w| w == b"private"));
-        assert_eq!(key.open(&sealed, b"kid-1").ok().as_deref(), Some(&b"private key bytes"[..]));
+        assert_eq!(
+            key.open(&sealed, b"kid-1").ok().as_deref(),
+            Some(&b"private key bytes"[..])
+        );
         assert!(key.open(&sealed, b"kid-2").is_err());
-        let other = MasterKey::parse(&MasterKey::generate_encoded()).unwrap_or_else(|e| panic!("{e}"));
+        let other =
+            MasterKey::parse(&MasterKey::generate_encoded()).unwrap_or_else(|e| panic!("{e}"));
         assert!(other.open(&sealed, b"kid-1").is_err());
         assert!(key.open(&sealed[..10], b"kid-1").is_err());
     }

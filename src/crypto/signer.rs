@@ -60,7 +60,9 @@ pub enum KeyError {
     CannotGenerateRsa,
     #[error("the private key was rejected: {0}")]
     Rejected(String),
-    #[error("the PEM file holds no private key (expected BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)")]
+    #[error(
+        "the PEM file holds no private key (expected BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)"
+    )]
     NotPem,
     #[error("signing failed")]
     Signing,
@@ -119,12 +121,9 @@ impl SigningKey {
         let reject = |e: ring::error::KeyRejected| KeyError::Rejected(e.to_string());
         let (pair, thumbprint_input, mut jwk) = match algorithm {
             SigningAlgorithm::ES256 => {
-                let pair = sig::EcdsaKeyPair::from_pkcs8(
-                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    der,
-                    &rng,
-                )
-                .map_err(reject)?;
+                let pair =
+                    sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+                        .map_err(reject)?;
                 let point = pair.public_key().as_ref();
                 let (x, y) = point
                     .get(1..33)
@@ -271,7 +270,8 @@ impl KeyRing {
         for public_jwk in published {
             keys.push(public_jwk.clone());
             let parsed: Option<(SigningAlgorithm, DecodingKey)> = (|| {
-                let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(public_jwk.clone()).ok()?;
+                let jwk: jsonwebtoken::jwk::Jwk =
+                    serde_json::from_value(public_jwk.clone()).ok()?;
                 let alg = SigningAlgorithm::parse(public_jwk.get("alg")?.as_str()?)?;
                 Some((alg, DecodingKey::from_jwk(&jwk).ok()?))
             })();
@@ -340,19 +340,17 @@ mod tests {
     fn round_trip(algorithm: SigningAlgorithm) {
         crate::crypto::jwt_provider::install();
         let (key, der) = SigningKey::generate(algorithm).unwrap_or_else(|e| panic!("{e}"));
-        let again =
-            SigningKey::from_private_der(algorithm, &der).unwrap_or_else(|e| panic!("{e}"));
+        let again = SigningKey::from_private_der(algorithm, &der).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(key.kid(), again.kid(), "kid is derived from the key");
-        let ring = KeyRing::new(
-            Arc::new(key),
-            &[again.public_jwk().clone()],
-            vec![],
-        );
+        let ring = KeyRing::new(Arc::new(key), &[again.public_jwk().clone()], vec![]);
         let claims = Claims {
             sub: "me".into(),
             exp: jsonwebtoken::get_current_timestamp() + 60,
         };
-        let token = ring.active().sign_jwt(&claims).unwrap_or_else(|e| panic!("{e}"));
+        let token = ring
+            .active()
+            .sign_jwt(&claims)
+            .unwrap_or_else(|e| panic!("{e}"));
         let header = jsonwebtoken::decode_header(&token).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid.as_deref(), Some(ring.active().kid()));
@@ -361,8 +359,8 @@ mod tests {
             .unwrap_or_else(|| panic!("published key must verify"));
         let mut validation = Validation::new(verifying.algorithm.jwt_algorithm());
         validation.validate_aud = false;
-        let decoded = decode::<Claims>(&token, &verifying.key, &validation)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let decoded =
+            decode::<Claims>(&token, &verifying.key, &validation).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(decoded.claims.sub, "me");
 
         let mut tampered = token.clone();
@@ -392,7 +390,10 @@ mod tests {
 
     #[test]
     fn only_allow_listed_algorithms_parse() {
-        assert_eq!(SigningAlgorithm::parse("ES256"), Some(SigningAlgorithm::ES256));
+        assert_eq!(
+            SigningAlgorithm::parse("ES256"),
+            Some(SigningAlgorithm::ES256)
+        );
         assert_eq!(SigningAlgorithm::parse("none"), None);
         assert_eq!(SigningAlgorithm::parse("HS256"), None);
     }

@@ -42,6 +42,8 @@ pub enum DbError {
     Pool(#[from] r2d2::Error),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("{0}")]
+    Connect(String),
     #[error("database migration failed: {0}")]
     Migration(String),
     #[error("the database task was canceled")]
@@ -52,14 +54,16 @@ impl DbError {
     /// Pool exhaustion and lost connections are transient (503); anything else is a bug or
     /// a broken database (500).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::Pool(_) | DbError::Canceled)
-            || matches!(
-                self,
-                DbError::Query(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ClosedConnection,
-                    _
-                ))
-            )
+        matches!(
+            self,
+            DbError::Pool(_) | DbError::Connect(_) | DbError::Canceled
+        ) || matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _
+            ))
+        )
     }
 }
 
@@ -189,7 +193,7 @@ impl Db {
     pub fn connect(url: &DbUrl, options: &PoolOptions) -> Result<Self, DbError> {
         if let DbUrl::SqliteFile(path) = url {
             create_parent_dir(path).map_err(|e| {
-                DbError::Migration(format!(
+                DbError::Connect(format!(
                     "cannot create the directory for {}: {e}",
                     path.display()
                 ))
@@ -203,7 +207,9 @@ impl Db {
         };
         let mut builder = r2d2::Pool::builder()
             .max_size(max_size)
-            .min_idle(Some(1))
+            // Connections open on demand. A background "keep one idle" connect would also
+            // race process exit in short-lived CLI runs (libpq and OpenSSL tear-down).
+            .min_idle(Some(0))
             .connection_timeout(options.connection_timeout)
             // The token path does exactly one query; a `SELECT 1` on every checkout would
             // double it. A dead connection fails one request and is then dropped by
@@ -212,9 +218,22 @@ impl Db {
         if matches!(url, DbUrl::SqliteMemory) {
             builder = builder.idle_timeout(None).max_lifetime(None);
         }
+        let manager = DbManager { url: url.clone() };
+        // One direct attempt first: r2d2 would retry until its timeout and report only
+        // "timed out"; this surfaces the driver's own message at once.
+        let first = r2d2::ManageConnection::connect(&manager).map_err(|e| {
+            // libpq's messages span lines; keep the error on one.
+            let message = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            DbError::Connect(format!("cannot connect to {}: {message}", url.describe()))
+        })?;
+        drop(first);
         let pool = builder
-            .build(DbManager { url: url.clone() })
-            .map_err(DbError::Pool)?;
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(manager);
         Ok(Self {
             pool,
             is_sqlite: url.is_sqlite(),
@@ -262,7 +281,9 @@ fn create_parent_dir(path: &Path) -> std::io::Result<()> {
 /// Applies every pending migration of the connection's backend; returns how many ran.
 pub fn run_migrations(conn: &mut DbConn) -> Result<usize, DbError> {
     let applied = match conn {
-        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConn::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| DbError::Migration(e.to_string()))

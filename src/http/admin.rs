@@ -11,13 +11,13 @@ use serde_json::json;
 
 use super::error::{ApiError, BearerError};
 use super::extract::header_str;
+use crate::db;
 use crate::oauth::Scope;
 use crate::service::clients::{ClientSpec, ClientUpdate, ClientView};
 use crate::service::keys::KeyServiceError;
 use crate::service::tokens::AccessTokenClaims;
 use crate::service::{self};
 use crate::startup::{AppState, reload_keys_if_changed};
-use crate::db;
 
 /// The scope an access token needs for the admin API.
 pub const ADMIN_SCOPE: &str = "admin";
@@ -36,9 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/clients/{id}/disable").route(web::post().to(post_disable_client)))
     .service(web::resource("/clients/{id}/enable").route(web::post().to(post_enable_client)))
-    .service(
-        web::resource("/clients/{id}/rotate-secret").route(web::post().to(post_rotate_secret)),
-    )
+    .service(web::resource("/clients/{id}/rotate-secret").route(web::post().to(post_rotate_secret)))
     .service(web::resource("/keys").route(web::get().to(list_keys)))
     .service(web::resource("/keys/rotate").route(web::post().to(post_rotate_key)));
 }
@@ -74,7 +72,10 @@ impl FromRequest for Admin {
                 now,
             )
             .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
-            if !Scope::parse(&claims.scope).unwrap_or_default().contains(ADMIN_SCOPE) {
+            if !Scope::parse(&claims.scope)
+                .unwrap_or_default()
+                .contains(ADMIN_SCOPE)
+            {
                 return Err(BearerError::InsufficientScope(ADMIN_SCOPE));
             }
             let client_id = claims.client_id.clone();
@@ -97,7 +98,9 @@ impl FromRequest for Admin {
 fn bearer_token(req: &HttpRequest) -> Result<String, BearerError> {
     let value = header_str(req, header::AUTHORIZATION).ok_or(BearerError::Missing)?;
     match value.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim().to_owned())
         }
         _ => Err(BearerError::Missing),
@@ -167,7 +170,10 @@ pub struct RotateSecretBody {
     grace_seconds: i64,
 }
 
-fn with_secret(view: &ClientView, secret: &crate::crypto::secrets::ClientSecret) -> serde_json::Value {
+fn with_secret(
+    view: &ClientView,
+    secret: &crate::crypto::secrets::ClientSecret,
+) -> serde_json::Value {
     let mut body = serde_json::to_value(view).unwrap_or_else(|_| json!({}));
     if let Some(members) = body.as_object_mut() {
         members.insert("client_secret".into(), json!(secret.expose()));
@@ -190,7 +196,12 @@ async fn post_client(
     let body = body.into_inner();
     let spec = ClientSpec {
         name: body.name,
-        scopes: body.scopes.as_ref().map(ScopeInput::parse).transpose()?.unwrap_or_default(),
+        scopes: body
+            .scopes
+            .as_ref()
+            .map(ScopeInput::parse)
+            .transpose()?
+            .unwrap_or_default(),
         audiences: body.audiences,
         token_ttl: body.token_ttl,
         grant_types: body.grant_types,
@@ -200,12 +211,18 @@ async fn post_client(
         .db
         .run(move |conn| service::clients::create(conn, &spec, now))
         .await?;
-    Ok(secret_response(StatusCode::CREATED, with_secret(&view, &secret)))
+    Ok(secret_response(
+        StatusCode::CREATED,
+        with_secret(&view, &secret),
+    ))
 }
 
 async fn list_clients(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = state.now();
-    let clients = state.db.run(move |conn| service::clients::list(conn, now)).await?;
+    let clients = state
+        .db
+        .run(move |conn| service::clients::list(conn, now))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "clients": clients })))
 }
 

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::error::ApiError;
 use crate::crypto::signer::SigningAlgorithm;
+use crate::db;
 use crate::oauth::{ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, Scope};
 use crate::startup::AppState;
-use crate::db;
 
 /// How long resource servers may cache the JWKS. They must also refetch when they meet an
 /// unknown `kid` (a rotation since their last fetch).
@@ -17,7 +17,10 @@ const JWKS_MAX_AGE: &str = "public, max-age=300";
 /// `GET /.well-known/jwks.json`: every published public key, pre-rendered.
 pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static(JWKS_MAX_AGE)))
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(JWKS_MAX_AGE),
+        ))
         .content_type("application/json")
         .body(state.keys.current().jwks_json().to_string())
 }
@@ -54,6 +57,9 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         "access_token_signing_alg_values_supported": algorithms,
     });
     Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")))
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=60"),
+        ))
         .json(body))
 }

@@ -28,6 +28,8 @@ pub async fn read_body_limited(
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(too_large()),
-        Err(_) => Err(OAuthError::invalid_request("the request body could not be read")),
+        Err(_) => Err(OAuthError::invalid_request(
+            "the request body could not be read",
+        )),
     }
 }

@@ -14,7 +14,7 @@ pub async fn get_live() -> HttpResponse {
 
 /// The database answers: the instance can issue tokens.
 pub async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.run(|conn| db::ping(conn)).await as Result<(), DbError> {
+    match state.db.run(db::ping).await as Result<(), DbError> {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");

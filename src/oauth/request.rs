@@ -97,10 +97,7 @@ impl FormParams {
     }
 
     pub fn one(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .and_then(|v| v.first())
-            .map(String::as_str)
+        self.0.get(name).and_then(|v| v.first()).map(String::as_str)
     }
 
     pub fn all(&self, name: &str) -> &[String] {
@@ -171,7 +168,9 @@ pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthErro
     if let Some(audience) = audience
         && audience.chars().any(char::is_whitespace)
     {
-        return Err(OAuthError::invalid_target("audience must not contain spaces"));
+        return Err(OAuthError::invalid_target(
+            "audience must not contain spaces",
+        ));
     }
     let mut audiences: Vec<String> = Vec::new();
     for value in resources.iter().map(String::as_str).chain(audience) {
@@ -233,9 +232,7 @@ pub fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(unsupported());
     }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| malformed())?;
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
     let (id, secret) = (form_decode(id), form_decode(secret));
@@ -278,8 +275,8 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         let header = basic("my%20client", "s%3Acr+t");
-        let request = parse(Some(&header), "grant_type=client_credentials")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let request =
+            parse(Some(&header), "grant_type=client_credentials").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(request.credentials.client_id, "my client");
         assert_eq!(request.credentials.secret.expose(), "s:cr t");
         assert_eq!(
@@ -295,7 +292,10 @@ mod tests {
             "grant_type=client_credentials&client_id=a&client_secret=b&scope=read+write",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(request.credentials.method, ClientAuthMethod::ClientSecretPost);
+        assert_eq!(
+            request.credentials.method,
+            ClientAuthMethod::ClientSecretPost
+        );
         let Grant::ClientCredentials { scope, .. } = request.grant;
         assert_eq!(scope.map(|s| s.to_string()).as_deref(), Some("read write"));
     }
@@ -304,7 +304,10 @@ mod tests {
     fn both_methods_at_once_is_invalid_request() {
         let header = basic("a", "b");
         assert_eq!(
-            code(parse(Some(&header), "grant_type=client_credentials&client_secret=b")),
+            code(parse(
+                Some(&header),
+                "grant_type=client_credentials&client_secret=b"
+            )),
             ErrorCode::InvalidRequest
         );
     }
@@ -362,7 +365,10 @@ mod tests {
     fn grant_type_is_checked() {
         assert_eq!(code(parse(None, "scope=a")), ErrorCode::InvalidRequest);
         assert_eq!(
-            code(parse(None, "grant_type=password&client_id=a&client_secret=b")),
+            code(parse(
+                None,
+                "grant_type=password&client_id=a&client_secret=b"
+            )),
             ErrorCode::UnsupportedGrantType
         );
     }

@@ -108,7 +108,11 @@ mod tests {
     #[test]
     fn subset_checks() {
         let allowed = Scope::parse("a b c").unwrap_or_default();
-        assert!(Scope::parse("a c").unwrap_or_default().is_subset_of(&allowed));
+        assert!(
+            Scope::parse("a c")
+                .unwrap_or_default()
+                .is_subset_of(&allowed)
+        );
         let asked = Scope::parse("a d").unwrap_or_default();
         assert!(!asked.is_subset_of(&allowed));
         assert_eq!(asked.not_in(&allowed).collect::<Vec<_>>(), ["d"]);

@@ -118,7 +118,9 @@ fn validate_audiences(audiences: &[String]) -> Result<String, ClientError> {
     for audience in audiences {
         if audience.is_empty()
             || audience.len() > MAX_AUDIENCE_LEN
-            || audience.chars().any(|c| c.is_whitespace() || c.is_control())
+            || audience
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(ClientError::Invalid(format!(
                 "audience {audience:?} must be 1 to {MAX_AUDIENCE_LEN} characters without spaces (an absolute URI is best)"

@@ -72,11 +72,12 @@ impl KeyView {
 }
 
 fn open_row(row: &SigningKeyRow, master: &MasterKey) -> Result<SigningKey, KeyServiceError> {
-    let algorithm =
-        SigningAlgorithm::parse(&row.algorithm).ok_or_else(|| KeyServiceError::UnknownAlgorithm {
+    let algorithm = SigningAlgorithm::parse(&row.algorithm).ok_or_else(|| {
+        KeyServiceError::UnknownAlgorithm {
             kid: row.kid.clone(),
             algorithm: row.algorithm.clone(),
-        })?;
+        }
+    })?;
     let der = master.open(&row.sealed_private_key, row.kid.as_bytes())?;
     Ok(SigningKey::from_private_der(algorithm, &der)?)
 }
@@ -196,7 +197,9 @@ pub fn load_ring(
     for row in &rows {
         match serde_json::from_str::<serde_json::Value>(&row.public_jwk) {
             Ok(jwk) => published.push(jwk),
-            Err(e) => tracing::error!(kid = %row.kid, error = %e, "unreadable public JWK, not published"),
+            Err(e) => {
+                tracing::error!(kid = %row.kid, error = %e, "unreadable public JWK, not published")
+            }
         }
     }
     Ok(KeyRing::new(active, &published, fingerprint))

@@ -207,17 +207,17 @@ pub fn verify_access_token(
     now: i64,
 ) -> Result<AccessTokenClaims, TokenRejection> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
-    if !header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"))
-    {
+    if !header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    }) {
         return Err(TokenRejection::WrongType);
     }
     let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
     let key = keys.verifying_key(kid).ok_or(TokenRejection::UnknownKey)?;
     if header.alg != key.algorithm.jwt_algorithm() {
-        return Err(TokenRejection::Invalid("algorithm does not match the key".into()));
+        return Err(TokenRejection::Invalid(
+            "algorithm does not match the key".into(),
+        ));
     }
     let mut validation = jsonwebtoken::Validation::new(key.algorithm.jwt_algorithm());
     validation.set_issuer(&[&policy.issuer]);
@@ -231,7 +231,9 @@ pub fn verify_access_token(
     // jsonwebtoken checks against the system clock; also check our `now` (tests and
     // callers that pass time explicitly).
     if claims.exp <= now || claims.nbf > now {
-        return Err(TokenRejection::Invalid("the token is expired or not yet valid".into()));
+        return Err(TokenRejection::Invalid(
+            "the token is expired or not yet valid".into(),
+        ));
     }
     if let Some(audience) = audience
         && !claims.aud.contains(audience)

@@ -1,1 +1,11 @@
+//! One integration test binary (link time on 2 cores): the real app on a random port,
+//! driven over HTTP with real clients, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod helpers;
+
+mod admin;
+mod cli;
+mod discovery;
+mod migrations;
+mod token;

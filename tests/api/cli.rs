@@ -1,0 +1,248 @@
+//! The CLI as a subprocess on the same database as a running server, and restarts.
+
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestDb, cli, eventually, spawn_app, spawn_app_on, stderr, stdout};
+
+async fn cli_manages_clients_and_the_server_sees_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.create_client(
+        "worker",
+        "read write",
+        &["--audience", "https://api.example.com", "--ttl", "60"],
+    );
+
+    let output = app.cli(&["client", "list", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(list[0]["client_id"], client.id.as_str());
+    assert!(
+        !stdout(&output).contains(&client.secret),
+        "list never shows a secret"
+    );
+
+    let output = app.cli(&["client", "show", &client.id, "--json"]);
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        shown["audiences"],
+        serde_json::json!(["https://api.example.com"])
+    );
+    assert_eq!(shown["token_ttl"], 60);
+
+    let human = app.cli(&["client", "list"]);
+    assert!(stdout(&human).contains("worker"));
+
+    app.token(&client, &[]).await;
+    assert!(app.cli(&["client", "disable", &client.id]).status.success());
+    let refused = app
+        .token_request(Some(&client), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(
+        refused.status(),
+        401,
+        "a disable through the CLI holds at once"
+    );
+    assert!(app.cli(&["client", "enable", &client.id]).status.success());
+    app.token(&client, &[]).await;
+
+    let output = app.cli(&[
+        "client",
+        "rotate-secret",
+        &client.id,
+        "--grace",
+        "60",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    app.token(&client, &[]).await;
+    let renewed = crate::helpers::Client {
+        id: client.id.clone(),
+        secret: new_secret,
+    };
+    app.token(&renewed, &[]).await;
+
+    assert!(app.cli(&["client", "delete", &client.id]).status.success());
+    let refused = app
+        .token_request(Some(&renewed), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(refused.status(), 401);
+
+    let missing = app.cli(&["client", "show", "no-such-client"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no client"),
+        "{}",
+        stderr(&missing)
+    );
+    let bad_scope = app.cli(&["client", "create", "--name", "x", "--scope", "bad\"scope"]);
+    assert!(!bad_scope.status.success());
+    assert_eq!(
+        stderr(&bad_scope).lines().count(),
+        1,
+        "one clear line: {}",
+        stderr(&bad_scope)
+    );
+}
+
+async fn cli_key_rotation_reaches_the_running_server(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.create_client("svc", "read", &[]);
+    let old_token = app.access_token(&client, &[]).await;
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
+
+    let output = app.cli(&["signing-key", "rotate", "--algorithm", "EdDSA", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["algorithm"], "EdDSA");
+
+    let switched = eventually(5, || async {
+        let token = app.access_token(&client, &[]).await;
+        jsonwebtoken::decode_header(&token).unwrap().kid.as_deref() == Some(new_kid.as_str())
+    })
+    .await;
+    assert!(
+        switched,
+        "the server signs with the rotated key within a few seconds"
+    );
+    let new_token = app.access_token(&client, &[]).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&new_token).unwrap().alg,
+        jsonwebtoken::Algorithm::EdDSA
+    );
+    app.verify(&new_token, &app.address)
+        .await
+        .expect("new token verifies");
+    app.verify(&old_token, &app.address)
+        .await
+        .expect("old token verifies");
+
+    let output = app.cli(&["signing-key", "list", "--json"]);
+    let keys: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let states: Vec<(&str, &str)> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert!(states.contains(&(new_kid.as_str(), "active")));
+    assert!(states.contains(&(old_kid.as_str(), "retired")));
+}
+
+async fn restart_keeps_clients_and_keys(backend: Backend) {
+    let db = TestDb::new(backend);
+    let config = "[server]\nissuer = \"https://tollgate.test\"\n";
+    let app = spawn_app_on(db.clone(), config).await;
+    let client = app.create_client("svc", "read", &[]);
+    let token = app.access_token(&client, &[]).await;
+    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+    app.stop().await;
+    drop(app);
+
+    let app = spawn_app_on(db, config).await;
+    let again = app.access_token(&client, &[]).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&again).unwrap().kid.unwrap(),
+        kid,
+        "same signing key"
+    );
+    app.verify(&token, "https://tollgate.test")
+        .await
+        .expect("token from before the restart verifies");
+}
+
+async fn migrate_command_and_clear_start_up_errors(backend: Backend) {
+    let db = TestDb::new(backend);
+    let output = cli(&db, &["migrate"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("migrations applied"));
+    // Idempotent.
+    assert!(cli(&db, &["migrate"]).status.success());
+
+    let bad_config = db.dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "[server]\nbind = \"not an address\"\n").unwrap();
+    let output = cli(
+        &db,
+        &["--config", bad_config.to_str().unwrap(), "client", "list"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("server.bind"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_database_fails_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("TOLLGATE_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let last = err.lines().last().unwrap_or_default().to_owned();
+    assert!(last.starts_with("error: cannot"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["client", "list"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "mysql://localhost/x")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("database.url"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn embedded_default_creates_database_and_private_master_key() {
+    let db = TestDb::new(Backend::Sqlite);
+    let app = spawn_app_on(db.clone(), "").await;
+    let key_file = db.dir.path().join("master.key");
+    assert!(db.sqlite_path().unwrap().exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // The signing key is stored sealed: its JWK is public, the private scalar never appears.
+    let client = app.create_client("svc", "read", &[]);
+    app.token(&client, &[]).await;
+    let bytes = std::fs::read(db.sqlite_path().unwrap()).unwrap();
+    let wal = std::fs::read(db.dir.path().join("tollgate.db-wal")).unwrap_or_default();
+    let master = std::fs::read_to_string(&key_file).unwrap();
+    for haystack in [&bytes, &wal] {
+        assert!(
+            !haystack
+                .windows(client.secret.len())
+                .any(|w| w == client.secret.as_bytes()),
+            "secret not stored"
+        );
+        assert!(
+            !haystack
+                .windows(master.trim().len())
+                .any(|w| w == master.trim().as_bytes())
+        );
+    }
+}
+
+both_backends!(
+    cli_manages_clients_and_the_server_sees_it,
+    cli_key_rotation_reaches_the_running_server,
+    restart_keeps_clients_and_keys,
+    migrate_command_and_clear_start_up_errors,
+);
