@@ -103,7 +103,8 @@ impl Default for TokensSection {
 pub struct SigningSection {
     pub algorithm: String,
     pub master_key_file: String,
-    pub key_refresh_seconds: u64,
+    pub key_refresh_ms: u64,
+    pub rotation_period_seconds: i64,
 }
 
 impl Default for SigningSection {
@@ -111,7 +112,8 @@ impl Default for SigningSection {
         Self {
             algorithm: "ES256".into(),
             master_key_file: String::new(),
-            key_refresh_seconds: 2,
+            key_refresh_ms: 500,
+            rotation_period_seconds: 0,
         }
     }
 }
@@ -187,6 +189,8 @@ pub struct Settings {
     pub signing_algorithm: SigningAlgorithm,
     pub master_key: MasterKeySource,
     pub key_refresh: Duration,
+    /// Automatic signing key rotation; `None` when off.
+    pub rotation_period: Option<i64>,
     pub log_level: String,
 }
 
@@ -301,12 +305,22 @@ impl Settings {
             ),
         };
 
-        if file.signing.key_refresh_seconds == 0 || file.signing.key_refresh_seconds > 3600 {
+        if !(50..=60_000).contains(&file.signing.key_refresh_ms) {
             return Err(invalid(
-                "signing.key_refresh_seconds",
-                "must be between 1 and 3600",
+                "signing.key_refresh_ms",
+                "must be between 50 and 60000",
             ));
         }
+        let rotation_period = match file.signing.rotation_period_seconds {
+            0 => None,
+            p if p >= 3600 && p >= file.tokens.max_ttl_seconds => Some(p),
+            _ => {
+                return Err(invalid(
+                    "signing.rotation_period_seconds",
+                    "must be 0 (off), or at least an hour and at least tokens.max_ttl_seconds",
+                ));
+            }
+        };
         if file.server.max_body_bytes < 512 || file.server.max_body_bytes > 1024 * 1024 {
             return Err(invalid(
                 "server.max_body_bytes",
@@ -346,7 +360,8 @@ impl Settings {
             admin_audience,
             signing_algorithm,
             master_key,
-            key_refresh: Duration::from_secs(file.signing.key_refresh_seconds),
+            key_refresh: Duration::from_millis(file.signing.key_refresh_ms),
+            rotation_period,
             log_level: overrides
                 .log_level
                 .clone()
@@ -367,6 +382,14 @@ impl Settings {
             }
         }
         self
+    }
+
+    /// JWKS `Cache-Control: max-age`. With scheduled rotation a key is published one period
+    /// before it signs, so caches younger than half a period always hold it; without, a
+    /// short age (resource servers also refetch on an unknown `kid`).
+    pub fn jwks_max_age(&self) -> i64 {
+        self.rotation_period
+            .map_or(300, |period| (period / 2).clamp(60, 86_400))
     }
 
     pub fn token_policy(&self) -> TokenPolicy {

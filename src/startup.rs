@@ -164,10 +164,7 @@ impl Application {
     /// Serves until the server is stopped (through its handle or a signal), refreshing the
     /// signing keys in the background.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let refresher = tokio::spawn(refresh_keys(
-            self.state.clone(),
-            self.state.settings.key_refresh,
-        ));
+        let refresher = tokio::spawn(maintain(self.state.clone()));
         let result = self.server.await;
         refresher.abort();
         result
@@ -244,17 +241,66 @@ fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     Ok((db, KeyStore::new(ring), master_key))
 }
 
-/// Picks up signing keys rotated elsewhere (CLI, another instance) and drops retired keys
-/// whose publication ended. One cheap query per interval.
-async fn refresh_keys(state: web::Data<AppState>, every: Duration) {
-    let mut interval = tokio::time::interval(every);
+/// Background upkeep on every instance: picks up signing keys rotated elsewhere (CLI,
+/// another instance) and drops retired keys whose publication ended, every
+/// `key_refresh`; runs scheduled rotations (exactly one instance wins); prunes
+/// revocations of tokens that have expired anyway.
+async fn maintain(state: web::Data<AppState>) {
+    const ROTATION_CHECK: Duration = Duration::from_secs(10);
+    const PRUNE_EVERY: Duration = Duration::from_secs(60);
+    let mut interval = tokio::time::interval(state.settings.key_refresh);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut last_rotation_check, mut last_prune) =
+        (tokio::time::Instant::now(), tokio::time::Instant::now());
     loop {
         interval.tick().await;
+        if let Some(period) = state.settings.rotation_period
+            && last_rotation_check.elapsed() >= ROTATION_CHECK
+        {
+            last_rotation_check = tokio::time::Instant::now();
+            if let Err(err) = rotate_if_due(&state, period).await {
+                tracing::warn!(error = %err, "scheduled signing key rotation failed");
+            }
+        }
         if let Err(err) = reload_keys_if_changed(&state).await {
             tracing::warn!(error = %err, "signing key refresh failed; keeping the current keys");
         }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = tokio::time::Instant::now();
+            let now = state.now();
+            match state
+                .db
+                .run(move |conn| {
+                    db::revocations::prune_expired(conn, now).map_err(db::DbError::from)
+                })
+                .await
+            {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "pruned revocations of expired tokens"),
+                Err(err) => tracing::warn!(error = %err, "pruning revoked tokens failed"),
+            }
+        }
     }
+}
+
+async fn rotate_if_due(
+    state: &web::Data<AppState>,
+    period: i64,
+) -> Result<(), service::keys::KeyServiceError> {
+    let (master, algorithm, grace, now) = (
+        state.master_key.clone(),
+        state.settings.signing_algorithm,
+        state.policy.retired_key_grace(),
+        state.now(),
+    );
+    let rotated = state
+        .db
+        .run(move |conn| service::keys::rotate_if_due(conn, &master, algorithm, period, grace, now))
+        .await?;
+    if let Some(key) = rotated {
+        tracing::info!(kid = %key.kid, "scheduled signing key rotation");
+    }
+    Ok(())
 }
 
 /// Reloads the key ring when the key table changed. Returns whether it did.

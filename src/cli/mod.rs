@@ -1,7 +1,7 @@
 //! The `tollgate` command line: `serve` (the default), `migrate`, and management commands
 //! that work on the database directly, no server needed. They call the same service
 //! functions as the admin API; a running server sees their changes (clients at once,
-//! signing keys within `signing.key_refresh_seconds`).
+//! signing keys within `signing.key_refresh_ms`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -101,8 +101,10 @@ pub enum ClientCommand {
     Disable { id: String },
     /// Enable a disabled client.
     Enable { id: String },
-    /// Delete a client for good.
+    /// Delete a client for good (its tokens stop working at once).
     Delete { id: String },
+    /// Revoke every token issued to the client so far.
+    RevokeTokens { id: String },
     /// Generate a new secret; the old one keeps working for --grace seconds.
     RotateSecret {
         id: String,
@@ -326,6 +328,10 @@ fn client_command(db: &Db, settings: &Settings, command: ClientCommand) -> anyho
             service::clients::set_disabled(conn, &id, false, now())?;
             println!("client {id} enabled");
         }
+        ClientCommand::RevokeTokens { id } => {
+            service::clients::revoke_tokens(conn, &id, now())?;
+            println!("every token issued to client {id} until now is revoked");
+        }
         ClientCommand::Delete { id } => {
             service::clients::delete(conn, &id)?;
             println!("client {id} deleted");
@@ -418,8 +424,8 @@ fn signing_key_command(
         println!("active signing key: {} ({})", view.kid, view.algorithm);
         println!(
             "The previous key stays published for {grace}s so tokens it signed keep verifying; \
-             running servers switch within {}s.",
-            settings.key_refresh.as_secs()
+             running servers switch within {} ms.",
+            settings.key_refresh.as_millis()
         );
     }
     Ok(())

@@ -1,4 +1,7 @@
 //! Queries on `signing_keys`.
+//!
+//! States: `next` (published, not yet signing), `active` (signing; at most one),
+//! `retired` (published until `publish_until`, when every token it signed has expired).
 
 use diesel::prelude::*;
 
@@ -6,17 +9,19 @@ use super::DbConn;
 use super::models::{NewSigningKeyRow, SigningKeyRow};
 use super::schema::signing_keys;
 
+pub const STATE_NEXT: &str = "next";
 pub const STATE_ACTIVE: &str = "active";
 pub const STATE_RETIRED: &str = "retired";
 
-/// Keys that are still published at `now`: the active one and retired ones whose tokens
-/// may not have expired yet.
+/// Keys published at `now`: next, active, and retired ones whose tokens may still be valid.
 pub fn published(conn: &mut DbConn, now: i64) -> QueryResult<Vec<SigningKeyRow>> {
     signing_keys::table
         .filter(
-            signing_keys::state.eq(STATE_ACTIVE).or(signing_keys::state
-                .eq(STATE_RETIRED)
-                .and(signing_keys::publish_until.gt(now))),
+            signing_keys::state
+                .eq_any([STATE_ACTIVE, STATE_NEXT])
+                .or(signing_keys::state
+                    .eq(STATE_RETIRED)
+                    .and(signing_keys::publish_until.gt(now))),
         )
         .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
         .select(SigningKeyRow::as_select())
@@ -28,6 +33,14 @@ pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SigningKeyRow>> {
         .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
         .select(SigningKeyRow::as_select())
         .load(conn)
+}
+
+pub fn in_state(conn: &mut DbConn, state: &str) -> QueryResult<Option<SigningKeyRow>> {
+    signing_keys::table
+        .filter(signing_keys::state.eq(state))
+        .select(SigningKeyRow::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// A cheap summary of the key table, polled by running servers to notice a rotation made
@@ -50,8 +63,8 @@ pub fn insert(conn: &mut DbConn, row: &NewSigningKeyRow<'_>) -> QueryResult<()> 
         .map(drop)
 }
 
-/// Retires every active key; `publish_until` is when the last token it may have signed
-/// expires. Returns how many keys were retired.
+/// Retires the active key; `publish_until` is when the last token it may have signed
+/// expires. Returns how many keys were retired (0 or 1).
 pub fn retire_active(conn: &mut DbConn, now: i64, publish_until: i64) -> QueryResult<usize> {
     diesel::update(signing_keys::table.filter(signing_keys::state.eq(STATE_ACTIVE)))
         .set((
@@ -60,4 +73,47 @@ pub fn retire_active(conn: &mut DbConn, now: i64, publish_until: i64) -> QueryRe
             signing_keys::publish_until.eq(publish_until),
         ))
         .execute(conn)
+}
+
+/// Promotes the pre-published key to active.
+pub fn promote(conn: &mut DbConn, kid: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(
+        signing_keys::table
+            .filter(signing_keys::kid.eq(kid))
+            .filter(signing_keys::state.eq(STATE_NEXT)),
+    )
+    .set((
+        signing_keys::state.eq(STATE_ACTIVE),
+        signing_keys::activated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+/// Drops a pre-published key that will never sign (an algorithm change).
+pub fn delete_next(conn: &mut DbConn) -> QueryResult<usize> {
+    diesel::delete(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT))).execute(conn)
+}
+
+/// Takes the lock that makes one instance, and only one, run a scheduled rotation: a
+/// transaction-scoped advisory lock on PostgreSQL (released at commit or rollback); on
+/// SQLite, a first write that takes the database's single write lock.
+/// Returns false when another instance holds the lock right now.
+pub fn try_lock_rotation(conn: &mut DbConn) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    match conn {
+        DbConn::Postgres(pg) => {
+            diesel::sql_query("SELECT pg_try_advisory_xact_lock(7031877716) AS locked")
+                .get_result::<Locked>(pg)
+                .map(|row| row.locked)
+        }
+        DbConn::Sqlite(sqlite) => {
+            diesel::sql_query("UPDATE signing_keys SET state = state WHERE state = 'active'")
+                .execute(sqlite)
+                .map(|_| true)
+        }
+    }
 }

@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod keys;
 pub mod models;
+pub mod revocations;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

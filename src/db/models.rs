@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{clients, signing_keys};
+use super::schema::{clients, revoked_tokens, signing_keys};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
@@ -22,6 +22,7 @@ pub struct ClientRow {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub tokens_not_before: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -51,6 +52,7 @@ pub struct ClientChanges {
     pub secret_digest: Option<Vec<u8>>,
     pub previous_secret_digest: Option<Option<Vec<u8>>>,
     pub previous_secret_expires_at: Option<Option<i64>>,
+    pub tokens_not_before: Option<Option<i64>>,
     pub updated_at: Option<i64>,
 }
 
@@ -79,4 +81,13 @@ pub struct NewSigningKeyRow<'a> {
     pub public_jwk: &'a str,
     pub created_at: i64,
     pub activated_at: Option<i64>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = revoked_tokens)]
+pub struct NewRevokedToken<'a> {
+    pub jti: &'a str,
+    pub client_id: &'a str,
+    pub expires_at: i64,
+    pub revoked_at: i64,
 }

@@ -14,6 +14,16 @@ diesel::table! {
         disabled_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        tokens_not_before -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        expires_at -> BigInt,
+        revoked_at -> BigInt,
     }
 }
 
@@ -31,4 +41,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(clients, signing_keys);
+diesel::allow_tables_to_appear_in_same_query!(clients, revoked_tokens, signing_keys);

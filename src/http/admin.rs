@@ -19,8 +19,7 @@ use crate::service::tokens::AccessTokenClaims;
 use crate::service::{self};
 use crate::startup::{AppState, reload_keys_if_changed};
 
-/// The scope an access token needs for the admin API.
-pub const ADMIN_SCOPE: &str = "admin";
+pub use crate::service::tokens::ADMIN_SCOPE;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -36,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/clients/{id}/disable").route(web::post().to(post_disable_client)))
     .service(web::resource("/clients/{id}/enable").route(web::post().to(post_enable_client)))
+    .service(web::resource("/clients/{id}/revoke-tokens").route(web::post().to(post_revoke_tokens)))
     .service(web::resource("/clients/{id}/rotate-secret").route(web::post().to(post_rotate_secret)))
     .service(web::resource("/keys").route(web::get().to(list_keys)))
     .service(web::resource("/keys/rotate").route(web::post().to(post_rotate_key)));
@@ -78,16 +78,27 @@ impl FromRequest for Admin {
             {
                 return Err(BearerError::InsufficientScope(ADMIN_SCOPE));
             }
-            let client_id = claims.client_id.clone();
-            let client = state
+            let (client_id, jti) = (claims.client_id.clone(), claims.jti.clone());
+            let found = state
                 .db
-                .run(move |conn| db::clients::find(conn, &client_id).map_err(db::DbError::from))
+                .run(move |conn| {
+                    db::revocations::client_and_revocation(conn, &client_id, &jti)
+                        .map_err(db::DbError::from)
+                })
                 .await
                 .map_err(|e| BearerError::Unavailable(e.into()))?;
-            match client {
-                Some(client) if client.disabled_at.is_none() => Ok(Admin { claims }),
+            match found {
+                Some((client, None))
+                    if client.disabled_at.is_none()
+                        && service::tokens::survives_bulk_revocation(
+                            claims.iat,
+                            client.tokens_not_before,
+                        ) =>
+                {
+                    Ok(Admin { claims })
+                }
                 _ => Err(BearerError::InvalidToken(
-                    "the token's client is disabled or deleted".into(),
+                    "the token was revoked, or its client is disabled or deleted".into(),
                 )),
             }
         })
@@ -288,6 +299,19 @@ async fn post_enable_client(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     set_disabled(state, id.into_inner(), false).await
+}
+
+async fn post_revoke_tokens(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.now();
+    let client = state
+        .db
+        .run(move |conn| service::clients::revoke_tokens(conn, &id, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(client))
 }
 
 async fn delete_client(

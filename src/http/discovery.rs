@@ -1,6 +1,7 @@
 //! JWKS (RFC 7517) and authorization server metadata (RFC 8414).
 
 use actix_web::http::header::{self, HeaderValue};
+
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -42,6 +43,10 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ap
     scopes.sort();
     let issuer = &state.policy.issuer;
     let algorithms: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let auth_methods = [
+        ClientAuthMethod::ClientSecretBasic.as_str(),
+        ClientAuthMethod::ClientSecretPost.as_str(),
+    ];
     let body = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}{}", super::TOKEN_PATH),
@@ -49,10 +54,11 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         "grant_types_supported": [GRANT_CLIENT_CREDENTIALS],
         // No authorization endpoint: no response types (RFC 8414 §2 still wants the member).
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": [
-            ClientAuthMethod::ClientSecretBasic.as_str(),
-            ClientAuthMethod::ClientSecretPost.as_str(),
-        ],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint": format!("{issuer}{}", super::REVOKE_PATH),
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint": format!("{issuer}{}", super::INTROSPECT_PATH),
+        "introspection_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": scopes,
         "access_token_signing_alg_values_supported": algorithms,
     });

@@ -6,11 +6,14 @@ pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod revocation;
 pub mod token;
 
 use actix_web::web;
 
 pub const TOKEN_PATH: &str = "/oauth/token";
+pub const REVOKE_PATH: &str = "/oauth/revoke";
+pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
@@ -23,6 +26,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(TOKEN_PATH)
             .route(web::post().to(token::post_token))
+            .default_service(web::to(error::post_only)),
+    )
+    .service(
+        web::resource(REVOKE_PATH)
+            .route(web::post().to(revocation::post_revoke))
+            .default_service(web::to(error::post_only)),
+    )
+    .service(
+        web::resource(INTROSPECT_PATH)
+            .route(web::post().to(revocation::post_introspect))
             .default_service(web::to(error::post_only)),
     )
     .service(

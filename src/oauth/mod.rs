@@ -6,7 +6,10 @@ pub mod request;
 pub mod scope;
 
 pub use error::{ErrorCode, OAuthError};
-pub use request::{ClientAuthMethod, ClientCredentials, Grant, TokenRequest};
+pub use request::{
+    ClientAuthMethod, ClientCredentials, Grant, IntrospectionCaller, IntrospectionRequest,
+    RevocationRequest, TokenRequest,
+};
 pub use scope::Scope;
 
 /// RFC 6749 §4.4: the client credentials grant.

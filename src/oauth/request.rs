@@ -181,6 +181,68 @@ pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthErro
     Ok(audiences)
 }
 
+/// RFC 7009 §2.1: a revocation request from an authenticated client.
+#[derive(Debug, Clone)]
+pub struct RevocationRequest {
+    pub token: String,
+    pub credentials: ClientCredentials,
+}
+
+impl RevocationRequest {
+    pub fn parse(
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, OAuthError> {
+        let mut params = FormParams::parse(content_type, body)?;
+        let token = params
+            .take("token")
+            .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+        // token_type_hint is optional and only a hint (RFC 7009 §2.1): we search all types.
+        let credentials = client_credentials(authorization, &mut params)?;
+        Ok(Self { token, credentials })
+    }
+}
+
+/// Who calls the introspection endpoint (RFC 7662 §2.1).
+#[derive(Debug, Clone)]
+pub enum IntrospectionCaller {
+    /// A resource server's client credentials.
+    Client(ClientCredentials),
+    /// An access token of this server (an admin token).
+    Bearer(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IntrospectionRequest {
+    pub token: String,
+    pub caller: IntrospectionCaller,
+}
+
+impl IntrospectionRequest {
+    pub fn parse(
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, OAuthError> {
+        let mut params = FormParams::parse(content_type, body)?;
+        let token = params
+            .take("token")
+            .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+        let bearer = authorization.and_then(|header| {
+            let (scheme, value) = header.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| value.trim().to_owned())
+        });
+        let caller = match bearer {
+            Some(bearer) => IntrospectionCaller::Bearer(bearer),
+            None => IntrospectionCaller::Client(client_credentials(authorization, &mut params)?),
+        };
+        Ok(Self { token, caller })
+    }
+}
+
 /// RFC 6749 §2.3.1: exactly one of HTTP Basic or `client_id` + `client_secret` in the body.
 fn client_credentials(
     authorization: Option<&str>,

@@ -70,6 +70,8 @@ pub struct ClientView {
     pub updated_at: DateTime<Utc>,
     /// While a rotated-out secret still works.
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Tokens issued before this time are revoked.
+    pub tokens_revoked_before: Option<DateTime<Utc>>,
 }
 
 impl ClientView {
@@ -89,6 +91,7 @@ impl ClientView {
                 .previous_secret_expires_at
                 .filter(|t| *t > now)
                 .map(timestamp),
+            tokens_revoked_before: row.tokens_not_before.map(timestamp),
         }
     }
 }
@@ -244,6 +247,8 @@ pub fn set_disabled(
     }
     let changes = ClientChanges {
         disabled_at: Some(disabled.then_some(now)),
+        // Disabling revokes every token issued so far; enabling does not bring them back.
+        tokens_not_before: disabled.then_some(Some(revoke_before(now))),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
@@ -278,10 +283,27 @@ pub fn rotate_secret(
         secret_digest: Some(secret.digest().as_bytes().to_vec()),
         previous_secret_digest: Some(keep_previous.then_some(current.secret_digest)),
         previous_secret_expires_at: Some(keep_previous.then_some(now + grace_seconds)),
+        // A rotation usually answers a leak: tokens issued with the old secret go too.
+        tokens_not_before: Some(Some(revoke_before(now))),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
     Ok((apply(conn, id, &changes, now)?, secret))
+}
+
+/// Revokes every token issued to the client until now, without a row per token.
+pub fn revoke_tokens(conn: &mut DbConn, id: &str, now: i64) -> Result<ClientView, ClientError> {
+    let changes = ClientChanges {
+        tokens_not_before: Some(Some(revoke_before(now))),
+        updated_at: Some(now),
+        ..ClientChanges::default()
+    };
+    apply(conn, id, &changes, now)
+}
+
+/// See `service::tokens::issued_at`: tokens with `iat` below this are revoked.
+fn revoke_before(now: i64) -> i64 {
+    now + 1
 }
 
 fn apply(

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::timestamp;
 use crate::crypto::sealed::{MasterKey, SealError};
 use crate::crypto::signer::{KeyError, KeyRing, SigningAlgorithm, SigningKey};
-use crate::db::keys::{STATE_ACTIVE, STATE_RETIRED};
+use crate::db::keys::{STATE_ACTIVE, STATE_NEXT, STATE_RETIRED};
 use crate::db::models::{NewSigningKeyRow, SigningKeyRow};
 use crate::db::{self, DbConn, DbError};
 
@@ -40,7 +40,8 @@ impl From<diesel::result::Error> for KeyServiceError {
 pub struct KeyView {
     pub kid: String,
     pub algorithm: String,
-    /// `active` (signing), `retired` (still published), or `expired` (no longer published).
+    /// `next` (published, signs after the next rotation), `active` (signing), `retired`
+    /// (still published), or `expired` (no longer published).
     pub state: String,
     pub published: bool,
     pub created_at: DateTime<Utc>,
@@ -52,6 +53,7 @@ pub struct KeyView {
 impl KeyView {
     fn from_row(row: &SigningKeyRow, now: i64) -> Self {
         let published = row.state == STATE_ACTIVE
+            || row.state == STATE_NEXT
             || (row.state == STATE_RETIRED && row.publish_until.is_some_and(|t| t > now));
         let state = if row.state == STATE_RETIRED && !published {
             "expired".to_owned()
@@ -82,49 +84,108 @@ fn open_row(row: &SigningKeyRow, master: &MasterKey) -> Result<SigningKey, KeySe
     Ok(SigningKey::from_private_der(algorithm, &der)?)
 }
 
-/// Stores a new key, sealed, as the active one; the previous active key is retired and
-/// stays published until every token it signed has expired (`retired_grace` seconds).
-fn activate(
+fn insert_sealed(
     conn: &mut DbConn,
     master: &MasterKey,
     key: &SigningKey,
     der: &[u8],
-    retired_grace: i64,
+    state: &str,
     now: i64,
-) -> Result<KeyView, KeyServiceError> {
+) -> diesel::QueryResult<()> {
     let sealed = master.seal(der, key.kid().as_bytes());
     let public_jwk = key.public_jwk().to_string();
-    let result = conn.transaction::<_, diesel::result::Error, _>(|conn| {
-        // Write first, so that SQLite takes its write lock (waiting on busy_timeout)
-        // before anything is read.
-        db::keys::retire_active(conn, now, now + retired_grace)?;
-        db::keys::insert(
-            conn,
-            &NewSigningKeyRow {
-                kid: key.kid(),
-                algorithm: key.algorithm().as_str(),
-                state: STATE_ACTIVE,
-                sealed_private_key: &sealed,
-                public_jwk: &public_jwk,
-                created_at: now,
-                activated_at: Some(now),
-            },
-        )
-    });
-    match result {
-        Ok(()) => {}
-        // The partial unique index allows one active key: someone else rotated meanwhile.
-        Err(e) if db::is_unique_violation(&e) => return Err(KeyServiceError::ConcurrentRotation),
-        Err(e) => return Err(e.into()),
-    }
-    let row = db::keys::list(conn)?
-        .into_iter()
-        .find(|r| r.kid == key.kid())
-        .ok_or(KeyServiceError::NoActiveKey)?;
-    Ok(KeyView::from_row(&row, now))
+    db::keys::insert(
+        conn,
+        &NewSigningKeyRow {
+            kid: key.kid(),
+            algorithm: key.algorithm().as_str(),
+            state,
+            sealed_private_key: &sealed,
+            public_jwk: &public_jwk,
+            created_at: now,
+            activated_at: (state == STATE_ACTIVE).then_some(now),
+        },
+    )
 }
 
-/// Makes sure a key is active (first start). Returns the new key's view if one was made.
+fn view_of(conn: &mut DbConn, kid: &str, now: i64) -> Result<KeyView, KeyServiceError> {
+    db::keys::list(conn)?
+        .iter()
+        .find(|r| r.kid == kid)
+        .map(|row| KeyView::from_row(row, now))
+        .ok_or(KeyServiceError::NoActiveKey)
+}
+
+/// One rotation, in one transaction under the rotation lock: the active key retires (still
+/// published for `retired_grace` seconds), the pre-published `next` key (or an imported
+/// key) becomes active, and a new `next` key is published for the following rotation.
+/// With `due_after`, nothing happens unless the active key is at least that old, so that
+/// instances racing on a schedule rotate once. Returns the new active key's id.
+fn rotate_with(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    algorithm: SigningAlgorithm,
+    retired_grace: i64,
+    now: i64,
+    imported: Option<(SigningKey, Vec<u8>)>,
+    due_after: Option<i64>,
+) -> Result<Option<String>, KeyServiceError> {
+    // Key generation is CPU work: do it before taking the lock.
+    let (fresh_next, fresh_next_der) = SigningKey::generate(algorithm)?;
+    let (fresh_active, fresh_active_der) = SigningKey::generate(algorithm)?;
+    let result = conn.transaction::<_, KeyServiceError, _>(|conn| {
+        if !db::keys::try_lock_rotation(conn)? {
+            return Ok(None);
+        }
+        let active = db::keys::in_state(conn, STATE_ACTIVE)?;
+        if let (Some(period), Some(active)) = (due_after, &active)
+            && active.activated_at.unwrap_or(active.created_at) + period > now
+        {
+            return Ok(None);
+        }
+        let next = db::keys::in_state(conn, STATE_NEXT)?;
+        db::keys::retire_active(conn, now, now + retired_grace)?;
+        let new_kid = match (imported, next) {
+            (Some((key, der)), _) => {
+                insert_sealed(conn, master, &key, &der, STATE_ACTIVE, now)?;
+                key.kid().to_owned()
+            }
+            (None, Some(next)) if next.algorithm == algorithm.as_str() => {
+                db::keys::promote(conn, &next.kid, now)?;
+                next.kid
+            }
+            (None, _) => {
+                // No pre-published key of the wanted algorithm: the new key signs at once,
+                // and resource servers fetch it on its first unknown `kid`.
+                db::keys::delete_next(conn)?;
+                insert_sealed(
+                    conn,
+                    master,
+                    &fresh_active,
+                    &fresh_active_der,
+                    STATE_ACTIVE,
+                    now,
+                )?;
+                fresh_active.kid().to_owned()
+            }
+        };
+        if db::keys::in_state(conn, STATE_NEXT)?.is_none() {
+            insert_sealed(conn, master, &fresh_next, &fresh_next_der, STATE_NEXT, now)?;
+        }
+        Ok(Some(new_kid))
+    });
+    match result {
+        // The partial unique indexes allow one active and one next key: someone else
+        // rotated at the same moment.
+        Err(KeyServiceError::Store(DbError::Query(e))) if db::is_unique_violation(&e) => {
+            Err(KeyServiceError::ConcurrentRotation)
+        }
+        other => other,
+    }
+}
+
+/// Makes sure a key is active and a next one is published (first start, or a database
+/// from before pre-publication). Returns the new active key's view if one was made.
 pub fn ensure_signing_key(
     conn: &mut DbConn,
     master: &MasterKey,
@@ -132,21 +193,26 @@ pub fn ensure_signing_key(
     retired_grace: i64,
     now: i64,
 ) -> Result<Option<KeyView>, KeyServiceError> {
-    if db::keys::published(conn, now)?
-        .iter()
-        .any(|r| r.state == STATE_ACTIVE)
-    {
-        return Ok(None);
+    let published = db::keys::published(conn, now)?;
+    if !published.iter().any(|r| r.state == STATE_ACTIVE) {
+        return match rotate_with(conn, master, algorithm, retired_grace, now, None, None) {
+            Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
+            // Another instance created the first key at the same moment: use theirs.
+            Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
+            Err(e) => Err(e),
+        };
     }
-    match rotate(conn, master, algorithm, retired_grace, now) {
-        Ok(view) => Ok(Some(view)),
-        // Another instance created the first key at the same moment: use theirs.
-        Err(KeyServiceError::ConcurrentRotation) => Ok(None),
-        Err(e) => Err(e),
+    if !published.iter().any(|r| r.state == STATE_NEXT) {
+        let (next, der) = SigningKey::generate(algorithm)?;
+        match insert_sealed(conn, master, &next, &der, STATE_NEXT, now) {
+            Err(e) if !db::is_unique_violation(&e) => return Err(e.into()),
+            _ => {}
+        }
     }
+    Ok(None)
 }
 
-/// Generates a new key and makes it the active one.
+/// Rotates now (CLI, admin API).
 pub fn rotate(
     conn: &mut DbConn,
     master: &MasterKey,
@@ -154,8 +220,39 @@ pub fn rotate(
     retired_grace: i64,
     now: i64,
 ) -> Result<KeyView, KeyServiceError> {
-    let (key, der) = SigningKey::generate(algorithm)?;
-    activate(conn, master, &key, &der, retired_grace, now)
+    let kid = rotate_with(conn, master, algorithm, retired_grace, now, None, None)?
+        .ok_or(KeyServiceError::ConcurrentRotation)?;
+    view_of(conn, &kid, now)
+}
+
+/// Rotates if the active key has signed for `period` seconds; safe to call from every
+/// instance at once (exactly one rotates). Returns the new key's view if it rotated.
+pub fn rotate_if_due(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    algorithm: SigningAlgorithm,
+    period: i64,
+    retired_grace: i64,
+    now: i64,
+) -> Result<Option<KeyView>, KeyServiceError> {
+    let due = db::keys::in_state(conn, STATE_ACTIVE)?
+        .is_none_or(|active| active.activated_at.unwrap_or(active.created_at) + period <= now);
+    if !due {
+        return Ok(None);
+    }
+    match rotate_with(
+        conn,
+        master,
+        algorithm,
+        retired_grace,
+        now,
+        None,
+        Some(period),
+    ) {
+        Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
+        Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Imports a PEM private key (the way to sign with RS256, which ring cannot generate) and
@@ -170,7 +267,22 @@ pub fn import_pem(
 ) -> Result<KeyView, KeyServiceError> {
     let der = SigningKey::der_from_pem(pem)?;
     let key = SigningKey::from_private_der(algorithm, &der)?;
-    activate(conn, master, &key, &der, retired_grace, now)
+    let next_algorithm = if algorithm == SigningAlgorithm::RS256 {
+        SigningAlgorithm::ES256
+    } else {
+        algorithm
+    };
+    let kid = rotate_with(
+        conn,
+        master,
+        next_algorithm,
+        retired_grace,
+        now,
+        Some((key, der)),
+        None,
+    )?
+    .ok_or(KeyServiceError::ConcurrentRotation)?;
+    view_of(conn, &kid, now)
 }
 
 pub fn list(conn: &mut DbConn, now: i64) -> Result<Vec<KeyView>, KeyServiceError> {

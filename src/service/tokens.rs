@@ -5,11 +5,15 @@ use serde::{Deserialize, Serialize};
 use super::{TokenPolicy, split_list};
 use crate::crypto::secrets::{SecretDigest, random_id};
 use crate::crypto::signer::KeyRing;
-use crate::db::models::ClientRow;
+use crate::db::models::{ClientRow, NewRevokedToken};
 use crate::db::{self, DbConn};
 use crate::oauth::{
-    ClientCredentials, ErrorCode, GRANT_CLIENT_CREDENTIALS, Grant, OAuthError, Scope, TokenRequest,
+    ClientCredentials, ErrorCode, GRANT_CLIENT_CREDENTIALS, Grant, IntrospectionCaller,
+    IntrospectionRequest, OAuthError, RevocationRequest, Scope, TokenRequest,
 };
+
+/// The scope an access token needs for the admin API.
+pub const ADMIN_SCOPE: &str = "admin";
 
 /// RFC 7519 `aud`: one string, or an array when there are several.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +73,19 @@ pub fn authenticate_client(
     credentials: &ClientCredentials,
     now: i64,
 ) -> Result<ClientRow, OAuthError> {
-    let presented: SecretDigest = credentials.secret.digest();
     let row = db::clients::find(conn, &credentials.client_id)?;
+    check_client_secret(row.as_ref(), credentials, now)?;
+    row.ok_or_else(bad_credentials)
+}
+
+/// Compares the presented secret with the row's current and (within its grace period)
+/// previous digest, in constant time, and refuses disabled clients.
+pub fn check_client_secret(
+    row: Option<&ClientRow>,
+    credentials: &ClientCredentials,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let presented: SecretDigest = credentials.secret.digest();
     let Some(row) = row else {
         let _ = presented.matches(&DUMMY_DIGEST);
         return Err(bad_credentials());
@@ -86,7 +101,7 @@ pub fn authenticate_client(
     if row.disabled_at.is_some() {
         return Err(OAuthError::invalid_client("the client is disabled"));
     }
-    Ok(row)
+    Ok(())
 }
 
 fn bad_credentials() -> OAuthError {
@@ -122,7 +137,7 @@ pub fn issue(
                 sub: client.id.clone(),
                 aud: audience,
                 exp: now + ttl,
-                iat: now,
+                iat: issued_at(client.tokens_not_before, now),
                 nbf: now,
                 jti: random_id(),
                 client_id: client.id,
@@ -131,6 +146,18 @@ pub fn issue(
             sign(keys, claims, ttl)
         }
     }
+}
+
+/// A bulk revocation at second `T` sets `tokens_not_before = T + 1`: tokens issued earlier
+/// in that second are revoked, and tokens issued after it (still in second `T`) carry
+/// `iat = T + 1` so they are not. `iat` is then ahead of the clock by under a second.
+fn issued_at(tokens_not_before: Option<i64>, now: i64) -> i64 {
+    tokens_not_before.map_or(now, |not_before| not_before.max(now))
+}
+
+/// Whether a token issued at `iat` survived the client's bulk revocations.
+pub fn survives_bulk_revocation(iat: i64, tokens_not_before: Option<i64>) -> bool {
+    tokens_not_before.is_none_or(|not_before| iat >= not_before)
 }
 
 fn sign(keys: &KeyRing, claims: AccessTokenClaims, ttl: i64) -> Result<IssuedToken, OAuthError> {
@@ -241,4 +268,214 @@ pub fn verify_access_token(
         return Err(TokenRejection::WrongAudience);
     }
     Ok(claims)
+}
+
+/// RFC 7009 §2: revokes `token` if it is a valid token of this server issued to the
+/// authenticated client. Anything else (expired, malformed, foreign) changes nothing and
+/// is not an error (§2.2).
+pub fn revoke(
+    conn: &mut DbConn,
+    keys: &KeyRing,
+    policy: &TokenPolicy,
+    request: &RevocationRequest,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let client = authenticate_client(conn, &request.credentials, now)?;
+    let Ok(claims) = verify_access_token(keys, policy, &request.token, None, now) else {
+        return Ok(());
+    };
+    if claims.client_id != client.id {
+        return Ok(());
+    }
+    db::revocations::insert(
+        conn,
+        &NewRevokedToken {
+            jti: &claims.jti,
+            client_id: &claims.client_id,
+            expires_at: claims.exp,
+            revoked_at: now,
+        },
+    )?;
+    Ok(())
+}
+
+/// RFC 7662 §2.2: the introspection answer. Inactive tokens say nothing else.
+#[derive(Debug, Clone, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ActiveToken>,
+}
+
+impl Introspection {
+    pub fn inactive() -> Self {
+        Self {
+            active: false,
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveToken {
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    pub iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    pub token_type: &'static str,
+}
+
+impl From<AccessTokenClaims> for ActiveToken {
+    fn from(claims: AccessTokenClaims) -> Self {
+        Self {
+            scope: claims.scope,
+            client_id: Some(claims.client_id),
+            sub: claims.sub,
+            aud: Some(claims.aud),
+            iss: claims.iss,
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            nbf: Some(claims.nbf),
+            jti: Some(claims.jti),
+            token_type: "Bearer",
+        }
+    }
+}
+
+/// The scope a client needs to call the introspection endpoint.
+pub const INTROSPECT_SCOPE: &str = "introspect";
+
+/// Why an introspection caller was turned away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerRejection {
+    /// Bad client credentials (401, `invalid_client`).
+    InvalidClient(String),
+    /// The client may not introspect (403).
+    NotAllowed,
+    /// A bearer caller's token is not a valid admin token (401, `invalid_token`).
+    InvalidToken(String),
+    /// A bearer caller's token lacks the admin scope (403, `insufficient_scope`).
+    InsufficientScope,
+}
+
+#[derive(Debug)]
+pub enum IntrospectionError {
+    Caller(CallerRejection),
+    Server(OAuthError),
+}
+
+impl From<OAuthError> for IntrospectionError {
+    fn from(err: OAuthError) -> Self {
+        Self::Server(err)
+    }
+}
+
+impl From<diesel::result::Error> for IntrospectionError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::Server(err.into())
+    }
+}
+
+/// RFC 7662: authenticates the caller and answers for the token, with one database query
+/// (the caller's client, the token's client, and both revocation lists) and no write.
+pub fn introspect(
+    conn: &mut DbConn,
+    keys: &KeyRing,
+    policy: &TokenPolicy,
+    request: &IntrospectionRequest,
+    now: i64,
+) -> Result<Introspection, IntrospectionError> {
+    let subject = verify_access_token(keys, policy, &request.token, None, now).ok();
+    let (caller_id, caller_bearer) = match &request.caller {
+        IntrospectionCaller::Client(credentials) => (credentials.client_id.clone(), None),
+        IntrospectionCaller::Bearer(token) => {
+            let claims =
+                verify_access_token(keys, policy, token, Some(&policy.admin_audience), now)
+                    .map_err(|e| {
+                        IntrospectionError::Caller(CallerRejection::InvalidToken(e.to_string()))
+                    })?;
+            if !Scope::parse(&claims.scope)
+                .unwrap_or_default()
+                .contains(ADMIN_SCOPE)
+            {
+                return Err(IntrospectionError::Caller(
+                    CallerRejection::InsufficientScope,
+                ));
+            }
+            (claims.client_id.clone(), Some(claims))
+        }
+    };
+    let rows = db::revocations::introspection_rows(
+        conn,
+        &caller_id,
+        caller_bearer.as_ref().map_or("", |c| c.jti.as_str()),
+        subject.as_ref().map_or("", |c| c.client_id.as_str()),
+        subject.as_ref().map_or("", |c| c.jti.as_str()),
+    )?;
+    match (&request.caller, &caller_bearer) {
+        (IntrospectionCaller::Client(credentials), _) => {
+            check_client_secret(rows.as_ref().map(|r| &r.caller), credentials, now).map_err(
+                |e| {
+                    IntrospectionError::Caller(CallerRejection::InvalidClient(
+                        e.description.into_owned(),
+                    ))
+                },
+            )?;
+            let allowed = rows.as_ref().is_some_and(|r| {
+                Scope::parse(&r.caller.scopes)
+                    .unwrap_or_default()
+                    .contains(INTROSPECT_SCOPE)
+            });
+            if !allowed {
+                return Err(IntrospectionError::Caller(CallerRejection::NotAllowed));
+            }
+        }
+        (IntrospectionCaller::Bearer(_), Some(claims)) => {
+            let valid = rows.as_ref().is_some_and(|r| {
+                r.caller.disabled_at.is_none()
+                    && !r.caller_token_revoked
+                    && survives_bulk_revocation(claims.iat, r.caller.tokens_not_before)
+            });
+            if !valid {
+                return Err(IntrospectionError::Caller(CallerRejection::InvalidToken(
+                    "the token was revoked or its client is disabled".into(),
+                )));
+            }
+        }
+        (IntrospectionCaller::Bearer(_), None) => {
+            return Err(IntrospectionError::Caller(CallerRejection::InvalidToken(
+                "invalid token".into(),
+            )));
+        }
+    }
+    let (Some(claims), Some(rows)) = (subject, rows) else {
+        return Ok(Introspection::inactive());
+    };
+    let active = match rows.subject {
+        Some((disabled_at, not_before)) => {
+            disabled_at.is_none()
+                && !rows.subject_token_revoked
+                && survives_bulk_revocation(claims.iat, not_before)
+        }
+        None => false,
+    };
+    Ok(if active {
+        Introspection {
+            active: true,
+            token: Some(claims.into()),
+        }
+    } else {
+        Introspection::inactive()
+    })
 }

@@ -368,6 +368,7 @@ async fn key_rotation_keeps_old_tokens_valid(backend: Backend) {
         .collect();
     assert!(states.contains(&(new_kid.clone(), "active".into())));
     assert!(states.contains(&(old_kid.clone(), "retired".into())));
+    assert_eq!(states.iter().filter(|(_, s)| s == "next").count(), 1);
 
     // The admin token signed by the old key still works too.
     let (status, _) = call(&app, reqwest::Method::GET, "/admin/keys", &admin, None).await;

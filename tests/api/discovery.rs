@@ -19,14 +19,21 @@ async fn jwks_publishes_the_signing_key_with_cache_control(backend: Backend) {
     assert!(cache.contains("max-age="), "{cache}");
     let jwks: serde_json::Value = response.json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        keys.len(),
+        2,
+        "the active key and the pre-published next key"
+    );
+    assert_ne!(keys[0]["kid"], keys[1]["kid"]);
     let key = &keys[0];
     assert_eq!(key["kty"], "EC");
     assert_eq!(key["crv"], "P-256");
     assert_eq!(key["alg"], "ES256");
     assert_eq!(key["use"], "sig");
     assert!(key["kid"].as_str().is_some());
-    assert!(key.get("d").is_none(), "no private key material");
+    for key in keys {
+        assert!(key.get("d").is_none(), "no private key material");
+    }
 
     let post = app
         .http

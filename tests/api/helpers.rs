@@ -155,7 +155,7 @@ pub fn settings(db: &TestDb, file: &str) -> Settings {
     let mut parsed: FileSettings = toml::from_str(file).expect("test config");
     // One worker keeps parallel tests light; a short refresh keeps CLI-to-server tests quick.
     parsed.server.workers = 1;
-    parsed.signing.key_refresh_seconds = 1;
+    parsed.signing.key_refresh_ms = 200;
     let mut overrides = db.overrides();
     overrides.log_level = Some("warn".into());
     Settings::from_parts(parsed, &overrides).expect("test settings")

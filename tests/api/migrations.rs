@@ -60,7 +60,11 @@ async fn migrations_round_trip_and_models_load(backend: Backend) {
     .unwrap();
     let ring = tollgate::service::keys::load_ring(&mut conn, &master, now).unwrap();
     assert!(!ring.active().kid().is_empty());
-    assert_eq!(tollgate::db::keys::list(&mut conn).unwrap().len(), 1);
+    assert_eq!(
+        tollgate::db::keys::list(&mut conn).unwrap().len(),
+        2,
+        "active and next"
+    );
 }
 
 both_backends!(migrations_round_trip_and_models_load);

@@ -1,0 +1,106 @@
+//! Queries on `revoked_tokens`, and the one-read check used by introspection.
+
+use diesel::prelude::*;
+
+use super::DbConn;
+use super::models::{ClientRow, NewRevokedToken};
+use super::schema::{clients, revoked_tokens};
+
+/// Records a revoked token; revoking twice is not an error.
+pub fn insert(conn: &mut DbConn, row: &NewRevokedToken<'_>) -> QueryResult<()> {
+    match diesel::insert_into(revoked_tokens::table)
+        .values(row)
+        .execute(conn)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if super::is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The token's client and whether its `jti` is revoked, in one query (two primary-key
+/// lookups): everything introspection needs from the database.
+pub fn client_and_revocation(
+    conn: &mut DbConn,
+    client_id: &str,
+    jti: &str,
+) -> QueryResult<Option<(ClientRow, Option<String>)>> {
+    clients::table
+        .left_join(revoked_tokens::table.on(revoked_tokens::jti.eq(jti)))
+        .filter(clients::id.eq(client_id))
+        .select((ClientRow::as_select(), revoked_tokens::jti.nullable()))
+        .first(conn)
+        .optional()
+}
+
+/// Drops rows of tokens that have expired anyway. Returns how many went.
+pub fn prune_expired(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+    diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now))).execute(conn)
+}
+
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    revoked_tokens::table.count().get_result(conn)
+}
+
+/// What introspection reads, in one query: the caller's client (and whether the caller's
+/// own bearer token is revoked), and the introspected token's client and revocation.
+pub struct IntrospectionRows {
+    pub caller: ClientRow,
+    pub caller_token_revoked: bool,
+    /// `(disabled_at, tokens_not_before)` of the token's client, if it exists.
+    pub subject: Option<(Option<i64>, Option<i64>)>,
+    pub subject_token_revoked: bool,
+}
+
+pub fn introspection_rows(
+    conn: &mut DbConn,
+    caller_id: &str,
+    caller_jti: &str,
+    subject_id: &str,
+    subject_jti: &str,
+) -> QueryResult<Option<IntrospectionRows>> {
+    let (subject, caller_revoked, subject_revoked) = diesel::alias!(
+        clients as subject,
+        revoked_tokens as caller_revoked,
+        revoked_tokens as subject_revoked
+    );
+    let row = clients::table
+        .left_join(subject.on(subject.field(clients::id).eq(subject_id.to_owned())))
+        .left_join(
+            caller_revoked.on(caller_revoked
+                .field(revoked_tokens::jti)
+                .eq(caller_jti.to_owned())),
+        )
+        .left_join(
+            subject_revoked.on(subject_revoked
+                .field(revoked_tokens::jti)
+                .eq(subject_jti.to_owned())),
+        )
+        .filter(clients::id.eq(caller_id.to_owned()))
+        .select((
+            ClientRow::as_select(),
+            caller_revoked.field(revoked_tokens::jti).nullable(),
+            (
+                subject.field(clients::id),
+                subject.field(clients::disabled_at),
+                subject.field(clients::tokens_not_before),
+            )
+                .nullable(),
+            subject_revoked.field(revoked_tokens::jti).nullable(),
+        ))
+        .first::<(
+            ClientRow,
+            Option<String>,
+            Option<(String, Option<i64>, Option<i64>)>,
+            Option<String>,
+        )>(conn)
+        .optional()?;
+    Ok(row.map(
+        |(caller, caller_revoked, subject, subject_revoked)| IntrospectionRows {
+            caller,
+            caller_token_revoked: caller_revoked.is_some(),
+            subject: subject.map(|(_, disabled_at, not_before)| (disabled_at, not_before)),
+            subject_token_revoked: subject_revoked.is_some(),
+        },
+    ))
+}
