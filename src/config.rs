@@ -517,3 +517,25 @@ mod tests {
         }
     }
 }
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    #[test]
+    fn jwks_max_age_follows_the_rotation_period() {
+        let parsed: FileSettings = toml::from_str(
+            "[tokens]\nmax_ttl_seconds = 3600\n[signing]\nrotation_period_seconds = 3600\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let s =
+            Settings::from_parts(parsed, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.rotation_period, Some(3600));
+        assert_eq!(s.jwks_max_age(), 1800);
+        let off = Settings::from_parts(FileSettings::default(), &Overrides::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(off.jwks_max_age(), 300);
+        let too_short: FileSettings = toml::from_str("[signing]\nrotation_period_seconds = 60\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Settings::from_parts(too_short, &Overrides::default()).is_err());
+    }
+}

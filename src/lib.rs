@@ -12,3 +12,4 @@ pub mod oauth;
 pub mod service;
 pub mod startup;
 pub mod telemetry;
+pub mod verify;

@@ -52,6 +52,18 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// One migrated connection for the CLI (no pool, see `Db::connect_one`).
+pub fn open_connection(settings: &Settings) -> anyhow::Result<db::DbConn> {
+    let mut conn = Db::connect_one(&settings.database_url).with_context(|| {
+        format!(
+            "cannot open the database {}",
+            settings.database_url.describe()
+        )
+    })?;
+    db::run_migrations(&mut conn).context("cannot migrate the database")?;
+    Ok(conn)
+}
+
 /// Reads (or, for the embedded default, creates) the master key.
 pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
     match source {
@@ -250,14 +262,14 @@ async fn maintain(state: web::Data<AppState>) {
     const PRUNE_EVERY: Duration = Duration::from_secs(60);
     let mut interval = tokio::time::interval(state.settings.key_refresh);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut last_rotation_check, mut last_prune) =
-        (tokio::time::Instant::now(), tokio::time::Instant::now());
+    let mut last_rotation_check: Option<tokio::time::Instant> = None;
+    let mut last_prune = tokio::time::Instant::now();
     loop {
         interval.tick().await;
         if let Some(period) = state.settings.rotation_period
-            && last_rotation_check.elapsed() >= ROTATION_CHECK
+            && last_rotation_check.is_none_or(|at| at.elapsed() >= ROTATION_CHECK)
         {
-            last_rotation_check = tokio::time::Instant::now();
+            last_rotation_check = Some(tokio::time::Instant::now());
             if let Err(err) = rotate_if_due(&state, period).await {
                 tracing::warn!(error = %err, "scheduled signing key rotation failed");
             }

@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use crate::config::{Overrides, Settings};
 use crate::crypto::signer::SigningAlgorithm;
-use crate::db::Db;
+use crate::db::DbConn;
 use crate::oauth::Scope;
 use crate::service;
 use crate::service::clients::{ClientSpec, ClientView};
-use crate::startup::{Application, load_master_key, open_database};
+use crate::startup::{Application, load_master_key, open_connection};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -170,19 +170,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Migrate) => {
             crate::telemetry::init("warn");
-            let db = open_database(&settings)?;
-            drop(db);
+            drop(open_connection(&settings)?);
             println!("migrations applied to {}", settings.database_url.describe());
         }
         Some(Command::Client(command)) => {
             crate::telemetry::init("warn");
-            let db = open_database(&settings)?;
-            client_command(&db, &settings, command)?;
+            let mut conn = open_connection(&settings)?;
+            client_command(&mut conn, &settings, command)?;
         }
         Some(Command::SigningKey(command)) => {
             crate::telemetry::init("warn");
-            let db = open_database(&settings)?;
-            signing_key_command(&db, &settings, command)?;
+            let mut conn = open_connection(&settings)?;
+            signing_key_command(&mut conn, &settings, command)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -258,9 +257,11 @@ fn print_secret_json(view: &ClientView, secret: &str) -> anyhow::Result<()> {
     print_json(&value)
 }
 
-fn client_command(db: &Db, settings: &Settings, command: ClientCommand) -> anyhow::Result<()> {
-    let mut conn = db.get()?;
-    let conn = &mut *conn;
+fn client_command(
+    conn: &mut DbConn,
+    settings: &Settings,
+    command: ClientCommand,
+) -> anyhow::Result<()> {
     match command {
         ClientCommand::Create {
             name,
@@ -354,12 +355,10 @@ fn client_command(db: &Db, settings: &Settings, command: ClientCommand) -> anyho
 }
 
 fn signing_key_command(
-    db: &Db,
+    conn: &mut DbConn,
     settings: &Settings,
     command: SigningKeyCommand,
 ) -> anyhow::Result<()> {
-    let mut conn = db.get()?;
-    let conn = &mut *conn;
     let grace = settings.token_policy().retired_key_grace();
     let parse_algorithm = |text: &str| {
         SigningAlgorithm::parse(text)

@@ -94,11 +94,13 @@ pub fn delete_next(conn: &mut DbConn) -> QueryResult<usize> {
     diesel::delete(signing_keys::table.filter(signing_keys::state.eq(STATE_NEXT))).execute(conn)
 }
 
-/// Takes the lock that makes one instance, and only one, run a scheduled rotation: a
-/// transaction-scoped advisory lock on PostgreSQL (released at commit or rollback); on
-/// SQLite, a first write that takes the database's single write lock.
-/// Returns false when another instance holds the lock right now.
-pub fn try_lock_rotation(conn: &mut DbConn) -> QueryResult<bool> {
+/// Takes the lock that serializes rotations, so that instances racing on a schedule rotate
+/// once: a transaction-scoped advisory lock on PostgreSQL (released at commit or rollback;
+/// its key is derived from the schema, so deployments sharing a database in different
+/// schemas do not block each other); on SQLite, a first write, which takes the database's
+/// single write lock. With `wait` false, returns false at once when another instance holds
+/// the lock.
+pub fn lock_rotation(conn: &mut DbConn, wait: bool) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Locked {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -106,7 +108,13 @@ pub fn try_lock_rotation(conn: &mut DbConn) -> QueryResult<bool> {
     }
     match conn {
         DbConn::Postgres(pg) => {
-            diesel::sql_query("SELECT pg_try_advisory_xact_lock(7031877716) AS locked")
+            let query = if wait {
+                "SELECT true AS locked FROM \
+                 (SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.tollgate.signing_keys'))) AS l"
+            } else {
+                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.tollgate.signing_keys')) AS locked"
+            };
+            diesel::sql_query(query)
                 .get_result::<Locked>(pg)
                 .map(|row| row.locked)
         }

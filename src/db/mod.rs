@@ -222,15 +222,8 @@ impl Db {
         let manager = DbManager { url: url.clone() };
         // One direct attempt first: r2d2 would retry until its timeout and report only
         // "timed out"; this surfaces the driver's own message at once.
-        let first = r2d2::ManageConnection::connect(&manager).map_err(|e| {
-            // libpq's messages span lines; keep the error on one.
-            let message = e
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            DbError::Connect(format!("cannot connect to {}: {message}", url.describe()))
-        })?;
+        let first =
+            r2d2::ManageConnection::connect(&manager).map_err(|e| connect_error(url, &e))?;
         drop(first);
         let pool = builder
             .error_handler(Box::new(r2d2::NopErrorHandler))
@@ -243,6 +236,21 @@ impl Db {
 
     pub fn is_sqlite(&self) -> bool {
         self.is_sqlite
+    }
+
+    /// One connection outside any pool, for short-lived commands (the CLI): it is closed
+    /// before the process exits, rather than left to a pool's background threads.
+    pub fn connect_one(url: &DbUrl) -> Result<DbConn, DbError> {
+        if let DbUrl::SqliteFile(path) = url {
+            create_parent_dir(path).map_err(|e| {
+                DbError::Connect(format!(
+                    "cannot create the directory for {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        let manager = DbManager { url: url.clone() };
+        r2d2::ManageConnection::connect(&manager).map_err(|e| connect_error(url, &e))
     }
 
     /// A pooled connection for synchronous callers (CLI, start-up, background tasks
@@ -270,6 +278,16 @@ impl Db {
         .await
         .map_err(|_| E::from(DbError::Canceled))?
     }
+}
+
+fn connect_error(url: &DbUrl, err: &diesel::r2d2::Error) -> DbError {
+    // libpq's messages span lines; keep the error on one.
+    let message = err
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    DbError::Connect(format!("cannot connect to {}: {message}", url.describe()))
 }
 
 fn create_parent_dir(path: &Path) -> std::io::Result<()> {

@@ -1,7 +1,6 @@
 //! JWKS (RFC 7517) and authorization server metadata (RFC 8414).
 
 use actix_web::http::header::{self, HeaderValue};
-
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -11,16 +10,14 @@ use crate::db;
 use crate::oauth::{ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, Scope};
 use crate::startup::AppState;
 
-/// How long resource servers may cache the JWKS. They must also refetch when they meet an
-/// unknown `kid` (a rotation since their last fetch).
-const JWKS_MAX_AGE: &str = "public, max-age=300";
-
-/// `GET /.well-known/jwks.json`: every published public key, pre-rendered.
+/// `GET /.well-known/jwks.json`: every published public key (next, active, retired),
+/// pre-rendered. The cache lifetime follows the rotation schedule (`Settings::jwks_max_age`);
+/// resource servers also refetch when they meet an unknown `kid`.
 pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,
-            HeaderValue::from_static(JWKS_MAX_AGE),
+            format!("public, max-age={}", state.settings.jwks_max_age()),
         ))
         .content_type("application/json")
         .body(state.keys.current().jwks_json().to_string())

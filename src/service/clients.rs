@@ -248,7 +248,7 @@ pub fn set_disabled(
     let changes = ClientChanges {
         disabled_at: Some(disabled.then_some(now)),
         // Disabling revokes every token issued so far; enabling does not bring them back.
-        tokens_not_before: disabled.then_some(Some(revoke_before(now))),
+        tokens_not_before: disabled.then_some(Some(revoke_before(&current, now))),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
@@ -279,12 +279,13 @@ pub fn rotate_secret(
     let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
     let secret = ClientSecret::generate();
     let keep_previous = grace_seconds > 0;
+    let revoke_from = revoke_before(&current, now);
     let changes = ClientChanges {
         secret_digest: Some(secret.digest().as_bytes().to_vec()),
         previous_secret_digest: Some(keep_previous.then_some(current.secret_digest)),
         previous_secret_expires_at: Some(keep_previous.then_some(now + grace_seconds)),
         // A rotation usually answers a leak: tokens issued with the old secret go too.
-        tokens_not_before: Some(Some(revoke_before(now))),
+        tokens_not_before: Some(Some(revoke_from)),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
@@ -293,17 +294,20 @@ pub fn rotate_secret(
 
 /// Revokes every token issued to the client until now, without a row per token.
 pub fn revoke_tokens(conn: &mut DbConn, id: &str, now: i64) -> Result<ClientView, ClientError> {
+    let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
     let changes = ClientChanges {
-        tokens_not_before: Some(Some(revoke_before(now))),
+        tokens_not_before: Some(Some(revoke_before(&current, now))),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
     apply(conn, id, &changes, now)
 }
 
-/// See `service::tokens::issued_at`: tokens with `iat` below this are revoked.
-fn revoke_before(now: i64) -> i64 {
-    now + 1
+/// See `service::tokens::issued_at`: tokens with `iat` below the result are revoked. It
+/// always moves forward, so a second revocation within the same second still revokes the
+/// tokens issued since the first (whose `iat` was pushed to the first one's bound).
+fn revoke_before(current: &ClientRow, now: i64) -> i64 {
+    current.tokens_not_before.map_or(now, |t| t.max(now)) + 1
 }
 
 fn apply(

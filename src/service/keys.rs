@@ -134,7 +134,8 @@ fn rotate_with(
     let (fresh_next, fresh_next_der) = SigningKey::generate(algorithm)?;
     let (fresh_active, fresh_active_der) = SigningKey::generate(algorithm)?;
     let result = conn.transaction::<_, KeyServiceError, _>(|conn| {
-        if !db::keys::try_lock_rotation(conn)? {
+        // A scheduled rotation skips when another instance is at it; others wait their turn.
+        if !db::keys::lock_rotation(conn, due_after.is_none())? {
             return Ok(None);
         }
         let active = db::keys::in_state(conn, STATE_ACTIVE)?;

@@ -23,6 +23,12 @@ async fn cli_manages_clients_and_the_server_sees_it(backend: Backend) {
     );
 
     let output = app.cli(&["client", "show", &client.id, "--json"]);
+    assert!(
+        output.status.success(),
+        "{:?} {}",
+        output.status,
+        stderr(&output)
+    );
     let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         shown["audiences"],

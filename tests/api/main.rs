@@ -7,5 +7,7 @@ mod helpers;
 mod admin;
 mod cli;
 mod discovery;
+mod instances;
 mod migrations;
+mod revocation;
 mod token;

@@ -1,0 +1,187 @@
+//! Several instances on one database, and scheduled rotation by exactly one of them.
+
+use std::sync::{Arc, Barrier};
+
+use serde_json::Value;
+use tollgate::db::{Db, DbUrl, PoolOptions};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TEST_MASTER_KEY, TestDb, eventually, spawn_app_on};
+
+async fn two_instances_agree_on_revocations_keys_and_clients(backend: Backend) {
+    let db = TestDb::new(backend);
+    // Instances of one deployment share the issuer (behind one public URL).
+    let config = "[server]\nissuer = \"https://auth.example.test\"\n";
+    let a = spawn_app_on(db.clone(), config).await;
+    let b = spawn_app_on(db.clone(), config).await;
+    let client = a.create_client("svc", "read", &[]);
+    let resource_server = a.create_client("api", "introspect", &[]);
+
+    // A token from A, revoked on B, is inactive when introspected on A.
+    let token = a.access_token(&client, &[]).await;
+    let revoked = b
+        .http
+        .post(b.url("/oauth/revoke"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let answer: Value = a
+        .http
+        .post(a.url("/oauth/introspect"))
+        .basic_auth(&resource_server.id, Some(&resource_server.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, serde_json::json!({"active": false}));
+
+    // A key rotated on A appears in B's JWKS and signs B's tokens.
+    let admin = a.admin_token().await;
+    let rotated: Value = a
+        .http
+        .post(a.url("/admin/keys/rotate"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    let seen = eventually(5, || async {
+        let token = b.access_token(&client, &[]).await;
+        jsonwebtoken::decode_header(&token).unwrap().kid.as_deref() == Some(new_kid.as_str())
+    })
+    .await;
+    assert!(seen, "B signs with the key rotated on A");
+    let jwks_b: Value = b.get_json("/.well-known/jwks.json").await.1;
+    let jwks_a: Value = a.get_json("/.well-known/jwks.json").await.1;
+    assert_eq!(jwks_a, jwks_b, "both publish the same keys");
+
+    // A client disabled on B cannot get tokens from A.
+    let disabled = b
+        .http
+        .post(b.url(&format!("/admin/clients/{}/disable", client.id)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 200);
+    let refused = a
+        .token_request(Some(&client), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(refused.status(), 401);
+}
+
+async fn scheduled_rotation_happens_once_across_instances(backend: Backend) {
+    let db = TestDb::new(backend);
+    let url = DbUrl::parse(&db.url).unwrap();
+    let pool = Db::connect(&url, &PoolOptions::default()).unwrap();
+    let master = tollgate::crypto::sealed::MasterKey::parse(TEST_MASTER_KEY).unwrap();
+    let algorithm = tollgate::crypto::signer::SigningAlgorithm::ES256;
+    {
+        let mut conn = pool.get().unwrap();
+        tollgate::db::run_migrations(&mut conn).unwrap();
+        let long_ago = chrono::Utc::now().timestamp() - 10 * 86_400;
+        tollgate::service::keys::ensure_signing_key(&mut conn, &master, algorithm, 60, long_ago)
+            .unwrap();
+    }
+    let now = chrono::Utc::now().timestamp();
+    let period = 86_400;
+    let barrier = Arc::new(Barrier::new(4));
+    let master = Arc::new(master);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, barrier, master) = (pool.clone(), barrier.clone(), master.clone());
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                barrier.wait();
+                tollgate::service::keys::rotate_if_due(
+                    &mut conn, &master, algorithm, period, 60, now,
+                )
+                .unwrap()
+                .is_some()
+            })
+        })
+        .collect();
+    let rotations = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|r| *r)
+        .count();
+    assert_eq!(rotations, 1, "exactly one instance rotates");
+
+    let mut conn = pool.get().unwrap();
+    let keys = tollgate::service::keys::list(&mut conn, now).unwrap();
+    let count = |state: &str| keys.iter().filter(|k| k.state == state).count();
+    assert_eq!(
+        (count("active"), count("next"), count("retired")),
+        (1, 1, 1),
+        "{keys:#?}"
+    );
+    // Not due again.
+    assert!(
+        tollgate::service::keys::rotate_if_due(&mut conn, &master, algorithm, period, 60, now)
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_running_server_rotates_on_schedule(backend: Backend) {
+    // An hour-long period with a key made "two hours ago" is due at once.
+    let db = TestDb::new(backend);
+    let overdue_kid = {
+        let pool = Db::connect(&DbUrl::parse(&db.url).unwrap(), &PoolOptions::default()).unwrap();
+        let mut conn = pool.get().unwrap();
+        tollgate::db::run_migrations(&mut conn).unwrap();
+        // The SQLite server reads its key file beside the database; PostgreSQL gets the
+        // same key through the environment (see helpers).
+        std::fs::write(db.dir.path().join("master.key"), TEST_MASTER_KEY).unwrap();
+        let master = tollgate::crypto::sealed::MasterKey::parse(TEST_MASTER_KEY).unwrap();
+        let two_hours_ago = chrono::Utc::now().timestamp() - 7200;
+        tollgate::service::keys::ensure_signing_key(
+            &mut conn,
+            &master,
+            tollgate::crypto::signer::SigningAlgorithm::ES256,
+            60,
+            two_hours_ago,
+        )
+        .unwrap()
+        .unwrap()
+        .kid
+    };
+    let config = "[tokens]\nmax_ttl_seconds = 3600\n[signing]\nrotation_period_seconds = 3600\n";
+    let app = spawn_app_on(db, config).await;
+    let cache = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(cache, "public, max-age=1800", "half the rotation period");
+    let client = app.create_client("svc", "read", &[]);
+    let rotated = eventually(20, || async {
+        jsonwebtoken::decode_header(app.access_token(&client, &[]).await)
+            .unwrap()
+            .kid
+            .is_some_and(|kid| kid != overdue_kid)
+    })
+    .await;
+    assert!(rotated, "the overdue key was rotated by the server");
+}
+
+both_backends!(
+    two_instances_agree_on_revocations_keys_and_clients,
+    scheduled_rotation_happens_once_across_instances,
+    a_running_server_rotates_on_schedule,
+);
