@@ -11,3 +11,4 @@ mod instances;
 mod migrations;
 mod revocation;
 mod token;
+mod verifier;
