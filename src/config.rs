@@ -85,6 +85,7 @@ pub struct TokensSection {
     pub max_ttl_seconds: i64,
     pub default_audience: String,
     pub admin_audience: String,
+    pub exchange_ttl_seconds: i64,
 }
 
 impl Default for TokensSection {
@@ -92,6 +93,7 @@ impl Default for TokensSection {
         Self {
             default_ttl_seconds: 3600,
             max_ttl_seconds: 86_400,
+            exchange_ttl_seconds: 300,
             default_audience: String::new(),
             admin_audience: String::new(),
         }
@@ -182,6 +184,7 @@ pub struct Settings {
     pub pool: PoolOptions,
     pub default_ttl: i64,
     pub max_ttl: i64,
+    pub exchange_ttl: i64,
     pub default_audience: String,
     pub admin_audience: String,
     /// Which audiences were not configured and follow the issuer.
@@ -259,6 +262,14 @@ impl Settings {
             return Err(invalid(
                 "tokens.max_ttl_seconds",
                 "must be at least tokens.default_ttl_seconds and at most ten years",
+            ));
+        }
+        if file.tokens.exchange_ttl_seconds < 1
+            || file.tokens.exchange_ttl_seconds > file.tokens.max_ttl_seconds
+        {
+            return Err(invalid(
+                "tokens.exchange_ttl_seconds",
+                "must be between 1 and tokens.max_ttl_seconds",
             ));
         }
         let default_audience = non_empty_or(&file.tokens.default_audience, &issuer);
@@ -356,6 +367,7 @@ impl Settings {
             },
             default_ttl: file.tokens.default_ttl_seconds,
             max_ttl: file.tokens.max_ttl_seconds,
+            exchange_ttl: file.tokens.exchange_ttl_seconds,
             default_audience,
             admin_audience,
             signing_algorithm,
@@ -399,6 +411,7 @@ impl Settings {
             default_ttl: self.default_ttl,
             max_ttl: self.max_ttl,
             admin_audience: self.admin_audience.clone(),
+            exchange_ttl: self.exchange_ttl,
         }
     }
 }

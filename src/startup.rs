@@ -22,6 +22,10 @@ pub struct AppState {
     pub policy: TokenPolicy,
     pub master_key: Arc<MasterKey>,
     pub settings: Settings,
+    /// API key uses waiting to be written to `last_used_at`.
+    pub usage: service::accounts::UsageTracker,
+    /// Limits on pairing challenge creation, per client address and per account.
+    pub pairing_limits: crate::http::rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -136,6 +140,8 @@ impl Application {
             policy: settings.token_policy(),
             master_key: Arc::new(master_key),
             settings: settings.clone(),
+            usage: service::accounts::UsageTracker::default(),
+            pairing_limits: crate::http::rate_limit::RateLimiter::default(),
         });
         let app_state = state.clone();
         let access_log = settings.access_log;
@@ -260,10 +266,13 @@ fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
 async fn maintain(state: web::Data<AppState>) {
     const ROTATION_CHECK: Duration = Duration::from_secs(10);
     const PRUNE_EVERY: Duration = Duration::from_secs(60);
+    // Well under `LAST_USED_PRECISION_SECONDS`, so last_used_at stays within about a minute.
+    const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
     let mut interval = tokio::time::interval(state.settings.key_refresh);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_rotation_check: Option<tokio::time::Instant> = None;
     let mut last_prune = tokio::time::Instant::now();
+    let mut last_usage_flush = tokio::time::Instant::now();
     loop {
         interval.tick().await;
         if let Some(period) = state.settings.rotation_period
@@ -277,9 +286,23 @@ async fn maintain(state: web::Data<AppState>) {
         if let Err(err) = reload_keys_if_changed(&state).await {
             tracing::warn!(error = %err, "signing key refresh failed; keeping the current keys");
         }
+        if last_usage_flush.elapsed() >= USAGE_FLUSH_EVERY {
+            last_usage_flush = tokio::time::Instant::now();
+            let app = state.clone();
+            if let Err(err) = state.db.run(move |conn| app.usage.flush(conn)).await {
+                tracing::warn!(error = %err, "writing API key last-used times failed");
+            }
+        }
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = tokio::time::Instant::now();
             let now = state.now();
+            let expired = state
+                .db
+                .run(move |conn| service::accounts::expire_overdue(conn, now))
+                .await;
+            if let Err(err) = expired {
+                tracing::warn!(error = %err, "expiring pairing challenges failed");
+            }
             match state
                 .db
                 .run(move |conn| {

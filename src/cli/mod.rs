@@ -16,6 +16,7 @@ use crate::crypto::signer::SigningAlgorithm;
 use crate::db::DbConn;
 use crate::oauth::Scope;
 use crate::service;
+use crate::service::audit::Actor;
 use crate::service::clients::{ClientSpec, ClientView};
 use crate::startup::{Application, load_master_key, open_connection};
 
@@ -54,6 +55,105 @@ pub enum Command {
     /// Manage the keys that sign access tokens.
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+    /// Manage accounts (people or teams that own API keys).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage API keys on an account's behalf.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// See and deny pending app pairing requests.
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
+    /// Show the audit trail, newest first.
+    Audit {
+        /// Only events of this account (handle).
+        #[arg(long)]
+        account: Option<String>,
+        /// Only events of this client (id).
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account; `--scope` bounds what its keys may carry.
+    Create {
+        #[arg(long)]
+        handle: String,
+        /// Display name (default: the handle).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "")]
+        scope: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        handle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable: every key of the account stops working at once.
+    Disable {
+        handle: String,
+    },
+    Enable {
+        handle: String,
+    },
+    /// Delete the account and its keys.
+    Delete {
+        handle: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; it is printed once and cannot be shown again.
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes, within the account's (default: all of the account's).
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke at once; the key stays listed as revoked.
+    Revoke { id: String },
+    /// Delete for good.
+    Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChallengeCommand {
+    /// Pending pairing requests of an account, with their 4-digit codes.
+    List {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse a pending request.
+    Deny { id: String },
 }
 
 #[derive(Debug, Default, Args)]
@@ -82,6 +182,9 @@ pub enum ClientCommand {
         /// Token lifetime in seconds (default: tokens.default_ttl_seconds).
         #[arg(long, value_name = "SECONDS")]
         ttl: Option<i64>,
+        /// A grant type the client may use; repeatable (default: client_credentials).
+        #[arg(long = "grant-type", value_name = "GRANT")]
+        grant_types: Vec<String>,
         /// Print JSON only.
         #[arg(long)]
         json: bool,
@@ -183,6 +286,47 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut conn = open_connection(&settings)?;
             signing_key_command(&mut conn, &settings, command)?;
         }
+        Some(Command::Account(command)) => {
+            crate::telemetry::init("warn");
+            account_command(&mut open_connection(&settings)?, command)?;
+        }
+        Some(Command::ApiKey(command)) => {
+            crate::telemetry::init("warn");
+            api_key_command(&mut open_connection(&settings)?, command)?;
+        }
+        Some(Command::Challenge(command)) => {
+            crate::telemetry::init("warn");
+            challenge_command(&mut open_connection(&settings)?, command)?;
+        }
+        Some(Command::Audit {
+            account,
+            client,
+            limit,
+            json,
+        }) => {
+            crate::telemetry::init("warn");
+            let mut conn = open_connection(&settings)?;
+            let events =
+                service::audit::list(&mut conn, account.as_deref(), client.as_deref(), limit)?;
+            if json {
+                print_json(&events)?;
+            } else {
+                for e in &events {
+                    println!(
+                        "{}  {:<24} {:<28} {} {}",
+                        e.occurred_at.to_rfc3339(),
+                        e.action,
+                        e.actor,
+                        e.subject_id.as_deref().unwrap_or("-"),
+                        if e.details.is_null() {
+                            String::new()
+                        } else {
+                            e.details.to_string()
+                        }
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -268,6 +412,7 @@ fn client_command(
             scope,
             audiences,
             ttl,
+            grant_types,
             json,
         } => {
             let scopes = Scope::parse(scope.trim())
@@ -277,9 +422,9 @@ fn client_command(
                 scopes,
                 audiences,
                 token_ttl: ttl,
-                grant_types: Vec::new(),
+                grant_types,
             };
-            let (view, secret) = service::clients::create(conn, &spec, now())?;
+            let (view, secret) = service::clients::create(conn, &Actor::cli(), &spec, now())?;
             if json {
                 print_secret_json(&view, secret.expose())?;
             } else {
@@ -322,23 +467,24 @@ fn client_command(
             }
         }
         ClientCommand::Disable { id } => {
-            service::clients::set_disabled(conn, &id, true, now())?;
+            service::clients::set_disabled(conn, &Actor::cli(), &id, true, now())?;
             println!("client {id} disabled");
         }
         ClientCommand::Enable { id } => {
-            service::clients::set_disabled(conn, &id, false, now())?;
+            service::clients::set_disabled(conn, &Actor::cli(), &id, false, now())?;
             println!("client {id} enabled");
         }
         ClientCommand::RevokeTokens { id } => {
-            service::clients::revoke_tokens(conn, &id, now())?;
+            service::clients::revoke_tokens(conn, &Actor::cli(), &id, now())?;
             println!("every token issued to client {id} until now is revoked");
         }
         ClientCommand::Delete { id } => {
-            service::clients::delete(conn, &id)?;
+            service::clients::delete(conn, &Actor::cli(), &id, now())?;
             println!("client {id} deleted");
         }
         ClientCommand::RotateSecret { id, grace, json } => {
-            let (view, secret) = service::clients::rotate_secret(conn, &id, grace, now())?;
+            let (view, secret) =
+                service::clients::rotate_secret(conn, &Actor::cli(), &id, grace, now())?;
             if json {
                 print_secret_json(&view, secret.expose())?;
             } else {
@@ -426,6 +572,188 @@ fn signing_key_command(
              running servers switch within {} ms.",
             settings.key_refresh.as_millis()
         );
+    }
+    Ok(())
+}
+
+fn parse_scope_arg(text: &str) -> anyhow::Result<Scope> {
+    Scope::parse(text.trim()).map_err(|e| anyhow::anyhow!("invalid --scope: {}", e.0))
+}
+
+fn print_account(account: &service::accounts::AccountView) {
+    println!("id:       {}", account.id);
+    println!("handle:   {}", account.handle);
+    println!("name:     {}", account.display_name);
+    println!("scopes:   {}", account.scopes.join(" "));
+    println!(
+        "status:   {}",
+        if account.disabled {
+            "disabled"
+        } else {
+            "enabled"
+        }
+    );
+    println!("created:  {}", account.created_at.to_rfc3339());
+}
+
+fn account_command(conn: &mut DbConn, command: AccountCommand) -> anyhow::Result<()> {
+    use service::accounts;
+    let actor = Actor::cli();
+    match command {
+        AccountCommand::Create {
+            handle,
+            name,
+            scope,
+            json,
+        } => {
+            let account = accounts::create_account(
+                conn,
+                &actor,
+                &handle,
+                name.as_deref(),
+                &parse_scope_arg(&scope)?,
+                now(),
+            )?;
+            if json {
+                print_json(&account)?;
+            } else {
+                print_account(&account);
+            }
+        }
+        AccountCommand::List { json } => {
+            let list = accounts::list_accounts(conn)?;
+            if json {
+                print_json(&list)?;
+            } else {
+                println!("{:<24} {:<9} {:<24} SCOPES", "HANDLE", "STATUS", "ID");
+                for a in &list {
+                    println!(
+                        "{:<24} {:<9} {:<24} {}",
+                        a.handle,
+                        if a.disabled { "disabled" } else { "enabled" },
+                        a.id,
+                        a.scopes.join(" ")
+                    );
+                }
+            }
+        }
+        AccountCommand::Show { handle, json } => {
+            let account = accounts::get_account(conn, &handle)?;
+            if json {
+                print_json(&account)?;
+            } else {
+                print_account(&account);
+            }
+        }
+        AccountCommand::Disable { handle } => {
+            accounts::set_account_disabled(conn, &actor, &handle, true, now())?;
+            println!("account {handle} disabled: its keys stop working at once");
+        }
+        AccountCommand::Enable { handle } => {
+            accounts::set_account_disabled(conn, &actor, &handle, false, now())?;
+            println!("account {handle} enabled");
+        }
+        AccountCommand::Delete { handle } => {
+            accounts::delete_account(conn, &actor, &handle, now())?;
+            println!("account {handle} and its keys deleted");
+        }
+    }
+    Ok(())
+}
+
+fn api_key_command(conn: &mut DbConn, command: ApiKeyCommand) -> anyhow::Result<()> {
+    use service::accounts::{self, KeySpec};
+    let actor = Actor::cli();
+    match command {
+        ApiKeyCommand::Create {
+            account,
+            name,
+            scope,
+            expires_in,
+            json,
+        } => {
+            let spec = KeySpec {
+                name,
+                scopes: scope.as_deref().map(parse_scope_arg).transpose()?,
+                expires_in,
+            };
+            let (view, secret) = accounts::create_key_for(conn, &actor, &account, &spec, now())?;
+            if json {
+                let mut value = serde_json::to_value(&view)?;
+                if let Some(members) = value.as_object_mut() {
+                    members.insert("api_key".into(), serde_json::json!(secret.expose()));
+                }
+                print_json(&value)?;
+            } else {
+                println!("id:      {}", view.id);
+                println!("name:    {}", view.name);
+                println!("scopes:  {}", view.scopes.join(" "));
+                println!("api_key: {}", secret.expose());
+                println!("\nStore the key now: it is not kept and cannot be shown again.");
+            }
+        }
+        ApiKeyCommand::List { account, json } => {
+            let keys = accounts::list_keys_for(conn, &account, now())?;
+            if json {
+                print_json(&keys)?;
+            } else {
+                println!(
+                    "{:<24} {:<14} {:<8} {:<22} {:<26} NAME",
+                    "ID", "PREFIX", "STATUS", "CREATED", "LAST USED"
+                );
+                for k in &keys {
+                    println!(
+                        "{:<24} {:<14} {:<8} {:<22} {:<26} {}",
+                        k.id,
+                        k.prefix,
+                        k.status,
+                        k.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        k.last_used_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_else(|| "never".into()),
+                        k.name
+                    );
+                }
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            accounts::revoke_key(conn, &actor, &id, None, now())?;
+            println!("API key {id} revoked");
+        }
+        ApiKeyCommand::Delete { id } => {
+            accounts::delete_key(conn, &actor, &id, None, now())?;
+            println!("API key {id} deleted");
+        }
+    }
+    Ok(())
+}
+
+fn challenge_command(conn: &mut DbConn, command: ChallengeCommand) -> anyhow::Result<()> {
+    use service::accounts;
+    match command {
+        ChallengeCommand::List { account, json } => {
+            let pending = accounts::pending_challenges_for(conn, &account, now())?;
+            if json {
+                print_json(&pending)?;
+            } else if pending.is_empty() {
+                println!("no pending requests");
+            } else {
+                for c in &pending {
+                    println!(
+                        "{}  code {}  app {:?} asks for: {}  (expires {})",
+                        c.id,
+                        c.code,
+                        c.app_name,
+                        c.scopes.join(" "),
+                        c.expires_at.to_rfc3339()
+                    );
+                }
+            }
+        }
+        ChallengeCommand::Deny { id } => {
+            accounts::deny_challenge(conn, &Actor::cli(), &id, None, now())?;
+            println!("pairing request {id} denied");
+        }
     }
     Ok(())
 }

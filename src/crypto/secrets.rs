@@ -25,9 +25,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// A random, URL-safe identifier with 128 bits of entropy (client ids, key ids, `jti`).
+/// A random identifier with 128 bits of entropy (client ids, key ids, `jti`), in base58:
+/// URL-safe, and never starting with '-', which a command line would take for an option.
 pub fn random_id() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+    bs58::encode(random_bytes::<16>()).into_string()
 }
 
 /// A plaintext client secret: shown once at creation, never stored, never logged.
@@ -122,5 +123,117 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let secret = ClientSecret::generate();
         assert!(!format!("{secret:?}").contains(secret.expose()));
+    }
+}
+
+/// Prefix of API keys. Secret scanners match on it: never change it.
+pub const API_KEY_PREFIX: &str = "tg_";
+/// Characters of the key (after the prefix) shown in listings to tell keys apart.
+const API_KEY_SHORT_ID_LEN: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApiKeyFormatError {
+    #[error("not a Tollgate API key (they start with tg_)")]
+    Prefix,
+    #[error("the API key is malformed or mistyped (checksum mismatch)")]
+    Checksum,
+}
+
+/// A plaintext API key: shown once at creation, never stored, never logged.
+///
+/// Format: `tg_` + base58(32 random bytes ‖ CRC-32 of those bytes, big-endian). The prefix
+/// lets secret scanners find leaked keys; the checksum rejects a typo without a lookup.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeySecret(String);
+
+impl ApiKeySecret {
+    pub fn generate() -> Self {
+        let random = random_bytes::<32>();
+        let mut bytes = random.to_vec();
+        bytes.extend_from_slice(&crc32fast::hash(&random).to_be_bytes());
+        Self(format!(
+            "{API_KEY_PREFIX}{}",
+            bs58::encode(bytes).into_string()
+        ))
+    }
+
+    /// Checks prefix and checksum; says nothing about whether the key exists.
+    pub fn parse(text: &str) -> Result<Self, ApiKeyFormatError> {
+        let body = text
+            .trim()
+            .strip_prefix(API_KEY_PREFIX)
+            .ok_or(ApiKeyFormatError::Prefix)?;
+        let bytes = bs58::decode(body)
+            .into_vec()
+            .map_err(|_| ApiKeyFormatError::Checksum)?;
+        if bytes.len() != 36 {
+            return Err(ApiKeyFormatError::Checksum);
+        }
+        let (random, checksum) = bytes.split_at(32);
+        if crc32fast::hash(random).to_be_bytes() != checksum {
+            return Err(ApiKeyFormatError::Checksum);
+        }
+        Ok(Self(text.trim().to_owned()))
+    }
+
+    pub fn looks_like_api_key(text: &str) -> bool {
+        text.trim().starts_with(API_KEY_PREFIX)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> SecretDigest {
+        SecretDigest::of(self.0.as_bytes())
+    }
+
+    /// A short, non-secret identifier for listings: the prefix and 8 characters
+    /// (about 46 of the key's 256 random bits).
+    pub fn short_id(&self) -> String {
+        self.0
+            .chars()
+            .take(API_KEY_PREFIX.len() + API_KEY_SHORT_ID_LEN)
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for ApiKeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKeySecret(redacted)")
+    }
+}
+
+#[cfg(test)]
+mod api_key_tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_carry_256_random_bits() {
+        let key = ApiKeySecret::generate();
+        assert!(key.expose().starts_with("tg_"));
+        assert_eq!(ApiKeySecret::parse(key.expose()), Ok(key.clone()));
+        assert_ne!(key, ApiKeySecret::generate());
+        assert_eq!(key.short_id().len(), 11);
+        assert!(key.expose().starts_with(&key.short_id()));
+    }
+
+    #[test]
+    fn a_typo_fails_the_checksum() {
+        let key = ApiKeySecret::generate();
+        let text = key.expose();
+        let last = text.chars().last().unwrap_or('1');
+        let replacement = if last == '2' { '3' } else { '2' };
+        let typo = format!("{}{replacement}", &text[..text.len() - 1]);
+        assert_eq!(ApiKeySecret::parse(&typo), Err(ApiKeyFormatError::Checksum));
+        assert_eq!(
+            ApiKeySecret::parse("tg_short"),
+            Err(ApiKeyFormatError::Checksum)
+        );
+        assert_eq!(
+            ApiKeySecret::parse("ghp_abcdef"),
+            Err(ApiKeyFormatError::Prefix)
+        );
+        assert!(!format!("{key:?}").contains(key.expose()));
     }
 }

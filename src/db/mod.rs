@@ -5,6 +5,8 @@
 //! Everything written here uses the subset of SQL both backends share (see `schema.rs`):
 //! text ids generated in Rust, Unix-second `BIGINT` times bound from Rust, no upserts.
 
+pub mod accounts;
+pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod models;
@@ -34,7 +36,8 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// WAL lets the server and the CLI share one file; the busy timeout makes a writer wait for
 /// the other instead of failing at once. Foreign keys are per connection in SQLite.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+/// The busy timeout comes first so that switching to WAL waits for a lock too.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 #[derive(Debug, thiserror::Error)]

@@ -41,4 +41,69 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(clients, revoked_tokens, signing_keys);
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        handle -> Text,
+        display_name -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        account_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        digest -> Binary,
+        scopes -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    pairing_challenges (id) {
+        id -> Text,
+        account_id -> Nullable<Text>,
+        app_name -> Text,
+        scopes -> Text,
+        code -> Text,
+        failed_attempts -> Integer,
+        status -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        resolved_at -> Nullable<BigInt>,
+        api_key_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        occurred_at -> BigInt,
+        action -> Text,
+        actor -> Text,
+        account_id -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        subject_id -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::joinable!(api_keys -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    api_keys,
+    audit_events,
+    clients,
+    pairing_challenges,
+    revoked_tokens,
+    signing_keys,
+);

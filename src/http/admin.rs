@@ -13,6 +13,7 @@ use super::error::{ApiError, BearerError};
 use super::extract::header_str;
 use crate::db;
 use crate::oauth::Scope;
+use crate::service::audit::Actor;
 use crate::service::clients::{ClientSpec, ClientUpdate, ClientView};
 use crate::service::keys::KeyServiceError;
 use crate::service::tokens::AccessTokenClaims;
@@ -38,13 +39,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/clients/{id}/revoke-tokens").route(web::post().to(post_revoke_tokens)))
     .service(web::resource("/clients/{id}/rotate-secret").route(web::post().to(post_rotate_secret)))
     .service(web::resource("/keys").route(web::get().to(list_keys)))
-    .service(web::resource("/keys/rotate").route(web::post().to(post_rotate_key)));
+    .service(web::resource("/keys/rotate").route(web::post().to(post_rotate_key)))
+    .configure(super::admin_accounts::routes);
 }
 
 /// An authenticated operator: a valid Tollgate access token with the `admin` scope, for
 /// the admin audience, whose client still exists and is enabled.
 pub struct Admin {
     pub claims: AccessTokenClaims,
+}
+
+impl Admin {
+    /// The audit trail names the operator's client.
+    pub fn actor(&self) -> Actor {
+        Actor::admin(&self.claims.client_id)
+    }
 }
 
 impl FromRequest for Admin {
@@ -127,7 +136,7 @@ pub enum ScopeInput {
 }
 
 impl ScopeInput {
-    fn parse(&self) -> Result<Scope, ApiError> {
+    pub fn parse(&self) -> Result<Scope, ApiError> {
         match self {
             Self::Text(text) => Scope::parse(text),
             Self::List(list) => Scope::from_tokens(list),
@@ -200,10 +209,11 @@ fn secret_response(status: StatusCode, body: serde_json::Value) -> HttpResponse 
 }
 
 async fn post_client(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     body: web::Json<CreateClientBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = admin.actor();
     let body = body.into_inner();
     let spec = ClientSpec {
         name: body.name,
@@ -220,7 +230,7 @@ async fn post_client(
     let now = state.now();
     let (view, secret) = state
         .db
-        .run(move |conn| service::clients::create(conn, &spec, now))
+        .run(move |conn| service::clients::create(conn, &actor, &spec, now))
         .await?;
     Ok(secret_response(
         StatusCode::CREATED,
@@ -251,11 +261,12 @@ async fn get_client(
 }
 
 async fn patch_client(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Json<UpdateClientBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = admin.actor();
     let body = body.into_inner();
     let update = ClientUpdate {
         name: body.name,
@@ -267,76 +278,81 @@ async fn patch_client(
     let now = state.now();
     let client = state
         .db
-        .run(move |conn| service::clients::update(conn, &id, &update, now))
+        .run(move |conn| service::clients::update(conn, &actor, &id, &update, now))
         .await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
 async fn set_disabled(
+    admin: Admin,
     state: web::Data<AppState>,
     id: String,
     disabled: bool,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = admin.actor();
     let now = state.now();
     let client = state
         .db
-        .run(move |conn| service::clients::set_disabled(conn, &id, disabled, now))
+        .run(move |conn| service::clients::set_disabled(conn, &actor, &id, disabled, now))
         .await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
 async fn post_disable_client(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_disabled(state, id.into_inner(), true).await
+    set_disabled(admin, state, id.into_inner(), true).await
 }
 
 async fn post_enable_client(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_disabled(state, id.into_inner(), false).await
+    set_disabled(admin, state, id.into_inner(), false).await
 }
 
 async fn post_revoke_tokens(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = admin.actor();
     let now = state.now();
     let client = state
         .db
-        .run(move |conn| service::clients::revoke_tokens(conn, &id, now))
+        .run(move |conn| service::clients::revoke_tokens(conn, &actor, &id, now))
         .await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
 async fn delete_client(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let (actor, now) = (admin.actor(), state.now());
     state
         .db
-        .run(move |conn| service::clients::delete(conn, &id))
+        .run(move |conn| service::clients::delete(conn, &actor, &id, now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn post_rotate_secret(
-    _admin: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: Option<web::Json<RotateSecretBody>>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = admin.actor();
     let grace = body.map(|b| b.grace_seconds).unwrap_or_default();
     let now = state.now();
     let (view, secret) = state
         .db
-        .run(move |conn| service::clients::rotate_secret(conn, &id, grace, now))
+        .run(move |conn| service::clients::rotate_secret(conn, &actor, &id, grace, now))
         .await?;
     Ok(secret_response(StatusCode::OK, with_secret(&view, &secret)))
 }

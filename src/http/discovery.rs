@@ -7,7 +7,7 @@ use serde_json::json;
 use super::error::ApiError;
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db;
-use crate::oauth::{ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, Scope};
+use crate::oauth::{ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, Scope};
 use crate::startup::AppState;
 
 /// `GET /.well-known/jwks.json`: every published public key (next, active, retired),
@@ -48,7 +48,7 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         "issuer": issuer,
         "token_endpoint": format!("{issuer}{}", super::TOKEN_PATH),
         "jwks_uri": format!("{issuer}{}", super::JWKS_PATH),
-        "grant_types_supported": [GRANT_CLIENT_CREDENTIALS],
+        "grant_types_supported": [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE],
         // No authorization endpoint: no response types (RFC 8414 §2 still wants the member).
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,

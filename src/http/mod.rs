@@ -1,11 +1,14 @@
 //! HTTP: routes and thin handlers. The only module that names actix-web types (besides
 //! `startup`, which builds the server).
 
+pub mod accounts;
 pub mod admin;
+pub mod admin_accounts;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod rate_limit;
 pub mod revocation;
 pub mod token;
 
@@ -51,5 +54,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/health/live").route(web::get().to(health::get_live)))
     .service(web::resource("/health/ready").route(web::get().to(health::get_ready)))
     .service(web::scope("/admin").configure(admin::routes))
+    .configure(accounts::routes)
     .default_service(web::to(error::not_found));
 }

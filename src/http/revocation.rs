@@ -45,7 +45,9 @@ pub async fn post_introspect(
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
     let answer = state
         .db
-        .run(move |conn| service::tokens::introspect(conn, &keys, &app.policy, &request, now))
+        .run(move |conn| {
+            service::tokens::introspect(conn, &keys, &app.policy, &app.usage, &request, now)
+        })
         .await
         .map_err(introspection_error)?;
     Ok(no_store(&mut HttpResponse::Ok()).json(answer))

@@ -24,7 +24,9 @@ pub async fn post_token(
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
     let issued = state
         .db
-        .run(move |conn| service::tokens::issue(conn, &keys, &app.policy, &request, now))
+        .run(move |conn| {
+            service::tokens::issue(conn, &keys, &app.policy, &app.usage, &request, now)
+        })
         .await?;
     Ok(no_store(&mut HttpResponse::Ok()).json(issued))
 }

@@ -14,3 +14,9 @@ pub use scope::Scope;
 
 /// RFC 6749 §4.4: the client credentials grant.
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// RFC 8693: token exchange.
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3: the token type of issued access tokens.
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Tollgate's token type URI for its API keys, as `subject_token_type`.
+pub const TOKEN_TYPE_API_KEY: &str = "urn:tollgate:params:oauth:token-type:api_key";

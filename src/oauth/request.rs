@@ -47,12 +47,29 @@ pub enum Grant {
         scope: Option<Scope>,
         audiences: Vec<String>,
     },
+    /// RFC 8693 §2.1: an API key (`subject_token`) traded for a short-lived access token.
+    TokenExchange {
+        subject_token: SubjectToken,
+        scope: Option<Scope>,
+        audiences: Vec<String>,
+    },
+}
+
+/// The token presented for exchange; never printed.
+#[derive(Clone)]
+pub struct SubjectToken(pub String);
+
+impl std::fmt::Debug for SubjectToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectToken(redacted)")
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
     pub grant: Grant,
-    pub credentials: ClientCredentials,
+    /// Always present for the client credentials grant; optional for token exchange.
+    pub credentials: Option<ClientCredentials>,
 }
 
 /// Form parameters, each name at most once except those the RFCs allow to repeat.
@@ -124,6 +141,7 @@ impl TokenRequest {
             .ok_or_else(|| OAuthError::invalid_request("missing grant_type"))?;
         let grant = match grant_type {
             super::GRANT_CLIENT_CREDENTIALS => parse_client_credentials(&params)?,
+            super::GRANT_TOKEN_EXCHANGE => parse_token_exchange(&params)?,
             other => {
                 return Err(OAuthError::new(
                     ErrorCode::UnsupportedGrantType,
@@ -131,9 +149,54 @@ impl TokenRequest {
                 ));
             }
         };
-        let credentials = client_credentials(authorization, &mut params)?;
+        let credentials = match grant {
+            Grant::ClientCredentials { .. } => {
+                Some(client_credentials(authorization, &mut params)?)
+            }
+            Grant::TokenExchange { .. } => optional_client_credentials(authorization, &mut params)?,
+        };
         Ok(Self { grant, credentials })
     }
+}
+
+/// RFC 8693 §2.1. Only Tollgate API keys can be exchanged, for access tokens.
+fn parse_token_exchange(params: &FormParams) -> Result<Grant, OAuthError> {
+    let subject_token = params
+        .one("subject_token")
+        .ok_or_else(|| OAuthError::invalid_request("missing subject_token"))?;
+    match params.one("subject_token_type") {
+        Some(super::TOKEN_TYPE_API_KEY) => {}
+        Some(other) => {
+            return Err(OAuthError::invalid_request(format!(
+                "subject_token_type {other:?} is not supported; use {}",
+                super::TOKEN_TYPE_API_KEY
+            )));
+        }
+        None => return Err(OAuthError::invalid_request("missing subject_token_type")),
+    }
+    if params.one("actor_token").is_some() {
+        return Err(OAuthError::invalid_request(
+            "delegation (actor_token) is not supported",
+        ));
+    }
+    if let Some(requested) = params.one("requested_token_type")
+        && requested != super::TOKEN_TYPE_ACCESS_TOKEN
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "requested_token_type must be {}",
+            super::TOKEN_TYPE_ACCESS_TOKEN
+        )));
+    }
+    let scope = params
+        .one("scope")
+        .map(Scope::parse)
+        .transpose()
+        .map_err(|e| OAuthError::invalid_scope(e.0))?;
+    Ok(Grant::TokenExchange {
+        subject_token: SubjectToken(subject_token.to_owned()),
+        scope,
+        audiences: requested_audiences(params)?,
+    })
 }
 
 fn parse_client_credentials(params: &FormParams) -> Result<Grant, OAuthError> {
@@ -248,6 +311,18 @@ fn client_credentials(
     authorization: Option<&str>,
     params: &mut FormParams,
 ) -> Result<ClientCredentials, OAuthError> {
+    optional_client_credentials(authorization, params)?.ok_or_else(|| {
+        OAuthError::invalid_client(
+            "client authentication is required (client_secret_basic or client_secret_post)",
+        )
+    })
+}
+
+/// Client credentials if the request carries any (token exchange may come without).
+fn optional_client_credentials(
+    authorization: Option<&str>,
+    params: &mut FormParams,
+) -> Result<Option<ClientCredentials>, OAuthError> {
     let body_id = params.take("client_id");
     let body_secret = params.take("client_secret");
     match authorization {
@@ -263,24 +338,25 @@ fn client_credentials(
                     "client_id in the body differs from the one in the Authorization header",
                 ));
             }
-            Ok(ClientCredentials {
+            Ok(Some(ClientCredentials {
                 client_id: id,
                 secret: ClientSecret::from_presented(secret),
                 method: ClientAuthMethod::ClientSecretBasic,
-            })
+            }))
         }
         None => match (body_id, body_secret) {
-            (Some(client_id), Some(secret)) => Ok(ClientCredentials {
+            (Some(client_id), Some(secret)) => Ok(Some(ClientCredentials {
                 client_id,
                 secret: ClientSecret::from_presented(secret),
                 method: ClientAuthMethod::ClientSecretPost,
-            }),
+            })),
             (None, Some(_)) => Err(OAuthError::invalid_request(
                 "client_secret was sent without client_id",
             )),
-            (Some(_), None) | (None, None) => Err(OAuthError::invalid_client(
+            (Some(_), None) => Err(OAuthError::invalid_client(
                 "client authentication is required (client_secret_basic or client_secret_post)",
             )),
+            (None, None) => Ok(None),
         },
     }
 }
@@ -339,12 +415,10 @@ mod tests {
         let header = basic("my%20client", "s%3Acr+t");
         let request =
             parse(Some(&header), "grant_type=client_credentials").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(request.credentials.client_id, "my client");
-        assert_eq!(request.credentials.secret.expose(), "s:cr t");
-        assert_eq!(
-            request.credentials.method,
-            ClientAuthMethod::ClientSecretBasic
-        );
+        let credentials = request.credentials.unwrap_or_else(|| panic!("credentials"));
+        assert_eq!(credentials.client_id, "my client");
+        assert_eq!(credentials.secret.expose(), "s:cr t");
+        assert_eq!(credentials.method, ClientAuthMethod::ClientSecretBasic);
     }
 
     #[test]
@@ -355,10 +429,12 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            request.credentials.method,
-            ClientAuthMethod::ClientSecretPost
+            request.credentials.map(|c| c.method),
+            Some(ClientAuthMethod::ClientSecretPost)
         );
-        let Grant::ClientCredentials { scope, .. } = request.grant;
+        let Grant::ClientCredentials { scope, .. } = request.grant else {
+            panic!("client credentials grant")
+        };
         assert_eq!(scope.map(|s| s.to_string()).as_deref(), Some("read write"));
     }
 
@@ -412,7 +488,9 @@ mod tests {
             "grant_type=client_credentials&client_id=a&client_secret=b&resource=https%3A%2F%2Fa.example&resource=https%3A%2F%2Fb.example",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let Grant::ClientCredentials { audiences, .. } = request.grant;
+        let Grant::ClientCredentials { audiences, .. } = request.grant else {
+            panic!("client credentials grant")
+        };
         assert_eq!(audiences, ["https://a.example", "https://b.example"]);
         assert_eq!(
             code(parse(
@@ -421,6 +499,25 @@ mod tests {
             )),
             ErrorCode::InvalidTarget
         );
+    }
+
+    #[test]
+    fn token_exchange_needs_an_api_key_subject_and_may_skip_client_auth() {
+        let body = format!(
+            "grant_type={}&subject_token=tg_x&subject_token_type={}",
+            crate::oauth::GRANT_TOKEN_EXCHANGE,
+            crate::oauth::TOKEN_TYPE_API_KEY
+        );
+        let request = parse(None, &body).unwrap_or_else(|e| panic!("{e}"));
+        assert!(request.credentials.is_none());
+        assert!(matches!(request.grant, Grant::TokenExchange { .. }));
+        let jwt_subject = format!(
+            "grant_type={}&subject_token=x&subject_token_type=urn:ietf:params:oauth:token-type:jwt",
+            crate::oauth::GRANT_TOKEN_EXCHANGE
+        );
+        assert_eq!(code(parse(None, &jwt_subject)), ErrorCode::InvalidRequest);
+        let no_subject = format!("grant_type={}", crate::oauth::GRANT_TOKEN_EXCHANGE);
+        assert_eq!(code(parse(None, &no_subject)), ErrorCode::InvalidRequest);
     }
 
     #[test]

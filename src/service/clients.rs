@@ -3,14 +3,16 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::audit::{self, Actor};
 use super::{split_list, timestamp};
 use crate::crypto::secrets::{ClientSecret, random_id};
 use crate::db::models::{ClientChanges, ClientRow, NewClientRow};
 use crate::db::{self, DbConn, DbError};
-use crate::oauth::{GRANT_CLIENT_CREDENTIALS, Scope};
+use crate::oauth::{GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, Scope};
+use serde_json::json;
 
 /// Grant types a client may be allowed to use.
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &[GRANT_CLIENT_CREDENTIALS];
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &[GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE];
 
 const MAX_NAME_LEN: usize = 200;
 const MAX_AUDIENCES: usize = 32;
@@ -168,6 +170,7 @@ fn validate_grant_types(grant_types: &[String]) -> Result<String, ClientError> {
 /// shown again.
 pub fn create(
     conn: &mut DbConn,
+    actor: &Actor,
     spec: &ClientSpec,
     now: i64,
 ) -> Result<(ClientView, ClientSecret), ClientError> {
@@ -191,6 +194,13 @@ pub fn create(
         updated_at: now,
     };
     db::clients::insert(conn, &row)?;
+    let details = json!({"name": name, "scopes": scopes, "grant_types": grant_types});
+    audit::record(
+        conn,
+        actor,
+        client_event("client.created", &id, Some(details)),
+        now,
+    )?;
     Ok((get(conn, &id, now)?, secret))
 }
 
@@ -209,6 +219,7 @@ pub fn get(conn: &mut DbConn, id: &str, now: i64) -> Result<ClientView, ClientEr
 
 pub fn update(
     conn: &mut DbConn,
+    actor: &Actor,
     id: &str,
     update: &ClientUpdate,
     now: i64,
@@ -230,13 +241,23 @@ pub fn update(
         updated_at: Some(now),
         ..ClientChanges::default()
     };
-    apply(conn, id, &changes, now)
+    let view = apply(conn, id, &changes, now)?;
+    let details =
+        json!({"scopes": view.scopes, "audiences": view.audiences, "token_ttl": view.token_ttl});
+    audit::record(
+        conn,
+        actor,
+        client_event("client.updated", id, Some(details)),
+        now,
+    )?;
+    Ok(view)
 }
 
 /// Disabling takes effect on the next token request: the token endpoint reads the client
 /// on every request.
 pub fn set_disabled(
     conn: &mut DbConn,
+    actor: &Actor,
     id: &str,
     disabled: bool,
     now: i64,
@@ -252,11 +273,19 @@ pub fn set_disabled(
         updated_at: Some(now),
         ..ClientChanges::default()
     };
-    apply(conn, id, &changes, now)
+    let view = apply(conn, id, &changes, now)?;
+    let action = if disabled {
+        "client.disabled"
+    } else {
+        "client.enabled"
+    };
+    audit::record(conn, actor, client_event(action, id, None), now)?;
+    Ok(view)
 }
 
-pub fn delete(conn: &mut DbConn, id: &str) -> Result<(), ClientError> {
+pub fn delete(conn: &mut DbConn, actor: &Actor, id: &str, now: i64) -> Result<(), ClientError> {
     if db::clients::delete(conn, id)? {
+        audit::record(conn, actor, client_event("client.deleted", id, None), now)?;
         Ok(())
     } else {
         Err(ClientError::NotFound(id.to_owned()))
@@ -267,6 +296,7 @@ pub fn delete(conn: &mut DbConn, id: &str) -> Result<(), ClientError> {
 /// so a fleet can roll the new secret out (as fosite's rotated secret hashes allow).
 pub fn rotate_secret(
     conn: &mut DbConn,
+    actor: &Actor,
     id: &str,
     grace_seconds: i64,
     now: i64,
@@ -289,18 +319,52 @@ pub fn rotate_secret(
         updated_at: Some(now),
         ..ClientChanges::default()
     };
-    Ok((apply(conn, id, &changes, now)?, secret))
+    let view = apply(conn, id, &changes, now)?;
+    let details = json!({"grace_seconds": grace_seconds});
+    audit::record(
+        conn,
+        actor,
+        client_event("client.secret_rotated", id, Some(details)),
+        now,
+    )?;
+    Ok((view, secret))
 }
 
 /// Revokes every token issued to the client until now, without a row per token.
-pub fn revoke_tokens(conn: &mut DbConn, id: &str, now: i64) -> Result<ClientView, ClientError> {
+pub fn revoke_tokens(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    now: i64,
+) -> Result<ClientView, ClientError> {
     let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
     let changes = ClientChanges {
         tokens_not_before: Some(Some(revoke_before(&current, now))),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
-    apply(conn, id, &changes, now)
+    let view = apply(conn, id, &changes, now)?;
+    audit::record(
+        conn,
+        actor,
+        client_event("client.tokens_revoked", id, None),
+        now,
+    )?;
+    Ok(view)
+}
+
+fn client_event<'a>(
+    action: &'a str,
+    id: &'a str,
+    details: Option<serde_json::Value>,
+) -> audit::Event<'a> {
+    audit::Event {
+        action,
+        client_id: Some(id),
+        subject_id: Some(id),
+        details,
+        ..audit::Event::default()
+    }
 }
 
 /// See `service::tokens::issued_at`: tokens with `iat` below the result are revoked. It

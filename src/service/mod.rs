@@ -1,6 +1,8 @@
 //! Use cases, as synchronous functions over a database connection. HTTP handlers (through
 //! `Db::run`) and the CLI call the same functions. Time is always a parameter.
 
+pub mod accounts;
+pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod tokens;
@@ -19,6 +21,8 @@ pub struct TokenPolicy {
     pub max_ttl: i64,
     /// The audience the admin API requires in a bearer token.
     pub admin_audience: String,
+    /// Lifetime of tokens obtained by exchanging an API key (never past the key's expiry).
+    pub exchange_ttl: i64,
 }
 
 impl TokenPolicy {

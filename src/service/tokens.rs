@@ -2,14 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts::{self, UsageTracker};
 use super::{TokenPolicy, split_list};
-use crate::crypto::secrets::{SecretDigest, random_id};
+use crate::crypto::secrets::{ApiKeySecret, SecretDigest, random_id};
 use crate::crypto::signer::KeyRing;
 use crate::db::models::{ClientRow, NewRevokedToken};
 use crate::db::{self, DbConn};
 use crate::oauth::{
-    ClientCredentials, ErrorCode, GRANT_CLIENT_CREDENTIALS, Grant, IntrospectionCaller,
-    IntrospectionRequest, OAuthError, RevocationRequest, Scope, TokenRequest,
+    ClientCredentials, ErrorCode, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, Grant,
+    IntrospectionCaller, IntrospectionRequest, OAuthError, RevocationRequest, Scope,
+    TOKEN_TYPE_ACCESS_TOKEN, TokenRequest,
 };
 
 /// The scope an access token needs for the admin API.
@@ -52,12 +54,18 @@ pub struct AccessTokenClaims {
     pub jti: String,
     pub client_id: String,
     pub scope: String,
+    /// Set on tokens obtained by exchanging an API key (RFC 8693): the key they stand for,
+    /// so that revoking the key ends them too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
 }
 
-/// A successful token response (RFC 6749 §5.1).
+/// A successful token response (RFC 6749 §5.1; RFC 8693 §2.2.1 adds `issued_token_type`).
 #[derive(Debug, Clone, Serialize)]
 pub struct IssuedToken {
     pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
@@ -114,21 +122,19 @@ pub fn issue(
     conn: &mut DbConn,
     keys: &KeyRing,
     policy: &TokenPolicy,
+    usage: &UsageTracker,
     request: &TokenRequest,
     now: i64,
 ) -> Result<IssuedToken, OAuthError> {
-    let client = authenticate_client(conn, &request.credentials, now)?;
+    let client = match &request.credentials {
+        Some(credentials) => Some(authenticate_client(conn, credentials, now)?),
+        None => None,
+    };
     match &request.grant {
         Grant::ClientCredentials { scope, audiences } => {
-            if !split_list(&client.grant_types)
-                .iter()
-                .any(|g| g == GRANT_CLIENT_CREDENTIALS)
-            {
-                return Err(OAuthError::new(
-                    ErrorCode::UnauthorizedClient,
-                    "the client may not use the client_credentials grant",
-                ));
-            }
+            let client = client
+                .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+            require_grant(&client, GRANT_CLIENT_CREDENTIALS)?;
             let scope = grant_scope(&client, scope.as_ref())?;
             let audience = grant_audience(&client, policy, audiences)?;
             let ttl = policy.ttl_for(client.token_ttl);
@@ -142,9 +148,90 @@ pub fn issue(
                 jti: random_id(),
                 client_id: client.id,
                 scope: scope.to_string(),
+                api_key_id: None,
             };
-            sign(keys, claims, ttl)
+            sign(keys, claims, ttl, None)
         }
+        Grant::TokenExchange {
+            subject_token,
+            scope,
+            audiences,
+        } => {
+            if let Some(client) = &client {
+                require_grant(client, GRANT_TOKEN_EXCHANGE)?;
+            }
+            let (key, account) = accounts::authenticate_key(conn, usage, &subject_token.0, now)?
+                .map_err(|why| {
+                    OAuthError::new(
+                        ErrorCode::InvalidGrant,
+                        format!("the subject token cannot be exchanged: {why}"),
+                    )
+                })?;
+            // The key's scopes, still within the account's (which may have shrunk since).
+            let account_scopes = Scope::parse(&account.scopes).unwrap_or_default();
+            let key_scopes = Scope::from_tokens(
+                Scope::parse(&key.scopes)
+                    .unwrap_or_default()
+                    .tokens()
+                    .iter()
+                    .filter(|t| account_scopes.contains(t)),
+            )
+            .unwrap_or_default();
+            let scope = narrow_scope(&key_scopes, scope.as_ref(), "the API key")?;
+            let audience = match &client {
+                Some(client) => grant_audience(client, policy, audiences)?,
+                None => default_audience_only(policy, audiences)?,
+            };
+            let ttl = key
+                .expires_at
+                .map_or(policy.exchange_ttl, |expires| {
+                    policy.exchange_ttl.min(expires - now)
+                })
+                .max(1);
+            let claims = AccessTokenClaims {
+                iss: policy.issuer.clone(),
+                sub: account.id.clone(),
+                aud: audience,
+                exp: now + ttl,
+                iat: client
+                    .as_ref()
+                    .map_or(now, |c| issued_at(c.tokens_not_before, now)),
+                nbf: now,
+                jti: random_id(),
+                client_id: client.map_or_else(|| key.id.clone(), |c| c.id),
+                scope: scope.to_string(),
+                api_key_id: Some(key.id),
+            };
+            sign(keys, claims, ttl, Some(TOKEN_TYPE_ACCESS_TOKEN))
+        }
+    }
+}
+
+fn require_grant(client: &ClientRow, grant_type: &str) -> Result<(), OAuthError> {
+    if split_list(&client.grant_types)
+        .iter()
+        .any(|g| g == grant_type)
+    {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("the client may not use the {grant_type} grant"),
+        ))
+    }
+}
+
+/// Without a client, an exchanged token is for the server's default audience only.
+fn default_audience_only(
+    policy: &TokenPolicy,
+    requested: &[String],
+) -> Result<Audience, OAuthError> {
+    match requested {
+        [] => Ok(Audience::One(policy.default_audience.clone())),
+        [one] if *one == policy.default_audience => Ok(Audience::One(one.clone())),
+        _ => Err(OAuthError::invalid_target(
+            "without client authentication, tokens are only issued for the default audience",
+        )),
     }
 }
 
@@ -160,13 +247,19 @@ pub fn survives_bulk_revocation(iat: i64, tokens_not_before: Option<i64>) -> boo
     tokens_not_before.is_none_or(|not_before| iat >= not_before)
 }
 
-fn sign(keys: &KeyRing, claims: AccessTokenClaims, ttl: i64) -> Result<IssuedToken, OAuthError> {
+fn sign(
+    keys: &KeyRing,
+    claims: AccessTokenClaims,
+    ttl: i64,
+    issued_token_type: Option<&'static str>,
+) -> Result<IssuedToken, OAuthError> {
     let access_token = keys.active().sign_jwt(&claims).map_err(|err| {
         tracing::error!(error = %err, "token signing failed");
         OAuthError::new(ErrorCode::ServerError, "internal server error")
     })?;
     Ok(IssuedToken {
         access_token,
+        issued_token_type,
         token_type: "Bearer",
         expires_in: ttl,
         scope: claims.scope,
@@ -176,13 +269,24 @@ fn sign(keys: &KeyRing, claims: AccessTokenClaims, ttl: i64) -> Result<IssuedTok
 /// RFC 6749 §3.3: the requested scopes if all are allowed, the client's scopes if none
 /// were requested, `invalid_scope` otherwise.
 fn grant_scope(client: &ClientRow, requested: Option<&Scope>) -> Result<Scope, OAuthError> {
-    let allowed = Scope::parse(&client.scopes).unwrap_or_default();
+    narrow_scope(
+        &Scope::parse(&client.scopes).unwrap_or_default(),
+        requested,
+        "the client",
+    )
+}
+
+fn narrow_scope(
+    allowed: &Scope,
+    requested: Option<&Scope>,
+    who: &str,
+) -> Result<Scope, OAuthError> {
     match requested {
-        None => Ok(allowed),
-        Some(requested) if requested.is_subset_of(&allowed) => Ok(requested.clone()),
+        None => Ok(allowed.clone()),
+        Some(requested) if requested.is_subset_of(allowed) => Ok(requested.clone()),
         Some(requested) => Err(OAuthError::invalid_scope(format!(
-            "the client may not request: {}",
-            requested.not_in(&allowed).collect::<Vec<_>>().join(" ")
+            "{who} may not request: {}",
+            requested.not_in(allowed).collect::<Vec<_>>().join(" ")
         ))),
     }
 }
@@ -334,6 +438,9 @@ pub struct ActiveToken {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     pub token_type: &'static str,
+    /// The account handle, for API keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 impl From<AccessTokenClaims> for ActiveToken {
@@ -349,9 +456,45 @@ impl From<AccessTokenClaims> for ActiveToken {
             nbf: Some(claims.nbf),
             jti: Some(claims.jti),
             token_type: "Bearer",
+            username: None,
         }
     }
 }
+
+/// RFC 7662 for an API key: active while it is neither revoked nor expired and its
+/// account is enabled; `sub` is the account, `token_type` says it is an API key.
+fn introspect_api_key(
+    conn: &mut DbConn,
+    usage: &UsageTracker,
+    policy: &TokenPolicy,
+    token: &str,
+    now: i64,
+) -> Result<Introspection, IntrospectionError> {
+    let found = accounts::authenticate_key(conn, usage, token, now)
+        .map_err(|e| IntrospectionError::Server(e.into()))?;
+    let Ok((key, account)) = found else {
+        return Ok(Introspection::inactive());
+    };
+    Ok(Introspection {
+        active: true,
+        token: Some(ActiveToken {
+            scope: key.scopes,
+            client_id: None,
+            sub: account.id,
+            aud: None,
+            iss: policy.issuer.clone(),
+            exp: key.expires_at,
+            iat: Some(key.created_at),
+            nbf: None,
+            jti: Some(key.id),
+            token_type: API_KEY_TOKEN_TYPE_NAME,
+            username: Some(account.handle),
+        }),
+    })
+}
+
+/// `token_type` of an API key in introspection answers.
+pub const API_KEY_TOKEN_TYPE_NAME: &str = "api_key";
 
 /// The scope a client needs to call the introspection endpoint.
 pub const INTROSPECT_SCOPE: &str = "introspect";
@@ -393,6 +536,7 @@ pub fn introspect(
     conn: &mut DbConn,
     keys: &KeyRing,
     policy: &TokenPolicy,
+    usage: &UsageTracker,
     request: &IntrospectionRequest,
     now: i64,
 ) -> Result<Introspection, IntrospectionError> {
@@ -459,17 +603,33 @@ pub fn introspect(
             )));
         }
     }
+    if ApiKeySecret::looks_like_api_key(&request.token) {
+        return introspect_api_key(conn, usage, policy, &request.token, now);
+    }
     let (Some(claims), Some(rows)) = (subject, rows) else {
         return Ok(Introspection::inactive());
     };
-    let active = match rows.subject {
+    let client_ok = |rows: &db::revocations::IntrospectionRows| match rows.subject {
         Some((disabled_at, not_before)) => {
-            disabled_at.is_none()
-                && !rows.subject_token_revoked
-                && survives_bulk_revocation(claims.iat, not_before)
+            disabled_at.is_none() && survives_bulk_revocation(claims.iat, not_before)
         }
         None => false,
     };
+    let active = !rows.subject_token_revoked
+        && match &claims.api_key_id {
+            // A token exchanged for an API key lives only while the key does (and, when a
+            // client asked for it, while that client does).
+            Some(key_id) => {
+                let key_ok = matches!(
+                    db::accounts::key_by_id(conn, key_id)?,
+                    Some((key, account)) if key.revoked_at.is_none()
+                        && key.expires_at.is_none_or(|t| t > now)
+                        && account.disabled_at.is_none()
+                );
+                key_ok && (claims.client_id == *key_id || client_ok(&rows))
+            }
+            None => client_ok(&rows),
+        };
     Ok(if active {
         Introspection {
             active: true,

@@ -57,7 +57,10 @@ async fn metadata_follows_rfc_8414(backend: Backend) {
     assert_eq!(meta["jwks_uri"], app.url("/.well-known/jwks.json").as_str());
     assert_eq!(
         meta["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],

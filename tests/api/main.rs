@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod accounts;
 mod admin;
 mod cli;
 mod discovery;

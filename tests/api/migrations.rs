@@ -43,7 +43,13 @@ async fn migrations_round_trip_and_models_load(backend: Backend) {
         token_ttl: Some(10),
         grant_types: vec![],
     };
-    let (view, _) = tollgate::service::clients::create(&mut conn, &spec, now).unwrap();
+    let (view, _) = tollgate::service::clients::create(
+        &mut conn,
+        &tollgate::service::audit::Actor::cli(),
+        &spec,
+        now,
+    )
+    .unwrap();
     assert_eq!(
         tollgate::db::clients::list(&mut conn).unwrap()[0].id,
         view.client_id

@@ -1,0 +1,947 @@
+//! Accounts, API keys, app pairing with a 4-digit code, token exchange and the audit trail.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, spawn_app, stderr};
+
+const API_KEY_TYPE: &str = "urn:tollgate:params:oauth:token-type:api_key";
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+fn cli_json(app: &TestApp, args: &[&str]) -> Value {
+    let output = app.cli(args);
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
+}
+
+fn create_account(app: &TestApp, handle: &str, scope: &str) -> Value {
+    cli_json(
+        app,
+        &[
+            "account", "create", "--handle", handle, "--scope", scope, "--json",
+        ],
+    )
+}
+
+fn create_key(app: &TestApp, handle: &str, scope: &str) -> (String, String) {
+    let key = cli_json(
+        app,
+        &[
+            "api-key",
+            "create",
+            "--account",
+            handle,
+            "--name",
+            "CI deploy",
+            "--scope",
+            scope,
+            "--json",
+        ],
+    );
+    (
+        key["id"].as_str().unwrap().to_owned(),
+        key["api_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn post_json(
+    app: &TestApp,
+    path: &str,
+    body: Value,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let response = app
+        .http
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+async fn me(app: &TestApp, key: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn start_pairing(app: &TestApp, account: &str, scopes: Value) -> String {
+    let (status, body, headers) = post_json(
+        app,
+        "/v1/auth/challenges",
+        json!({"app_name": "Photo Sync", "account": account, "scopes": scopes}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(headers["tollgate-version"], "2026-11-22");
+    assert_eq!(body["expires_in"], 300);
+    body["challenge_id"].as_str().unwrap().to_owned()
+}
+
+async fn redeem(app: &TestApp, challenge_id: &str, code: &str) -> (u16, Value) {
+    let (status, body, _) = post_json(
+        app,
+        "/v1/auth/api_keys",
+        json!({"challenge_id": challenge_id, "code": code}),
+    )
+    .await;
+    (status, body)
+}
+
+fn wrong(code: &str) -> String {
+    format!("{:04}", (code.parse::<u32>().unwrap() + 1) % 10_000)
+}
+
+async fn pairing_flow_end_to_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = create_account(&app, "alice", "read write keys");
+    let (_, owner_key) = create_key(&app, "alice", "keys");
+
+    let challenge = start_pairing(&app, "Alice", json!(["read", "admin"])).await;
+
+    // The owner sees the request and its code, through the API and the CLI.
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/challenges"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pending = &listed["challenges"][0];
+    assert_eq!(pending["id"], challenge.as_str());
+    assert_eq!(pending["app_name"], "Photo Sync");
+    assert_eq!(pending["scopes"], json!(["read", "admin"]));
+    let code = pending["code"].as_str().unwrap().to_owned();
+    assert!(code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()));
+    let cli_list = cli_json(&app, &["challenge", "list", "--account", "alice", "--json"]);
+    assert_eq!(cli_list[0]["code"], code.as_str());
+
+    let (status, body) = redeem(&app, &challenge, &code).await;
+    assert_eq!(status, 201, "{body}");
+    let api_key = body["api_key"].as_str().unwrap().to_owned();
+    assert!(api_key.starts_with("tg_"));
+    assert_eq!(
+        body["scopes"],
+        json!(["read"]),
+        "capped by the account's scopes"
+    );
+    assert_eq!(body["name"], "Photo Sync");
+    assert_eq!(body["account"], "alice");
+
+    let (status, who) = me(&app, &api_key).await;
+    assert_eq!(status, 200);
+    assert_eq!(who["account"]["handle"], "alice");
+    assert_eq!(who["account"]["id"], account["id"]);
+    assert_eq!(who["scopes"], json!(["read"]));
+
+    // Single use, and no longer pending.
+    let (status, body) = redeem(&app, &challenge, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("challenge_used"))
+    );
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/challenges"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["challenges"], json!([]));
+
+    let audit = cli_json(&app, &["audit", "--account", "alice", "--json"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "account.created",
+        "api_key.created",
+        "challenge.created",
+        "challenge.approved",
+        "api_key.first_used",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let text = audit.to_string();
+    assert!(
+        !text.contains(&api_key) && !text.contains(&owner_key),
+        "the audit trail never holds a key"
+    );
+}
+
+async fn wrong_codes_kill_the_challenge(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "bob", "read keys");
+    let (_, owner_key) = create_key(&app, "bob", "keys");
+    let challenge = start_pairing(&app, "bob", json!("read")).await;
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/challenges"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = listed["challenges"][0]["code"].as_str().unwrap().to_owned();
+
+    let (status, body) = redeem(&app, &challenge, &wrong(&code)).await;
+    assert_eq!(
+        (
+            status,
+            body["error"].as_str(),
+            body["attempts_remaining"].as_i64()
+        ),
+        (400, Some("invalid_code"), Some(2))
+    );
+    let (_, body) = redeem(&app, &challenge, &wrong(&code)).await;
+    assert_eq!(body["attempts_remaining"], 1);
+    let (_, body) = redeem(&app, &challenge, &wrong(&code)).await;
+    assert_eq!(body["error"], "challenge_failed");
+    let (status, body) = redeem(&app, &challenge, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("challenge_failed")),
+        "dead even with the right code"
+    );
+
+    let (status, body) = redeem(&app, &challenge, "12x4").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = redeem(&app, "no-such-challenge", "1234").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_challenge"))
+    );
+    let actions = cli_json(&app, &["audit", "--account", "bob", "--json"]).to_string();
+    assert!(actions.contains("challenge.failed"));
+}
+
+async fn unknown_accounts_look_like_real_ones(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "carol", "read");
+    let real = start_pairing(&app, "carol", json!(["read"])).await;
+    let fake = start_pairing(&app, "nobody-here", json!(["read"])).await;
+    assert!(!real.is_empty() && !fake.is_empty());
+    let (s1, b1) = redeem(&app, &real, "0000").await;
+    let (s2, b2) = redeem(&app, &fake, "0000").await;
+    // "0000" may be carol's code once in 10,000 runs; then the real one succeeds.
+    if s1 != 201 {
+        assert_eq!(
+            (s1, &b1),
+            (s2, &b2),
+            "same refusal for a real and a made-up account"
+        );
+    }
+}
+
+async fn expired_and_denied_challenges(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "dave", "read keys");
+    let (_, owner_key) = create_key(&app, "dave", "keys");
+
+    // A challenge made six minutes ago has expired.
+    let expired_id = {
+        let pool = tollgate::db::Db::connect(
+            &tollgate::db::DbUrl::parse(&app.db.url).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+        let mut conn = pool.get().unwrap();
+        let six_minutes_ago = chrono::Utc::now().timestamp() - 360;
+        tollgate::service::accounts::create_challenge(
+            &mut conn,
+            "Old App",
+            "dave",
+            &tollgate::oauth::Scope::parse("read").unwrap(),
+            six_minutes_ago,
+        )
+        .unwrap()
+    };
+    let (status, body) = redeem(&app, &expired_id.id, &expired_id.code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("challenge_expired"))
+    );
+
+    let challenge = start_pairing(&app, "dave", json!(["read"])).await;
+    let denied = app
+        .http
+        .post(app.url(&format!("/api/v1/challenges/{challenge}/deny")))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 200);
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/challenges"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["challenges"], json!([]));
+    let (_, body) = redeem(&app, &challenge, "1234").await;
+    assert_eq!(body["error"], "challenge_denied");
+
+    let second = start_pairing(&app, "dave", json!(["read"])).await;
+    let output = app.cli(&["challenge", "deny", &second]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (_, body) = redeem(&app, &second, "1234").await;
+    assert_eq!(body["error"], "challenge_denied");
+    let audit = cli_json(&app, &["audit", "--account", "dave", "--json"]).to_string();
+    assert!(audit.contains("challenge.expired") && audit.contains("challenge.denied"));
+}
+
+async fn pairing_is_rate_limited_and_versioned(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "erin", "read");
+    for _ in 0..5 {
+        start_pairing(&app, "erin", json!(["read"])).await;
+    }
+    let (status, body, headers) = post_json(
+        &app,
+        "/v1/auth/challenges",
+        json!({"app_name": "x", "account": "erin", "scopes": ["read"]}),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
+    assert!(headers.contains_key("retry-after"));
+
+    let response = app
+        .http
+        .post(app.url("/v1/auth/challenges"))
+        .header("Tollgate-Version", "1999-01-01")
+        .json(&json!({"app_name": "x", "account": "other", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_version");
+    let response = app
+        .http
+        .post(app.url("/v1/auth/challenges"))
+        .header("Tollgate-Version", "2026-11-22")
+        .json(&json!({"app_name": "x", "account": "other", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let (status, _, _) = post_json(
+        &app,
+        "/v1/auth/challenges",
+        json!({"app_name": "x", "account": "other"}),
+    )
+    .await;
+    assert_eq!(status, 400, "scopes are required");
+}
+
+async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "frank", "read write keys");
+    let (owner_id, owner_key) = create_key(&app, "frank", "read keys");
+    let resource_server = app.create_client("api", "introspect", &[]);
+
+    // Created through the account API: shown once.
+    let response = app
+        .http
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&owner_key)
+        .json(&json!({"name": "laptop", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let (key_id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    );
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&key) && !text.contains(&owner_key),
+        "listing never shows a key"
+    );
+    let entry = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["name"], "laptop");
+    assert!(key.starts_with(entry["prefix"].as_str().unwrap()));
+    for field in [
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+        "scopes",
+    ] {
+        assert!(entry.get(field).is_some(), "{field}");
+    }
+    let too_much = app
+        .http
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&owner_key)
+        .json(&json!({"name": "x", "scopes": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_much.status(), 400, "scopes beyond the account's");
+    let cli_list = cli_json(&app, &["api-key", "list", "--account", "frank", "--json"]);
+    assert!(!cli_list.to_string().contains(&key));
+
+    // Used: last_used_at is set at the first use.
+    assert_eq!(me(&app, &key).await.0, 200);
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .unwrap()
+        .clone();
+    assert!(entry["last_used_at"].is_string());
+
+    // Introspection answers for API keys.
+    let answer: Value = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(&resource_server.id, Some(&resource_server.secret))
+        .form(&[("token", key.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["token_type"], "api_key");
+    assert_eq!(answer["scope"], "read");
+    assert_eq!(answer["username"], "frank");
+
+    // A typo is refused (checksum), without a lookup.
+    let mut typo = key.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == '2' { '3' } else { '2' });
+    let (status, body) = me(&app, &typo).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+
+    // Revoke: refused at once by the API and by introspection; still listed as revoked.
+    let revoked = app
+        .http
+        .post(app.url(&format!("/api/v1/keys/{key_id}/revoke")))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(me(&app, &key).await.0, 401);
+    let answer: Value = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(&resource_server.id, Some(&resource_server.secret))
+        .form(&[("token", key.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"active": false}));
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["status"], "revoked");
+
+    // Delete: gone.
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/api/v1/keys/{key_id}")))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let listed: Value = app
+        .http
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(&owner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["id"] != key_id.as_str())
+    );
+
+    // A key without the keys scope cannot manage keys.
+    let (_, reader) = create_key(&app, "frank", "read");
+    let forbidden = app
+        .http
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    assert!(
+        forbidden.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("scope=\"keys\"")
+    );
+
+    // CLI revoke and delete.
+    assert!(app.cli(&["api-key", "revoke", &owner_id]).status.success());
+    assert_eq!(me(&app, &owner_key).await.0, 401);
+    assert!(app.cli(&["api-key", "delete", &owner_id]).status.success());
+    let audit = cli_json(&app, &["audit", "--account", "frank", "--json"]).to_string();
+    assert!(audit.contains("api_key.revoked") && audit.contains("api_key.deleted"));
+}
+
+async fn credentials_in_header_form_or_i_never_in_the_url(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "gina", "read keys");
+    let (_, key) = create_key(&app, "gina", "read keys");
+
+    let header = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header.status(), 200);
+    let form = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .form(&[("access_token", key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let misskey = app
+        .http
+        .post(app.url("/api/v1/keys"))
+        .json(&json!({"i": key, "name": "from i"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(misskey.status(), 201, "JSON body credential `i`");
+    let query = app
+        .http
+        .get(app.url(&format!("/api/v1/me?access_token={key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 400);
+    let query_i = app
+        .http
+        .get(app.url(&format!("/api/v1/me?i={key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query_i.status(), 400);
+    let none = app.http.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(
+        none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+}
+
+async fn disabled_and_deleted_accounts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "hank", "read");
+    let (_, key) = create_key(&app, "hank", "read");
+    assert_eq!(me(&app, &key).await.0, 200);
+    assert!(app.cli(&["account", "disable", "hank"]).status.success());
+    let (status, body) = me(&app, &key).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    let exchange = app
+        .http
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", key.as_str()),
+            ("subject_token_type", API_KEY_TYPE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchange.status(), 400);
+    assert!(app.cli(&["account", "enable", "hank"]).status.success());
+    assert_eq!(me(&app, &key).await.0, 200);
+    assert!(app.cli(&["account", "delete", "hank"]).status.success());
+    assert_eq!(me(&app, &key).await.0, 401);
+    let gone = app.cli(&["api-key", "list", "--account", "hank"]);
+    assert!(!gone.status.success());
+}
+
+async fn token_exchange_turns_a_key_into_a_short_lived_jwt(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = create_account(&app, "ivy", "read write");
+    let (key_id, key) = create_key(&app, "ivy", "read write");
+    let resource_server = app.create_client("api", "introspect", &[]);
+    let exchange = |scope: Option<&'static str>, subject: String| {
+        let app = &app;
+        async move {
+            let mut form = vec![
+                ("grant_type", TOKEN_EXCHANGE.to_owned()),
+                ("subject_token", subject),
+                ("subject_token_type", API_KEY_TYPE.to_owned()),
+            ];
+            if let Some(scope) = scope {
+                form.push(("scope", scope.to_owned()));
+            }
+            app.http
+                .post(app.url("/oauth/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let response = exchange(None, key.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 300);
+    let jwt = body["access_token"].as_str().unwrap().to_owned();
+    let claims = app
+        .verify(&jwt, &app.issuer)
+        .await
+        .expect("an RFC 9068 JWT verifiable with the JWKS");
+    assert_eq!(claims["sub"], account["id"]);
+    assert_eq!(claims["scope"], "read write");
+    assert_eq!(
+        jsonwebtoken::decode_header(&jwt).unwrap().typ.as_deref(),
+        Some("at+jwt")
+    );
+
+    let narrower: Value = exchange(Some("read"), key.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(narrower["scope"], "read");
+    let wider = exchange(Some("read admin"), key.clone()).await;
+    assert_eq!(wider.status(), 400);
+    let body: Value = wider.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_scope");
+
+    let introspect = |token: String| {
+        let app = &app;
+        let rs = resource_server.clone();
+        async move {
+            app.http
+                .post(app.url("/oauth/introspect"))
+                .basic_auth(&rs.id, Some(&rs.secret))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(introspect(jwt.clone()).await["active"], true);
+
+    assert!(app.cli(&["api-key", "revoke", &key_id]).status.success());
+    let refused = exchange(None, key.clone()).await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(
+        introspect(jwt).await,
+        json!({"active": false}),
+        "tokens of a revoked key die with it"
+    );
+
+    let garbage = exchange(None, "tg_nonsense".into()).await;
+    assert_eq!(garbage.status(), 400);
+    let wrong_type = app
+        .http
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", key.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = wrong_type.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}
+
+async fn clients_need_the_grant_type_they_use(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "jo", "read");
+    let (_, key) = create_key(&app, "jo", "read");
+    let cc_only = app.create_client("cc", "read", &[]);
+    let exchanger = app.create_client("gateway", "read", &["--grant-type", TOKEN_EXCHANGE]);
+
+    let response = app
+        .token_request(Some(&exchanger), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized_client");
+
+    let form = [
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", key.as_str()),
+        ("subject_token_type", API_KEY_TYPE),
+    ];
+    let response = app.token_request(Some(&cc_only), &form).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized_client");
+
+    let response = app.token_request(Some(&exchanger), &form).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let claims = crate::helpers::jwt_payload(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["client_id"], exchanger.id.as_str());
+}
+
+async fn admin_api_manages_accounts_keys_and_reads_the_audit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            let mut request = app.http.request(method, app.url(&path)).bearer_auth(admin);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    use reqwest::Method;
+    let (status, account) = call(
+        Method::POST,
+        "/admin/accounts".into(),
+        Some(json!({"handle": "Kim", "display_name": "Kim K", "scopes": ["read", "keys"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{account}");
+    assert_eq!(account["handle"], "kim");
+    let (status, _) = call(
+        Method::POST,
+        "/admin/accounts".into(),
+        Some(json!({"handle": "kim", "scopes": "read"})),
+    )
+    .await;
+    assert_eq!(status, 409, "handles are unique");
+    let (status, _) = call(
+        Method::POST,
+        "/admin/accounts".into(),
+        Some(json!({"handle": "bad handle!", "scopes": "read"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, key) = call(
+        Method::POST,
+        "/admin/accounts/kim/keys".into(),
+        Some(json!({"name": "ops", "scopes": "read", "expires_in": 3600})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (key_id, secret) = (
+        key["id"].as_str().unwrap().to_owned(),
+        key["api_key"].as_str().unwrap().to_owned(),
+    );
+    assert!(key["expires_at"].is_string());
+    assert_eq!(me(&app, &secret).await.0, 200);
+    let (_, keys) = call(Method::GET, "/admin/accounts/kim/keys".into(), None).await;
+    assert_eq!(keys["keys"][0]["id"], key_id.as_str());
+    let (status, _) = call(
+        Method::POST,
+        format!("/admin/accounts/kim/keys/{key_id}/revoke"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(me(&app, &secret).await.0, 401);
+    let (status, _) = call(
+        Method::DELETE,
+        format!("/admin/accounts/kim/keys/{key_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(Method::POST, "/admin/accounts/kim/disable".into(), None).await;
+    assert_eq!(status, 200);
+
+    let (status, audit) = call(Method::GET, "/admin/audit?account=kim".into(), None).await;
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "account.disabled",
+            "api_key.deleted",
+            "api_key.revoked",
+            "api_key.first_used",
+            "api_key.created",
+            "account.created"
+        ],
+        "newest first"
+    );
+    assert!(!audit.to_string().contains(&secret));
+    let ops_client = crate::helpers::jwt_payload(&admin)["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        audit["events"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with(&ops_client)
+    );
+
+    // Client events, filtered by client.
+    let client = app.create_client("svc", "read", &[]);
+    assert!(
+        app.cli(&["client", "rotate-secret", &client.id])
+            .status
+            .success()
+    );
+    assert!(app.cli(&["client", "disable", &client.id]).status.success());
+    let (_, audit) = call(
+        Method::GET,
+        format!("/admin/audit?client={}", client.id),
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["client.disabled", "client.secret_rotated", "client.created"]
+    );
+    assert!(!audit.to_string().contains(&client.secret));
+    let (status, _) = call(Method::GET, "/admin/audit?account=nobody".into(), None).await;
+    assert_eq!(status, 404);
+
+    let (status, _) = call(Method::DELETE, "/admin/accounts/kim".into(), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(Method::GET, "/admin/accounts/kim".into(), None).await;
+    assert_eq!(status, 404);
+}
+
+both_backends!(
+    pairing_flow_end_to_end,
+    wrong_codes_kill_the_challenge,
+    unknown_accounts_look_like_real_ones,
+    expired_and_denied_challenges,
+    pairing_is_rate_limited_and_versioned,
+    api_keys_shown_once_and_revoked_at_once,
+    credentials_in_header_form_or_i_never_in_the_url,
+    disabled_and_deleted_accounts,
+    token_exchange_turns_a_key_into_a_short_lived_jwt,
+    clients_need_the_grant_type_they_use,
+    admin_api_manages_accounts_keys_and_reads_the_audit,
+);
