@@ -185,6 +185,11 @@ impl Application {
         let refresher = tokio::spawn(maintain(self.state.clone()));
         let result = self.server.await;
         refresher.abort();
+        // Keep the API key uses noted since the last flush.
+        let app = self.state.clone();
+        if let Err(err) = self.state.db.run(move |conn| app.usage.flush(conn)).await {
+            tracing::warn!(error = %err, "writing API key last-used times at shutdown failed");
+        }
         result
     }
 

@@ -195,14 +195,9 @@ impl Db {
     /// Opens the pool and checks that one connection can be made, so a wrong URL or a
     /// database that is down fails here with the driver's own message.
     pub fn connect(url: &DbUrl, options: &PoolOptions) -> Result<Self, DbError> {
-        if let DbUrl::SqliteFile(path) = url {
-            create_parent_dir(path).map_err(|e| {
-                DbError::Connect(format!(
-                    "cannot create the directory for {}: {e}",
-                    path.display()
-                ))
-            })?;
-        }
+        // One direct attempt first: r2d2 would retry until its timeout and report only
+        // "timed out"; this surfaces the driver's own message at once.
+        drop(Self::connect_one(url)?);
         // Every in-memory SQLite connection is a new, empty database: keep exactly one.
         let max_size = if matches!(url, DbUrl::SqliteMemory) {
             1
@@ -223,11 +218,6 @@ impl Db {
             builder = builder.idle_timeout(None).max_lifetime(None);
         }
         let manager = DbManager { url: url.clone() };
-        // One direct attempt first: r2d2 would retry until its timeout and report only
-        // "timed out"; this surfaces the driver's own message at once.
-        let first =
-            r2d2::ManageConnection::connect(&manager).map_err(|e| connect_error(url, &e))?;
-        drop(first);
         let pool = builder
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);

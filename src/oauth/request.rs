@@ -113,6 +113,18 @@ impl FormParams {
         Ok(Self(params))
     }
 
+    /// The form of a revocation or introspection request and its required `token`.
+    fn parse_with_token(
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(Self, String), OAuthError> {
+        let mut params = Self::parse(content_type, body)?;
+        let token = params
+            .take("token")
+            .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+        Ok((params, token))
+    }
+
     pub fn one(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(|v| v.first()).map(String::as_str)
     }
@@ -257,10 +269,7 @@ impl RevocationRequest {
         authorization: Option<&str>,
         body: &[u8],
     ) -> Result<Self, OAuthError> {
-        let mut params = FormParams::parse(content_type, body)?;
-        let token = params
-            .take("token")
-            .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+        let (mut params, token) = FormParams::parse_with_token(content_type, body)?;
         // token_type_hint is optional and only a hint (RFC 7009 §2.1): we search all types.
         let credentials = client_credentials(authorization, &mut params)?;
         Ok(Self { token, credentials })
@@ -288,10 +297,7 @@ impl IntrospectionRequest {
         authorization: Option<&str>,
         body: &[u8],
     ) -> Result<Self, OAuthError> {
-        let mut params = FormParams::parse(content_type, body)?;
-        let token = params
-            .take("token")
-            .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+        let (mut params, token) = FormParams::parse_with_token(content_type, body)?;
         let bearer = authorization.and_then(|header| {
             let (scheme, value) = header.trim().split_once(' ')?;
             scheme

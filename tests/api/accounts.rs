@@ -64,6 +64,19 @@ async fn post_json(
     )
 }
 
+/// A GET on the account API with `key`, as JSON.
+async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Value {
+    app.http
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn me(app: &TestApp, key: &str) -> (u16, Value) {
     let response = app
         .http
@@ -111,16 +124,7 @@ async fn pairing_flow_end_to_end(backend: Backend) {
     let challenge = start_pairing(&app, "Alice", json!(["read", "admin"])).await;
 
     // The owner sees the request and its code, through the API and the CLI.
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/challenges"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
     let pending = &listed["challenges"][0];
     assert_eq!(pending["id"], challenge.as_str());
     assert_eq!(pending["app_name"], "Photo Sync");
@@ -154,16 +158,7 @@ async fn pairing_flow_end_to_end(backend: Backend) {
         (status, body["error"].as_str()),
         (400, Some("challenge_used"))
     );
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/challenges"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
     assert_eq!(listed["challenges"], json!([]));
 
     let audit = cli_json(&app, &["audit", "--account", "alice", "--json"]);
@@ -197,16 +192,7 @@ async fn wrong_codes_kill_the_challenge(backend: Backend) {
     create_account(&app, "bob", "read keys");
     let (_, owner_key) = create_key(&app, "bob", "keys");
     let challenge = start_pairing(&app, "bob", json!("read")).await;
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/challenges"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
     let code = listed["challenges"][0]["code"].as_str().unwrap().to_owned();
 
     let (status, body) = redeem(&app, &challenge, &wrong(&code)).await;
@@ -299,16 +285,7 @@ async fn expired_and_denied_challenges(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(denied.status(), 200);
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/challenges"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
     assert_eq!(listed["challenges"], json!([]));
     let (_, body) = redeem(&app, &challenge, "1234").await;
     assert_eq!(body["error"], "challenge_denied");
@@ -387,16 +364,7 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
         created["id"].as_str().unwrap().to_owned(),
         created["api_key"].as_str().unwrap().to_owned(),
     );
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/keys"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/keys", &owner_key).await;
     let text = listed.to_string();
     assert!(
         !text.contains(&key) && !text.contains(&owner_key),
@@ -434,16 +402,7 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
 
     // Used: last_used_at is set at the first use.
     assert_eq!(me(&app, &key).await.0, 200);
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/keys"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/keys", &owner_key).await;
     let entry = listed["keys"]
         .as_array()
         .unwrap()
@@ -502,16 +461,7 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(answer, json!({"active": false}));
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/keys"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/keys", &owner_key).await;
     let entry = listed["keys"]
         .as_array()
         .unwrap()
@@ -530,16 +480,7 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    let listed: Value = app
-        .http
-        .get(app.url("/api/v1/keys"))
-        .bearer_auth(&owner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_with_key(&app, "/api/v1/keys", &owner_key).await;
     assert!(
         listed["keys"]
             .as_array()
