@@ -150,7 +150,9 @@ impl Application {
                 .app_data(app_state.clone())
                 .wrap(actix_web::middleware::Condition::new(
                     access_log,
-                    actix_web::middleware::Logger::new("%r %s %Dms"),
+                    // Method and path only: never the query string or headers, which could hold a
+                    // credential sent by mistake.
+                    actix_web::middleware::Logger::new("%{r}a %m %U %s %Dms"),
                 ))
                 .configure(crate::http::routes)
         })
