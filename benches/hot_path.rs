@@ -150,9 +150,9 @@ fn client_authentication(c: &mut Criterion) {
     group.bench_function("unknown client id", |b| {
         b.iter(|| authenticate_client(&mut conn, black_box(&unknown), NOW).unwrap_err());
     });
-    // The same primary-key read written two ways. `.first()` appends `LIMIT ?`; SQLite
-    // (since 3.47, see `computeLimitRegisters`) plans with the bound LIMIT value, so
-    // rebinding it expires the cached statement and every call re-parses the SQL.
+    // The same primary-key read written two ways. `.first()` appends `LIMIT ?`; the bundled
+    // SQLite (3.50, `computeLimitRegisters`) plans with the bound LIMIT value, so rebinding
+    // it expires the cached statement and every call re-parses the SQL (`sqlite3Reprepare`).
     // `.get_result()` has no LIMIT and reuses the prepared statement.
     group.bench_function("find: .first() (LIMIT ?)", |b| {
         b.iter(|| {
@@ -216,7 +216,7 @@ fn token_issue(c: &mut Criterion) {
         let (key, _der) = SigningKey::generate(algorithm).unwrap();
         let jwk = key.public_jwk().clone();
         let keys = KeyRing::new(Arc::new(key), &[jwk], vec![]);
-        // What the handler's blocking closure does: parse, then authenticate, authorize, sign.
+        // The handler's work minus HTTP: parse, then (in `Db::run`) authenticate, authorize, sign.
         group.bench_function(format!("parse+issue/sqlite/{algorithm}"), |b| {
             b.iter(|| {
                 let request = TokenRequest::parse(content_type, Some(&basic), body).unwrap();

@@ -72,7 +72,7 @@ impl Default for DatabaseSection {
     fn default() -> Self {
         Self {
             url: "sqlite://data/tollgate.db".into(),
-            pool_size: 16,
+            pool_size: 4,
             connection_timeout_seconds: 5,
         }
     }

@@ -19,7 +19,7 @@ pub fn by_handle(conn: &mut DbConn, handle: &str) -> QueryResult<Option<AccountR
     accounts::table
         .filter(accounts::handle.eq(handle))
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -27,7 +27,7 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<AccountRow>> {
     accounts::table
         .find(id)
         .select(AccountRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -74,7 +74,7 @@ pub fn key_by_digest(
         .inner_join(accounts::table)
         .filter(api_keys::digest.eq(digest.to_vec()))
         .select((ApiKeyRow::as_select(), AccountRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -83,7 +83,7 @@ pub fn key_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<(ApiKeyRow, 
         .inner_join(accounts::table)
         .filter(api_keys::id.eq(id))
         .select((ApiKeyRow::as_select(), AccountRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -138,7 +138,7 @@ pub fn challenge(conn: &mut DbConn, id: &str) -> QueryResult<Option<ChallengeRow
     pairing_challenges::table
         .find(id)
         .select(ChallengeRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -202,7 +202,7 @@ pub fn record_failed_attempt(
         let attempts: i32 = pairing_challenges::table
             .find(id)
             .select(pairing_challenges::failed_attempts)
-            .first(conn)?;
+            .get_result(conn)?;
         if attempts >= max_attempts {
             diesel::update(pairing_challenges::table.find(id))
                 .set((

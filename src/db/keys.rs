@@ -39,7 +39,7 @@ pub fn in_state(conn: &mut DbConn, state: &str) -> QueryResult<Option<SigningKey
     signing_keys::table
         .filter(signing_keys::state.eq(state))
         .select(SigningKeyRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -29,7 +29,7 @@ pub fn client_and_revocation(
         .left_join(revoked_tokens::table.on(revoked_tokens::jti.eq(jti)))
         .filter(clients::id.eq(client_id))
         .select((ClientRow::as_select(), revoked_tokens::jti.nullable()))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -88,7 +88,7 @@ pub fn introspection_rows(
                 .nullable(),
             subject_revoked.field(revoked_tokens::jti).nullable(),
         ))
-        .first::<(
+        .get_result::<(
             ClientRow,
             Option<String>,
             Option<(String, Option<i64>, Option<i64>)>,
