@@ -472,6 +472,24 @@ mod tests {
     }
 
     #[test]
+    fn the_example_production_config_is_valid() {
+        let text = include_str!("../config/production.toml");
+        let parsed: FileSettings = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let settings = Settings::from_parts(
+            parsed,
+            &Overrides {
+                database_url: Some("postgres://db.internal/tollgate".into()),
+                master_key: Some("ab".repeat(32)),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.rotation_period, Some(30 * 86_400));
+        assert_eq!(settings.jwks_max_age(), 86_400);
+        assert_eq!(settings.issuer, "https://auth.example.com");
+    }
+
+    #[test]
     fn overrides_beat_the_file() {
         let s = settings(
             "[server]\nbind = \"127.0.0.1:9000\"\n",

@@ -639,3 +639,93 @@ pub fn introspect(
         Introspection::inactive()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::crypto::signer::{SigningAlgorithm, SigningKey};
+
+    fn ring() -> KeyRing {
+        crate::crypto::jwt_provider::install();
+        let (key, _) =
+            SigningKey::generate(SigningAlgorithm::ES256).unwrap_or_else(|e| panic!("{e}"));
+        let jwk = key.public_jwk().clone();
+        KeyRing::new(Arc::new(key), &[jwk], vec![])
+    }
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy {
+            issuer: "https://auth.example".into(),
+            default_audience: "https://api.example".into(),
+            default_ttl: 60,
+            max_ttl: 600,
+            admin_audience: "https://auth.example".into(),
+            exchange_ttl: 60,
+        }
+    }
+
+    fn token(ring: &KeyRing, edit: impl FnOnce(&mut AccessTokenClaims)) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = AccessTokenClaims {
+            iss: "https://auth.example".into(),
+            sub: "c".into(),
+            aud: Audience::One("https://api.example".into()),
+            exp: now + 60,
+            iat: now,
+            nbf: now,
+            jti: random_id(),
+            client_id: "c".into(),
+            scope: "read".into(),
+            api_key_id: None,
+        };
+        edit(&mut claims);
+        ring.active()
+            .sign_jwt(&claims)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn own_tokens_verify_only_when_valid_now_from_us_and_for_the_audience() {
+        let (ring, policy) = (ring(), policy());
+        let now = chrono::Utc::now().timestamp();
+        let check = |t: &str, aud: Option<&str>| verify_access_token(&ring, &policy, t, aud, now);
+        assert!(check(&token(&ring, |_| {}), Some("https://api.example")).is_ok());
+        assert!(
+            check(&token(&ring, |c| c.nbf = now + 120), None).is_err(),
+            "not yet valid"
+        );
+        assert!(
+            check(&token(&ring, |c| c.exp = now - 1), None).is_err(),
+            "expired"
+        );
+        assert!(
+            check(
+                &token(&ring, |c| c.iss = "https://evil.example".into()),
+                None
+            )
+            .is_err()
+        );
+        assert_eq!(
+            check(&token(&ring, |_| {}), Some("https://other.example")).err(),
+            Some(TokenRejection::WrongAudience)
+        );
+        let other = super::tests::ring();
+        assert_eq!(
+            check(&token(&other, |_| {}), None).err(),
+            Some(TokenRejection::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn bulk_revocation_bound_lets_later_tokens_through() {
+        assert!(survives_bulk_revocation(100, None));
+        assert!(!survives_bulk_revocation(100, Some(101)));
+        assert!(survives_bulk_revocation(
+            issued_at(Some(101), 100),
+            Some(101)
+        ));
+        assert_eq!(issued_at(Some(90), 100), 100);
+    }
+}

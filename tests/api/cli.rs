@@ -246,7 +246,125 @@ async fn embedded_default_creates_database_and_private_master_key() {
     }
 }
 
+async fn imported_rsa_key_signs_rs256_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.create_client("svc", "read", &[]);
+    let pem = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rsa2048-test-only.pem"
+    );
+    let output = app.cli(&[
+        "signing-key",
+        "import",
+        "--algorithm",
+        "RS256",
+        "--pem",
+        pem,
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let imported: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(imported["algorithm"], "RS256");
+    let kid = imported["kid"].as_str().unwrap().to_owned();
+    let switched = eventually(5, || async {
+        let token = app.access_token(&client, &[]).await;
+        jsonwebtoken::decode_header(&token).unwrap().kid.as_deref() == Some(kid.as_str())
+    })
+    .await;
+    assert!(switched, "the server signs with the imported key");
+    let token = app.access_token(&client, &[]).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&token).unwrap().alg,
+        jsonwebtoken::Algorithm::RS256
+    );
+    app.verify(&token, &app.address)
+        .await
+        .expect("RS256 token verifies with the JWKS");
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await.1;
+    let rsa = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!((rsa["kty"].as_str(), rsa.get("d")), (Some("RSA"), None));
+
+    let not_pem = app.db.dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let output = app.cli(&[
+        "signing-key",
+        "import",
+        "--algorithm",
+        "RS256",
+        "--pem",
+        not_pem.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
+    let output = app.cli(&["signing-key", "rotate", "--algorithm", "HS256"]);
+    assert!(!output.status.success(), "HMAC is not on the allow-list");
+}
+
+#[tokio::test]
+async fn flags_beat_environment_beat_file() {
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (flag_port, env_port, file_port) = (free_port(), free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nbind = \"127.0.0.1:{file_port}\"\n"),
+    )
+    .unwrap();
+    let spawn = |args: &[String]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("TOLLGATE_CONFIG", &config)
+            .env("TOLLGATE_BIND", format!("127.0.0.1:{env_port}"))
+            .env("DATABASE_URL", "sqlite::memory:")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let answers = |port: u16| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://127.0.0.1:{port}/health/live"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    };
+    let mut with_flag = spawn(&[
+        "serve".into(),
+        "--bind".into(),
+        format!("127.0.0.1:{flag_port}"),
+    ]);
+    assert!(eventually(20, || answers(flag_port)).await, "the flag wins");
+    assert!(!answers(env_port).await && !answers(file_port).await);
+    with_flag.kill().unwrap();
+    with_flag.wait().unwrap();
+    let mut with_env = spawn(&["serve".into()]);
+    assert!(
+        eventually(20, || answers(env_port)).await,
+        "the environment beats the file"
+    );
+    with_env.kill().unwrap();
+    with_env.wait().unwrap();
+}
+
 both_backends!(
+    imported_rsa_key_signs_rs256_tokens,
     cli_manages_clients_and_the_server_sees_it,
     cli_key_rotation_reaches_the_running_server,
     restart_keeps_clients_and_keys,

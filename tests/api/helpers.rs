@@ -298,6 +298,7 @@ impl TestApp {
         let allowed = [
             jsonwebtoken::Algorithm::ES256,
             jsonwebtoken::Algorithm::EdDSA,
+            jsonwebtoken::Algorithm::RS256,
         ];
         if !allowed.contains(&header.alg) {
             return Err(format!("algorithm {:?} not allowed", header.alg));
