@@ -279,7 +279,14 @@ impl Settings {
                 "must not contain spaces",
             ));
         }
-        let admin_audience = non_empty_or(&file.tokens.admin_audience, &issuer);
+        let admin_audience = non_empty_or(&file.tokens.admin_audience, &admin_audience_of(&issuer));
+        if admin_audience == default_audience {
+            return Err(invalid(
+                "tokens.admin_audience",
+                "must differ from tokens.default_audience, so that tokens for resource servers \
+                 cannot be replayed against the admin API",
+            ));
+        }
 
         let signing_algorithm = SigningAlgorithm::parse(file.signing.algorithm.trim())
             .filter(|a| *a != SigningAlgorithm::RS256)
@@ -390,7 +397,7 @@ impl Settings {
                 self.default_audience = self.issuer.clone();
             }
             if self.audiences_from_issuer.1 {
-                self.admin_audience = self.issuer.clone();
+                self.admin_audience = admin_audience_of(&self.issuer);
             }
         }
         self
@@ -414,6 +421,11 @@ impl Settings {
             exchange_ttl: self.exchange_ttl,
         }
     }
+}
+
+/// The default audience of the admin API: its own, not the issuer's.
+fn admin_audience_of(issuer: &str) -> String {
+    format!("{issuer}/admin")
 }
 
 fn non_empty_or(value: &str, fallback: &str) -> String {

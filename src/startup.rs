@@ -25,7 +25,8 @@ pub struct AppState {
     /// API key uses waiting to be written to `last_used_at`.
     pub usage: service::accounts::UsageTracker,
     /// Limits on pairing challenge creation, per client address and per account.
-    pub pairing_limits: crate::http::rate_limit::RateLimiter,
+    pub pairing_by_address: crate::http::rate_limit::RateLimiter,
+    pub pairing_by_account: crate::http::rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -141,7 +142,14 @@ impl Application {
             master_key: Arc::new(master_key),
             settings: settings.clone(),
             usage: service::accounts::UsageTracker::default(),
-            pairing_limits: crate::http::rate_limit::RateLimiter::default(),
+            pairing_by_address: crate::http::rate_limit::RateLimiter::new(
+                10,
+                Duration::from_secs(60),
+            ),
+            pairing_by_account: crate::http::rate_limit::RateLimiter::new(
+                5,
+                Duration::from_secs(600),
+            ),
         });
         let app_state = state.clone();
         let access_log = settings.access_log;
@@ -305,7 +313,10 @@ async fn maintain(state: web::Data<AppState>) {
             let now = state.now();
             let expired = state
                 .db
-                .run(move |conn| service::accounts::expire_overdue(conn, now))
+                .run(move |conn| {
+                    service::accounts::expire_overdue(conn, now)?;
+                    service::accounts::prune_challenges(conn, now)
+                })
                 .await;
             if let Err(err) = expired {
                 tracing::warn!(error = %err, "expiring pairing challenges failed");

@@ -163,6 +163,11 @@ impl ApiKeySecret {
             .trim()
             .strip_prefix(API_KEY_PREFIX)
             .ok_or(ApiKeyFormatError::Prefix)?;
+        // 36 bytes are at most 50 base58 characters; refuse anything longer before decoding
+        // (base58 decoding is quadratic in the input length).
+        if body.len() > 50 {
+            return Err(ApiKeyFormatError::Checksum);
+        }
         let bytes = bs58::decode(body)
             .into_vec()
             .map_err(|_| ApiKeyFormatError::Checksum)?;

@@ -16,6 +16,9 @@ pub fn insert(conn: &mut DbConn, row: &NewAccountRow<'_>) -> QueryResult<()> {
 }
 
 pub fn by_handle(conn: &mut DbConn, handle: &str) -> QueryResult<Option<AccountRow>> {
+    if !super::storable(handle) {
+        return Ok(None);
+    }
     accounts::table
         .filter(accounts::handle.eq(handle))
         .select(AccountRow::as_select())
@@ -79,6 +82,9 @@ pub fn key_by_digest(
 }
 
 pub fn key_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<(ApiKeyRow, AccountRow)>> {
+    if !super::storable(id) {
+        return Ok(None);
+    }
     api_keys::table
         .inner_join(accounts::table)
         .filter(api_keys::id.eq(id))
@@ -135,6 +141,9 @@ pub fn insert_challenge(conn: &mut DbConn, row: &NewChallengeRow<'_>) -> QueryRe
 }
 
 pub fn challenge(conn: &mut DbConn, id: &str) -> QueryResult<Option<ChallengeRow>> {
+    if !super::storable(id) {
+        return Ok(None);
+    }
     pairing_challenges::table
         .find(id)
         .select(ChallengeRow::as_select())
@@ -213,6 +222,27 @@ pub fn record_failed_attempt(
         }
         Ok(Some(attempts))
     })
+}
+
+/// Wrong codes entered for the account's challenges created since `since`: the budget that
+/// bounds guessing across challenges (the 3-per-challenge limit alone does not).
+pub fn failed_attempts_since(conn: &mut DbConn, account_id: &str, since: i64) -> QueryResult<i64> {
+    pairing_challenges::table
+        .filter(pairing_challenges::account_id.eq(account_id))
+        .filter(pairing_challenges::created_at.gt(since))
+        .select(diesel::dsl::sum(pairing_challenges::failed_attempts))
+        .get_result::<Option<i64>>(conn)
+        .map(Option::unwrap_or_default)
+}
+
+/// Deletes challenges that ended (or never could succeed) before `before`.
+pub fn prune_challenges(conn: &mut DbConn, before: i64) -> QueryResult<usize> {
+    diesel::delete(
+        pairing_challenges::table
+            .filter(pairing_challenges::status.ne("pending"))
+            .filter(pairing_challenges::created_at.lt(before)),
+    )
+    .execute(conn)
 }
 
 /// Pending challenges past their expiry, to be marked expired by the maintenance task.

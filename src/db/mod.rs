@@ -58,16 +58,16 @@ impl DbError {
     /// Pool exhaustion and lost connections are transient (503); anything else is a bug or
     /// a broken database (500).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            DbError::Pool(_) | DbError::Connect(_) | DbError::Canceled
-        ) || matches!(
-            self,
-            DbError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                _
-            ))
-        )
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Pool(_) | DbError::Connect(_) | DbError::Canceled => true,
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            // SQLite under write contention past its busy timeout: transient.
+            DbError::Query(Error::DatabaseError(_, info)) => {
+                info.message().contains("database is locked")
+            }
+            _ => false,
+        }
     }
 }
 
@@ -314,6 +314,13 @@ pub fn revert_all_migrations(conn: &mut DbConn) -> Result<(), DbError> {
 pub fn ping(conn: &mut DbConn) -> Result<(), DbError> {
     diesel::sql_query("SELECT 1").execute(conn)?;
     Ok(())
+}
+
+/// Whether `text` can be a key in the database. PostgreSQL refuses a NUL byte in a text
+/// parameter with an error; no stored id or handle contains one, so a lookup of such a value
+/// is answered "not found" without asking the database.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
 }
 
 /// True when the error is a unique-key clash (the portable stand-in for an upsert).

@@ -25,6 +25,9 @@ pub fn client_and_revocation(
     client_id: &str,
     jti: &str,
 ) -> QueryResult<Option<(ClientRow, Option<String>)>> {
+    if !super::storable(client_id) || !super::storable(jti) {
+        return Ok(None);
+    }
     clients::table
         .left_join(revoked_tokens::table.on(revoked_tokens::jti.eq(jti)))
         .filter(clients::id.eq(client_id))
@@ -59,6 +62,12 @@ pub fn introspection_rows(
     subject_id: &str,
     subject_jti: &str,
 ) -> QueryResult<Option<IntrospectionRows>> {
+    if ![caller_id, caller_jti, subject_id, subject_jti]
+        .iter()
+        .all(|s| super::storable(s))
+    {
+        return Ok(None);
+    }
     let (subject, caller_revoked, subject_revoked) = diesel::alias!(
         clients as subject,
         revoked_tokens as caller_revoked,

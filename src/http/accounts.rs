@@ -24,10 +24,6 @@ pub const VERSION_HEADER: &str = "tollgate-version";
 /// Versions this server speaks; requests without the header get the newest.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2026-11-22"];
 
-/// Pairing challenge creation limits (per instance).
-const CHALLENGES_PER_ADDRESS_PER_MINUTE: usize = 10;
-const CHALLENGES_PER_ACCOUNT_PER_10_MINUTES: usize = 5;
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let versioned = || {
         actix_web::middleware::DefaultHeaders::new().add((VERSION_HEADER, SUPPORTED_VERSIONS[0]))
@@ -239,8 +235,13 @@ async fn post_key(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let holder = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
-    let spec = json_body::<CreateKeyBody>(&body)?.into_spec()?;
     let now = state.now();
+    let spec = accounts::delegated_spec(
+        &holder.key,
+        json_body::<CreateKeyBody>(&body)?.into_spec()?,
+        now,
+    )
+    .map_err(ApiError::from)?;
     let (view, secret) = state
         .db
         .run(move |conn| accounts::create_key(conn, &holder.actor(), &holder.account, &spec, now))
@@ -372,21 +373,16 @@ async fn post_challenge(
     let scopes = request.scopes.parse()?;
     let address = req
         .peer_addr()
-        .map(|a| a.ip().to_string())
+        .map(|a| super::rate_limit::address_key(a.ip()))
         .unwrap_or_default();
     let handle = request.account.trim().to_ascii_lowercase();
-    if let Err(wait) = state.pairing_limits.check(
-        &format!("addr:{address}"),
-        CHALLENGES_PER_ADDRESS_PER_MINUTE,
-        Duration::from_secs(60),
-    ) {
+    if handle.len() > 64 {
+        return Err(ApiError::bad_request("account must be a handle").into());
+    }
+    if let Err(wait) = state.pairing_by_address.check(&address) {
         return Ok(slow_down(wait));
     }
-    if let Err(wait) = state.pairing_limits.check(
-        &format!("account:{handle}"),
-        CHALLENGES_PER_ACCOUNT_PER_10_MINUTES,
-        Duration::from_secs(600),
-    ) {
+    if let Err(wait) = state.pairing_by_account.check(&handle) {
         return Ok(slow_down(wait));
     }
     let now = state.now();

@@ -97,13 +97,7 @@ impl FromRequest for Admin {
                 .await
                 .map_err(|e| BearerError::Unavailable(e.into()))?;
             match found {
-                Some((client, None))
-                    if client.disabled_at.is_none()
-                        && service::tokens::survives_bulk_revocation(
-                            claims.iat,
-                            client.tokens_not_before,
-                        ) =>
-                {
+                Some((client, None)) if service::tokens::operator_token_holds(&client, &claims) => {
                     Ok(Admin { claims })
                 }
                 _ => Err(BearerError::InvalidToken(
@@ -345,10 +339,18 @@ async fn post_rotate_secret(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: Option<web::Json<RotateSecretBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin.actor();
-    let grace = body.map(|b| b.grace_seconds).unwrap_or_default();
+    // No body means no grace; a body that does not parse is an error, not a silent 0
+    // (which would cut off every holder of the old secret at once).
+    let grace = if body.iter().all(u8::is_ascii_whitespace) {
+        0
+    } else {
+        serde_json::from_slice::<RotateSecretBody>(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+            .grace_seconds
+    };
     let now = state.now();
     let (view, secret) = state
         .db

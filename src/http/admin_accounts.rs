@@ -231,7 +231,10 @@ async fn list_challenges(
         .db
         .run(move |conn| accounts::pending_challenges_for(conn, &handle, now))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "challenges": challenges })))
+    // The answer holds live pairing codes.
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "challenges": challenges })))
 }
 
 #[derive(Deserialize)]

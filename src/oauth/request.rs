@@ -75,8 +75,8 @@ pub struct TokenRequest {
 /// Form parameters, each name at most once except those the RFCs allow to repeat.
 pub struct FormParams(HashMap<String, Vec<String>>);
 
-/// RFC 8707 §2: `resource` may be given several times.
-const REPEATABLE: &[&str] = &["resource"];
+/// RFC 8707 §2 and RFC 8693 §2.1: `resource` and `audience` may be given several times.
+const REPEATABLE: &[&str] = &["resource", "audience"];
 
 impl FormParams {
     /// Checks the content type, decodes the body and rejects repeated parameters
@@ -221,15 +221,11 @@ fn parse_client_credentials(params: &FormParams) -> Result<Grant, OAuthError> {
     Ok(Grant::ClientCredentials { scope, audiences })
 }
 
-/// RFC 8707 `resource` (absolute URIs, no fragment, may repeat) or a single `audience`.
+/// RFC 8707 `resource` (absolute URIs without fragment) and RFC 8693 `audience` (logical
+/// names); both may repeat, and together they name every audience the token is for.
 pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthError> {
     let resources = params.all("resource");
-    let audience = params.one("audience");
-    if !resources.is_empty() && audience.is_some() {
-        return Err(OAuthError::invalid_request(
-            "send either resource or audience, not both",
-        ));
-    }
+    let audiences = params.all("audience");
     for resource in resources {
         match url::Url::parse(resource) {
             Ok(uri) if uri.fragment().is_none() => {}
@@ -240,20 +236,21 @@ pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthErro
             }
         }
     }
-    if let Some(audience) = audience
-        && audience.chars().any(char::is_whitespace)
+    if audiences
+        .iter()
+        .any(|a| a.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
         return Err(OAuthError::invalid_target(
-            "audience must not contain spaces",
+            "audience must not contain spaces or control characters",
         ));
     }
-    let mut audiences: Vec<String> = Vec::new();
-    for value in resources.iter().map(String::as_str).chain(audience) {
-        if !audiences.iter().any(|a| a == value) {
-            audiences.push(value.to_owned());
+    let mut requested: Vec<String> = Vec::new();
+    for value in resources.iter().chain(audiences) {
+        if !requested.contains(value) {
+            requested.push(value.clone());
         }
     }
-    Ok(audiences)
+    Ok(requested)
 }
 
 /// RFC 7009 §2.1: a revocation request from an authenticated client.

@@ -21,10 +21,20 @@ use crate::oauth::Scope;
 
 /// The scope an API key needs to manage keys and pairing requests of its account.
 pub const KEYS_SCOPE: &str = "keys";
+/// Scopes that only OAuth clients may hold: an API key (or a token exchanged for one) must
+/// never reach the admin API or introspection.
+pub const RESERVED_SCOPES: [&str; 2] = [
+    crate::service::tokens::ADMIN_SCOPE,
+    crate::service::tokens::INTROSPECT_SCOPE,
+];
 /// How long a pairing challenge lives.
 pub const CHALLENGE_TTL_SECONDS: i64 = 300;
 /// Wrong codes before a challenge dies.
 pub const MAX_CODE_ATTEMPTS: i32 = 3;
+/// Wrong codes per account per day, across all its challenges: a guesser's odds stay
+/// below 10 in 10,000 a day however many challenges they open.
+pub const MAX_FAILED_CODES_PER_DAY: i64 = 10;
+const MAX_REQUESTED_SCOPES: usize = 16;
 const MAX_NAME_LEN: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +180,11 @@ pub fn create_account(
     now: i64,
 ) -> Result<AccountView, AccountError> {
     let handle = validate_handle(handle)?;
+    if let Some(reserved) = RESERVED_SCOPES.iter().find(|s| scopes.contains(s)) {
+        return Err(AccountError::Invalid(format!(
+            "scope {reserved:?} is reserved for OAuth clients; API keys cannot carry it"
+        )));
+    }
     let display_name = validate_label("name", display_name.unwrap_or(&handle))?;
     let id = random_id();
     let scopes_text = scopes.to_string();
@@ -328,6 +343,34 @@ pub fn create_key(
     let (row, _) =
         db::accounts::key_by_id(conn, &id)?.ok_or_else(|| AccountError::KeyNotFound(id.clone()))?;
     Ok((ApiKeyView::from_row(&row, now), secret))
+}
+
+/// A key creating another key (account API) cannot hand out more than it holds: the new
+/// key's scopes are within the presenting key's, and it expires no later.
+pub fn delegated_spec(
+    presenting: &ApiKeyRow,
+    mut spec: KeySpec,
+    now: i64,
+) -> Result<KeySpec, AccountError> {
+    let held = Scope::parse(&presenting.scopes).unwrap_or_default();
+    match &spec.scopes {
+        Some(asked) if !asked.is_subset_of(&held) => {
+            return Err(AccountError::Invalid(format!(
+                "a key can only create keys with its own scopes or fewer; not: {}",
+                asked.not_in(&held).collect::<Vec<_>>().join(" ")
+            )));
+        }
+        Some(_) => {}
+        None => spec.scopes = Some(held),
+    }
+    if let Some(expires_at) = presenting.expires_at {
+        let remaining = expires_at - now;
+        spec.expires_in = Some(
+            spec.expires_in
+                .map_or(remaining, |asked| asked.min(remaining)),
+        );
+    }
+    Ok(spec)
 }
 
 /// CLI and admin API: a key for the account named by `handle`.
@@ -552,11 +595,32 @@ pub fn create_challenge(
     now: i64,
 ) -> Result<ChallengeView, AccountError> {
     let app_name = validate_label("app_name", app_name)?;
-    if scopes.is_empty() {
-        return Err(AccountError::Invalid("ask for at least one scope".into()));
+    let handle = validate_handle(account_handle)?;
+    if scopes.is_empty() || scopes.tokens().len() > MAX_REQUESTED_SCOPES {
+        return Err(AccountError::Invalid(format!(
+            "ask for 1 to {MAX_REQUESTED_SCOPES} scopes"
+        )));
     }
-    let account = db::accounts::by_handle(conn, &account_handle.trim().to_ascii_lowercase())?
-        .filter(|a| a.disabled_at.is_none());
+    let mut account = db::accounts::by_handle(conn, &handle)?.filter(|a| a.disabled_at.is_none());
+    // Past its daily budget of wrong codes, an account gets challenges that can never
+    // succeed (answered alike, so the guesser learns nothing), and its owner an audit event.
+    if let Some(target) = &account {
+        let failures = db::accounts::failed_attempts_since(conn, &target.id, now - 86_400)?;
+        if failures >= MAX_FAILED_CODES_PER_DAY {
+            audit::record(
+                conn,
+                &Actor::app(&app_name),
+                account_event(
+                    "challenge.blocked",
+                    target,
+                    None,
+                    Some(json!({"failed_codes_last_24h": failures})),
+                ),
+                now,
+            )?;
+            account = None;
+        }
+    }
     let (id, code, scopes_text) = (random_id(), random_code(), scopes.to_string());
     db::accounts::insert_challenge(
         conn,
@@ -721,6 +785,12 @@ fn expire(
         )?;
     }
     Ok(())
+}
+
+/// Forgets challenges that ended more than a day ago (their story is in the audit trail);
+/// for the maintenance task.
+pub fn prune_challenges(conn: &mut DbConn, now: i64) -> Result<usize, AccountError> {
+    Ok(db::accounts::prune_challenges(conn, now - 86_400)?)
 }
 
 /// Marks overdue pending challenges expired (and audits it); for the maintenance task.

@@ -266,10 +266,12 @@ pub fn set_disabled(
     if current.disabled_at.is_some() == disabled {
         return Ok(ClientView::from_row(&current, now));
     }
+    // Disabling revokes every token issued so far; enabling does not bring them back.
+    if disabled {
+        db::clients::bump_tokens_not_before(conn, id, now)?;
+    }
     let changes = ClientChanges {
         disabled_at: Some(disabled.then_some(now)),
-        // Disabling revokes every token issued so far; enabling does not bring them back.
-        tokens_not_before: disabled.then_some(Some(revoke_before(&current, now))),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
@@ -309,16 +311,16 @@ pub fn rotate_secret(
     let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
     let secret = ClientSecret::generate();
     let keep_previous = grace_seconds > 0;
-    let revoke_from = revoke_before(&current, now);
+
     let changes = ClientChanges {
         secret_digest: Some(secret.digest().as_bytes().to_vec()),
         previous_secret_digest: Some(keep_previous.then_some(current.secret_digest)),
         previous_secret_expires_at: Some(keep_previous.then_some(now + grace_seconds)),
-        // A rotation usually answers a leak: tokens issued with the old secret go too.
-        tokens_not_before: Some(Some(revoke_from)),
         updated_at: Some(now),
         ..ClientChanges::default()
     };
+    // A rotation usually answers a leak: tokens issued with the old secret go too.
+    db::clients::bump_tokens_not_before(conn, id, now)?;
     let view = apply(conn, id, &changes, now)?;
     let details = json!({"grace_seconds": grace_seconds});
     audit::record(
@@ -337,13 +339,10 @@ pub fn revoke_tokens(
     id: &str,
     now: i64,
 ) -> Result<ClientView, ClientError> {
-    let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
-    let changes = ClientChanges {
-        tokens_not_before: Some(Some(revoke_before(&current, now))),
-        updated_at: Some(now),
-        ..ClientChanges::default()
-    };
-    let view = apply(conn, id, &changes, now)?;
+    if !db::clients::bump_tokens_not_before(conn, id, now)? {
+        return Err(ClientError::NotFound(id.to_owned()));
+    }
+    let view = get(conn, id, now)?;
     audit::record(
         conn,
         actor,
@@ -365,13 +364,6 @@ fn client_event<'a>(
         details,
         ..audit::Event::default()
     }
-}
-
-/// See `service::tokens::issued_at`: tokens with `iat` below the result are revoked. It
-/// always moves forward, so a second revocation within the same second still revokes the
-/// tokens issued since the first (whose `iat` was pushed to the first one's bound).
-fn revoke_before(current: &ClientRow, now: i64) -> i64 {
-    current.tokens_not_before.map_or(now, |t| t.max(now)) + 1
 }
 
 fn apply(

@@ -119,8 +119,19 @@ fn view_of(conn: &mut DbConn, kid: &str, now: i64) -> Result<KeyView, KeyService
 /// One rotation, in one transaction under the rotation lock: the active key retires (still
 /// published for `retired_grace` seconds), the pre-published `next` key (or an imported
 /// key) becomes active, and a new `next` key is published for the following rotation.
-/// With `due_after`, nothing happens unless the active key is at least that old, so that
-/// instances racing on a schedule rotate once. Returns the new active key's id.
+/// `when` is re-checked under the lock, so that instances racing on a schedule, or starting
+/// together on an empty database, rotate once. Returns the new active key's id, or `None`
+/// when there was nothing to do.
+/// When a rotation goes ahead.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Now,
+    /// The active key has signed for at least this many seconds.
+    IfDue(i64),
+    /// There is no active key yet (first start).
+    IfNoActiveKey,
+}
+
 fn rotate_with(
     conn: &mut DbConn,
     master: &MasterKey,
@@ -128,20 +139,25 @@ fn rotate_with(
     retired_grace: i64,
     now: i64,
     imported: Option<(SigningKey, Vec<u8>)>,
-    due_after: Option<i64>,
+    when: When,
 ) -> Result<Option<String>, KeyServiceError> {
     // Key generation is CPU work: do it before taking the lock.
     let (fresh_next, fresh_next_der) = SigningKey::generate(algorithm)?;
     let (fresh_active, fresh_active_der) = SigningKey::generate(algorithm)?;
     let result = conn.transaction::<_, KeyServiceError, _>(|conn| {
         // A scheduled rotation skips when another instance is at it; others wait their turn.
-        if !db::keys::lock_rotation(conn, due_after.is_none())? {
+        if !db::keys::lock_rotation(conn, !matches!(when, When::IfDue(_)))? {
             return Ok(None);
         }
         let active = db::keys::in_state(conn, STATE_ACTIVE)?;
-        if let (Some(period), Some(active)) = (due_after, &active)
-            && active.activated_at.unwrap_or(active.created_at) + period > now
-        {
+        let skip = match (when, &active) {
+            (When::IfDue(period), Some(active)) => {
+                active.activated_at.unwrap_or(active.created_at) + period > now
+            }
+            (When::IfNoActiveKey, Some(_)) => true,
+            _ => false,
+        };
+        if skip {
             return Ok(None);
         }
         let next = db::keys::in_state(conn, STATE_NEXT)?;
@@ -196,9 +212,17 @@ pub fn ensure_signing_key(
 ) -> Result<Option<KeyView>, KeyServiceError> {
     let published = db::keys::published(conn, now)?;
     if !published.iter().any(|r| r.state == STATE_ACTIVE) {
-        return match rotate_with(conn, master, algorithm, retired_grace, now, None, None) {
+        return match rotate_with(
+            conn,
+            master,
+            algorithm,
+            retired_grace,
+            now,
+            None,
+            When::IfNoActiveKey,
+        ) {
             Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
-            // Another instance created the first key at the same moment: use theirs.
+            // Another instance created the first key meanwhile: use theirs.
             Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
             Err(e) => Err(e),
         };
@@ -221,7 +245,7 @@ pub fn rotate(
     retired_grace: i64,
     now: i64,
 ) -> Result<KeyView, KeyServiceError> {
-    let kid = rotate_with(conn, master, algorithm, retired_grace, now, None, None)?
+    let kid = rotate_with(conn, master, algorithm, retired_grace, now, None, When::Now)?
         .ok_or(KeyServiceError::ConcurrentRotation)?;
     view_of(conn, &kid, now)
 }
@@ -248,7 +272,7 @@ pub fn rotate_if_due(
         retired_grace,
         now,
         None,
-        Some(period),
+        When::IfDue(period),
     ) {
         Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
         Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
@@ -280,7 +304,7 @@ pub fn import_pem(
         retired_grace,
         now,
         Some((key, der)),
-        None,
+        When::Now,
     )?
     .ok_or(KeyServiceError::ConcurrentRotation)?;
     view_of(conn, &kid, now)

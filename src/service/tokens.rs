@@ -160,12 +160,11 @@ pub fn issue(
             if let Some(client) = &client {
                 require_grant(client, GRANT_TOKEN_EXCHANGE)?;
             }
+            // RFC 8693 §2.2.2: an unusable subject token is `invalid_request`; the reason is
+            // not told (a disabled account would reveal a valid key).
             let (key, account) = accounts::authenticate_key(conn, usage, &subject_token.0, now)?
-                .map_err(|why| {
-                    OAuthError::new(
-                        ErrorCode::InvalidGrant,
-                        format!("the subject token cannot be exchanged: {why}"),
-                    )
+                .map_err(|_| {
+                    OAuthError::invalid_request("the subject_token is not a valid, active API key")
                 })?;
             // The key's scopes, still within the account's (which may have shrunk since).
             let account_scopes = Scope::parse(&account.scopes).unwrap_or_default();
@@ -242,6 +241,19 @@ fn issued_at(tokens_not_before: Option<i64>, now: i64) -> i64 {
     tokens_not_before.map_or(now, |not_before| not_before.max(now))
 }
 
+/// Whether an admin token (already verified, with the admin scope and audience) still
+/// speaks for an operator: its client exists, is enabled, still holds the `admin` scope (so
+/// taking the scope away ends its tokens), has not revoked it in bulk, and the token is not
+/// one exchanged for an API key.
+pub fn operator_token_holds(client: &ClientRow, claims: &AccessTokenClaims) -> bool {
+    client.disabled_at.is_none()
+        && claims.api_key_id.is_none()
+        && Scope::parse(&client.scopes)
+            .unwrap_or_default()
+            .contains(ADMIN_SCOPE)
+        && survives_bulk_revocation(claims.iat, client.tokens_not_before)
+}
+
 /// Whether a token issued at `iat` survived the client's bulk revocations.
 pub fn survives_bulk_revocation(iat: i64, tokens_not_before: Option<i64>) -> bool {
     tokens_not_before.is_none_or(|not_before| iat >= not_before)
@@ -299,8 +311,18 @@ fn grant_audience(
     requested: &[String],
 ) -> Result<Audience, OAuthError> {
     let mut allowed = split_list(&client.audiences);
-    if allowed.is_empty() {
+    let configured = !allowed.is_empty();
+    if !configured {
         allowed.push(policy.default_audience.clone());
+    }
+    // Operators' clients may also ask for the admin API's own audience, which no other
+    // token carries, so a token sent to a resource server cannot be replayed on /admin.
+    let operator = Scope::parse(&client.scopes)
+        .unwrap_or_default()
+        .contains(ADMIN_SCOPE);
+    if operator {
+        let position = if configured { allowed.len() } else { 0 };
+        allowed.insert(position, policy.admin_audience.clone());
     }
     if requested.is_empty() {
         return Ok(Audience::One(allowed.swap_remove(0)));
@@ -587,9 +609,7 @@ pub fn introspect(
         }
         (IntrospectionCaller::Bearer(_), Some(claims)) => {
             let valid = rows.as_ref().is_some_and(|r| {
-                r.caller.disabled_at.is_none()
-                    && !r.caller_token_revoked
-                    && survives_bulk_revocation(claims.iat, r.caller.tokens_not_before)
+                !r.caller_token_revoked && operator_token_holds(&r.caller, claims)
             });
             if !valid {
                 return Err(IntrospectionError::Caller(CallerRejection::InvalidToken(

@@ -214,6 +214,14 @@ impl Verifier {
                 metadata.issuer, config.issuer
             )));
         }
+        // The metadata must not send us (or our introspection secret) elsewhere.
+        for url in std::iter::once(&metadata.jwks_uri).chain(&metadata.introspection_endpoint) {
+            if !same_origin(url, &config.issuer) {
+                return Err(VerifyError::Config(format!(
+                    "the metadata points outside the issuer's origin: {url}"
+                )));
+            }
+        }
         if config.introspection.is_some() && metadata.introspection_endpoint.is_none() {
             return Err(VerifyError::Config(
                 "introspection requested but the server has no introspection_endpoint".into(),
@@ -275,6 +283,12 @@ impl Verifier {
         let kid = header
             .kid
             .ok_or_else(|| invalid("the token names no key (kid)"))?;
+        if self.cache_is_stale()
+            && let Err(err) = self.refresh_keys(None).await
+        {
+            // Keep trusting the keys we have rather than failing every request.
+            tracing::warn!(error = %err, "JWKS refresh failed; using the cached keys");
+        }
         let (key_alg, key) = match self.key(&kid) {
             Some(found) => found,
             None => {
@@ -318,14 +332,15 @@ impl Verifier {
     }
 
     fn key(&self, kid: &str) -> Option<(Algorithm, DecodingKey)> {
-        let cache = self.0.cache.read().ok()?;
-        let fresh = cache
-            .fetched_at
-            .is_some_and(|at| at.elapsed() < self.0.config.max_cache_age);
-        if !fresh {
-            return None;
-        }
-        cache.keys.get(kid).cloned()
+        self.0.cache.read().ok()?.keys.get(kid).cloned()
+    }
+
+    fn cache_is_stale(&self) -> bool {
+        self.0.cache.read().map_or(true, |cache| {
+            cache
+                .fetched_at
+                .is_none_or(|at| at.elapsed() >= self.0.config.max_cache_age)
+        })
     }
 
     /// Refetches the JWKS, unless another task just did, or (for an unknown `kid`) the last
@@ -335,6 +350,10 @@ impl Verifier {
         if let Ok(cache) = self.0.cache.read() {
             let age = cache.fetched_at.map(|at| at.elapsed());
             let stale = age.is_none_or(|age| age >= self.0.config.max_cache_age);
+            // Another task refreshed while this one waited.
+            if wanted_kid.is_none() && !stale {
+                return Ok(());
+            }
             if let Some(kid) = wanted_kid
                 && !stale
                 && (cache.keys.contains_key(kid)
@@ -441,6 +460,13 @@ fn describe(err: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidSignature => "bad signature".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("missing claim {claim}"),
         _ => "invalid token".into(),
+    }
+}
+
+fn same_origin(url: &str, issuer: &str) -> bool {
+    match (url::Url::parse(url), url::Url::parse(issuer)) {
+        (Ok(url), Ok(issuer)) => url.origin() == issuer.origin(),
+        _ => false,
     }
 }
 

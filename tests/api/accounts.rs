@@ -678,7 +678,7 @@ async fn token_exchange_turns_a_key_into_a_short_lived_jwt(backend: Backend) {
     let refused = exchange(None, key.clone()).await;
     assert_eq!(refused.status(), 400);
     let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error"], "invalid_request", "RFC 8693 §2.2.2");
     assert_eq!(
         introspect(jwt).await,
         json!({"active": false}),
@@ -885,4 +885,116 @@ both_backends!(
     token_exchange_turns_a_key_into_a_short_lived_jwt,
     clients_need_the_grant_type_they_use,
     admin_api_manages_accounts_keys_and_reads_the_audit,
+);
+
+async fn a_key_cannot_grant_more_than_it_holds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "lena", "read write keys");
+    let output = app.cli(&[
+        "account",
+        "create",
+        "--handle",
+        "mallory",
+        "--scope",
+        "read admin",
+    ]);
+    assert!(
+        !output.status.success(),
+        "admin is reserved for OAuth clients"
+    );
+    assert!(stderr(&output).contains("reserved"));
+
+    let limited = cli_json(
+        &app,
+        &[
+            "api-key",
+            "create",
+            "--account",
+            "lena",
+            "--name",
+            "app",
+            "--scope",
+            "read keys",
+            "--expires-in",
+            "3600",
+            "--json",
+        ],
+    );
+    let limited_key = limited["api_key"].as_str().unwrap();
+    let wider = app
+        .http
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(limited_key)
+        .json(&json!({"name": "escalate", "scopes": ["write"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wider.status(), 400, "no scope beyond the presenting key's");
+    let child: Value = app
+        .http
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(limited_key)
+        .json(&json!({"name": "child", "expires_in": 999_999}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        child["scopes"],
+        json!(["read", "keys"]),
+        "defaults to the presenting key's scopes"
+    );
+    let (parent_exp, child_exp) = (
+        chrono::DateTime::parse_from_rfc3339(limited["expires_at"].as_str().unwrap()).unwrap(),
+        chrono::DateTime::parse_from_rfc3339(child["expires_at"].as_str().unwrap()).unwrap(),
+    );
+    assert!(
+        child_exp <= parent_exp,
+        "expires no later than the presenting key"
+    );
+
+    let too_long = format!("tg_{}", "1".repeat(5000));
+    assert_eq!(me(&app, &too_long).await.0, 401);
+}
+
+async fn guessing_budget_blocks_an_account_after_ten_wrong_codes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "nora", "read keys");
+    let (_, owner_key) = create_key(&app, "nora", "keys");
+    for _ in 0..4 {
+        let challenge = start_pairing(&app, "nora", json!(["read"])).await;
+        let listed = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
+        let code = listed["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == challenge.as_str())
+            .unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for _ in 0..3 {
+            redeem(&app, &challenge, &wrong(&code)).await;
+        }
+    }
+    // Twelve wrong codes today: the next challenge looks the same but can never succeed,
+    // and the owner does not even see it.
+    let blocked = start_pairing(&app, "nora", json!(["read"])).await;
+    let listed = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
+    assert!(
+        listed["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != blocked.as_str())
+    );
+    let audit = cli_json(&app, &["audit", "--account", "nora", "--json"]).to_string();
+    assert!(audit.contains("challenge.blocked"));
+}
+
+both_backends!(
+    a_key_cannot_grant_more_than_it_holds,
+    guessing_budget_blocks_an_account_after_ten_wrong_codes,
 );

@@ -53,8 +53,25 @@ async fn admin_api_requires_an_admin_bearer_token(backend: Backend) {
         "{challenge}"
     );
 
-    let reader = app.create_client("reader", "read", &[]);
+    // A token for the admin audience, without the admin scope.
+    let admin_audience = format!("{}/admin", app.issuer);
+    let reader = app.create_client("reader", "read", &["--audience", &admin_audience]);
     let token = app.access_token(&reader, &[]).await;
+    let resource_token = app
+        .access_token(&app.create_client("plain", "read", &[]), &[])
+        .await;
+    let wrong_audience = app
+        .http
+        .get(app.url("/admin/clients"))
+        .bearer_auth(&resource_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong_audience.status(),
+        401,
+        "a resource server's token is no admin token"
+    );
     let forbidden = app
         .http
         .get(app.url("/admin/clients"))
@@ -272,6 +289,35 @@ async fn admin_manages_clients_end_to_end(backend: Backend) {
             "rotation without grace ends the old secret at once"
         );
     }
+
+    // A malformed rotation body is an error, not a silent "no grace".
+    let malformed = app
+        .http
+        .post(app.url(&format!("/admin/clients/{id}/rotate-secret")))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{grace_seconds: 600")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+
+    // Taking the admin scope away from an operator ends its tokens on the admin API.
+    let ops2 = app.create_client("ops2", "admin", &[]);
+    let ops2_token = app.access_token(&ops2, &[]).await;
+    let (status, _) = call(&app, Method::GET, "/admin/keys", &ops2_token, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        Method::PATCH,
+        &format!("/admin/clients/{}", ops2.id),
+        &admin,
+        Some(json!({"scopes": "read"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, Method::GET, "/admin/keys", &ops2_token, None).await;
+    assert_eq!(status, 401);
 
     let (status, _) = call(
         &app,

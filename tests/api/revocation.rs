@@ -213,10 +213,13 @@ async fn introspection_requires_an_authorized_caller(backend: Backend) {
     assert_eq!(as_admin.status(), 200);
     let body: Value = as_admin.json().await.unwrap();
     assert_eq!(body["active"], true);
+    let admin_audience = format!("{}/admin", app.issuer);
+    let reader = app.create_client("reader", "read", &["--audience", &admin_audience]);
+    let reader_token = app.access_token(&reader, &[]).await;
     let as_reader = app
         .http
         .post(app.url("/oauth/introspect"))
-        .bearer_auth(&token)
+        .bearer_auth(&reader_token)
         .form(&[("token", token.as_str())])
         .send()
         .await

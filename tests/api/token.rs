@@ -325,6 +325,20 @@ async fn client_authentication_errors(backend: Backend) {
         .unwrap();
     assert_oauth_error(bearer, 401, "invalid_client").await;
 
+    // A NUL byte (PostgreSQL refuses it in text) is just an unknown client.
+    let nul = app
+        .http
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "a\u{0}b"),
+            ("client_secret", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(nul, 401, "invalid_client").await;
+
     let output = app.cli(&["client", "disable", &client.id]);
     assert!(output.status.success());
     assert_oauth_error(
