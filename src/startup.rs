@@ -165,9 +165,17 @@ impl Application {
                 .configure(crate::http::routes)
         })
         .listen(listener)?;
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
-        }
+        let workers = if settings.workers > 0 {
+            settings.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        };
+        // As many blocking threads as pooled connections: more would only park on the
+        // pool's lock and wake to contend for it; fewer queue in the thread pool instead.
+        let blocking_threads = (settings.pool.max_size as usize).div_ceil(workers).max(1);
+        server = server
+            .workers(workers)
+            .worker_max_blocking_threads(blocking_threads);
         let server = server.disable_signals().run();
         Ok(Self {
             port,
