@@ -8,6 +8,7 @@ use super::error::ApiError;
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db;
 use crate::oauth::{ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, Scope};
+use crate::service::accounts::RESERVED_SCOPES;
 use crate::startup::AppState;
 
 /// `GET /.well-known/jwks.json`: every published public key (next, active, retired),
@@ -32,7 +33,8 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ap
     let mut scopes: Vec<String> = Vec::new();
     for list in &scope_lists {
         for token in Scope::parse(list).unwrap_or_default().tokens() {
-            if !scopes.contains(token) {
+            // Operator scopes are nobody else's business.
+            if !scopes.contains(token) && !RESERVED_SCOPES.contains(&token.as_str()) {
                 scopes.push(token.clone());
             }
         }

@@ -68,7 +68,7 @@ async fn metadata_follows_rfc_8414(backend: Backend) {
     );
     assert_eq!(
         meta["scopes_supported"],
-        serde_json::json!(["admin", "read", "write"])
+        serde_json::json!(["read", "write"])
     );
 
     // The advertised URLs work.
