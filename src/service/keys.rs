@@ -201,6 +201,23 @@ fn rotate_with(
     }
 }
 
+/// A conditional rotation, as the new active key's view; `None` when it was not needed or
+/// another instance did it at the same moment.
+fn rotate_to_view(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    algorithm: SigningAlgorithm,
+    retired_grace: i64,
+    now: i64,
+    when: When,
+) -> Result<Option<KeyView>, KeyServiceError> {
+    match rotate_with(conn, master, algorithm, retired_grace, now, None, when) {
+        Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
+        Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Makes sure a key is active and a next one is published (first start, or a database
 /// from before pre-publication). Returns the new active key's view if one was made.
 pub fn ensure_signing_key(
@@ -212,20 +229,15 @@ pub fn ensure_signing_key(
 ) -> Result<Option<KeyView>, KeyServiceError> {
     let published = db::keys::published(conn, now)?;
     if !published.iter().any(|r| r.state == STATE_ACTIVE) {
-        return match rotate_with(
+        // Another instance may have created the first key meanwhile: then use theirs.
+        return rotate_to_view(
             conn,
             master,
             algorithm,
             retired_grace,
             now,
-            None,
             When::IfNoActiveKey,
-        ) {
-            Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
-            // Another instance created the first key meanwhile: use theirs.
-            Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
-            Err(e) => Err(e),
-        };
+        );
     }
     if !published.iter().any(|r| r.state == STATE_NEXT) {
         let (next, der) = SigningKey::generate(algorithm)?;
@@ -265,19 +277,14 @@ pub fn rotate_if_due(
     if !due {
         return Ok(None);
     }
-    match rotate_with(
+    rotate_to_view(
         conn,
         master,
         algorithm,
         retired_grace,
         now,
-        None,
         When::IfDue(period),
-    ) {
-        Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
-        Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
-        Err(e) => Err(e),
-    }
+    )
 }
 
 /// Imports a PEM private key (the way to sign with RS256, which ring cannot generate) and
