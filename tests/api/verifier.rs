@@ -159,13 +159,14 @@ async fn verifier_refuses_the_classic_attacks(backend: Backend) {
     );
 
     // Expired (no leeway configured here).
-    let short = app.create_client("short", "read", &["--ttl", "1"]);
+    let short = app.create_client("short", "read", &["--ttl", "3"]);
     let expiring = app.access_token(&short, &[]).await;
     verifier
         .verify(&expiring)
         .await
         .expect("valid before it expires");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // exp is whole seconds and a token is still valid in its exp second: wait past it.
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     assert_invalid(verifier.verify(&expiring).await, "expired");
 
     // Missing scope.
