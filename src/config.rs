@@ -46,6 +46,7 @@ pub struct ServerSection {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub access_log: bool,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -56,6 +57,7 @@ impl Default for ServerSection {
             workers: 0,
             max_body_bytes: 8 * 1024,
             access_log: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -180,6 +182,8 @@ pub struct Settings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub access_log: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub database_url: DbUrl,
     pub pool: PoolOptions,
     pub default_ttl: i64,
@@ -246,6 +250,20 @@ impl Settings {
         } else {
             validate_issuer(issuer_text.trim())?
         };
+
+        let trusted_proxies = file
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|text| {
+                text.trim().parse().map_err(|_| {
+                    invalid(
+                        "server.trusted_proxies",
+                        format!("{text:?} is not an IP address"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
 
         let url_text = overrides
             .database_url
@@ -367,6 +385,7 @@ impl Settings {
             workers: file.server.workers,
             max_body_bytes: file.server.max_body_bytes,
             access_log: file.server.access_log,
+            trusted_proxies,
             database_url,
             pool: PoolOptions {
                 max_size: file.database.pool_size,

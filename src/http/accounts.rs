@@ -371,10 +371,13 @@ async fn post_challenge(
     check_version(&req)?;
     let request = json_body::<ChallengeBody>(&body)?;
     let scopes = request.scopes.parse()?;
-    let address = req
-        .peer_addr()
-        .map(|a| super::rate_limit::address_key(a.ip()))
-        .unwrap_or_default();
+    let address = super::rate_limit::client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        header_str(&req, header::HeaderName::from_static("x-forwarded-for")),
+        &state.settings.trusted_proxies,
+    )
+    .map(super::rate_limit::address_key)
+    .unwrap_or_default();
     let handle = request.account.trim().to_ascii_lowercase();
     if handle.len() > 64 {
         return Err(ApiError::bad_request("account must be a handle").into());

@@ -55,6 +55,33 @@ impl RateLimiter {
     }
 }
 
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy, the rightmost
+/// `X-Forwarded-For` entry that is not itself a trusted proxy. Headers from anyone else are
+/// ignored, since any client can write them.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<IpAddr> = forwarded_for
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    Some(
+        hops.iter()
+            .rev()
+            .find(|hop| !trusted.contains(hop))
+            .or_else(|| hops.first())
+            .copied()
+            .unwrap_or(peer),
+    )
+}
+
 /// The key for a client address: IPv6 clients are counted per /64, since one host
 /// typically holds a whole /64.
 pub fn address_key(ip: IpAddr) -> String {
@@ -85,6 +112,26 @@ mod tests {
         let instant = RateLimiter::new(1, Duration::ZERO);
         assert!(instant.check("c").is_ok());
         assert!(instant.check("c").is_ok());
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap_or(IpAddr::from([0u8; 4]));
+        let proxy = ip("10.0.0.5");
+        let xff = Some("198.51.100.9, 203.0.113.7, 10.0.0.4");
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.1")), xff, &[proxy]),
+            Some(ip("203.0.113.1"))
+        );
+        assert_eq!(
+            client_ip(Some(proxy), xff, &[proxy, ip("10.0.0.4")]),
+            Some(ip("203.0.113.7"))
+        );
+        assert_eq!(client_ip(Some(proxy), None, &[proxy]), Some(proxy));
+        assert_eq!(
+            client_ip(Some(proxy), Some("garbage"), &[proxy]),
+            Some(proxy)
+        );
     }
 
     #[test]

@@ -998,3 +998,38 @@ both_backends!(
     a_key_cannot_grant_more_than_it_holds,
     guessing_budget_blocks_an_account_after_ten_wrong_codes,
 );
+
+async fn address_limit_trusts_forwarded_for_only_from_trusted_proxies(backend: Backend) {
+    let ask = |app: &TestApp, n: usize, forwarded_for: String| {
+        let request = app
+            .http
+            .post(app.url("/v1/auth/challenges"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"app_name": "x", "account": format!("user{n}"), "scopes": ["read"]}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Without trusted proxies the header is ignored: all come from 127.0.0.1.
+    let direct = spawn_app(backend).await;
+    for n in 0..10 {
+        assert_eq!(ask(&direct, n, format!("203.0.113.{n}")).await, 201);
+    }
+    assert_eq!(
+        ask(&direct, 10, "203.0.113.99".into()).await,
+        429,
+        "a forged header buys nothing"
+    );
+
+    // Behind a trusted proxy, each forwarded client has its own budget.
+    let proxied =
+        crate::helpers::spawn_app_with(backend, "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n")
+            .await;
+    for n in 0..12 {
+        assert_eq!(ask(&proxied, n, format!("203.0.113.{n}")).await, 201);
+    }
+    for n in 20..30 {
+        assert_eq!(ask(&proxied, n, "198.51.100.1".into()).await, 201);
+    }
+    assert_eq!(ask(&proxied, 30, "198.51.100.1".into()).await, 429);
+}
+
+both_backends!(address_limit_trusts_forwarded_for_only_from_trusted_proxies);
