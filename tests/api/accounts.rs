@@ -413,17 +413,7 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
     assert!(entry["last_used_at"].is_string());
 
     // Introspection answers for API keys.
-    let answer: Value = app
-        .http
-        .post(app.url("/oauth/introspect"))
-        .basic_auth(&resource_server.id, Some(&resource_server.secret))
-        .form(&[("token", key.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = app.introspect_as(&resource_server, key.as_str()).await;
     assert_eq!(answer["active"], true);
     assert_eq!(answer["token_type"], "api_key");
     assert_eq!(answer["scope"], "read");
@@ -449,17 +439,7 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
         .unwrap();
     assert_eq!(revoked.status(), 200);
     assert_eq!(me(&app, &key).await.0, 401);
-    let answer: Value = app
-        .http
-        .post(app.url("/oauth/introspect"))
-        .basic_auth(&resource_server.id, Some(&resource_server.secret))
-        .form(&[("token", key.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = app.introspect_as(&resource_server, key.as_str()).await;
     assert_eq!(answer, json!({"active": false}));
     let listed: Value = get_with_key(&app, "/api/v1/keys", &owner_key).await;
     let entry = listed["keys"]
@@ -656,23 +636,10 @@ async fn token_exchange_turns_a_key_into_a_short_lived_jwt(backend: Backend) {
     let body: Value = wider.json().await.unwrap();
     assert_eq!(body["error"], "invalid_scope");
 
-    let introspect = |token: String| {
-        let app = &app;
-        let rs = resource_server.clone();
-        async move {
-            app.http
-                .post(app.url("/oauth/introspect"))
-                .basic_auth(&rs.id, Some(&rs.secret))
-                .form(&[("token", token.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(introspect(jwt.clone()).await["active"], true);
+    assert_eq!(
+        app.introspect_as(&resource_server, &jwt).await["active"],
+        true
+    );
 
     assert!(app.cli(&["api-key", "revoke", &key_id]).status.success());
     let refused = exchange(None, key.clone()).await;
@@ -680,7 +647,7 @@ async fn token_exchange_turns_a_key_into_a_short_lived_jwt(backend: Backend) {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request", "RFC 8693 §2.2.2");
     assert_eq!(
-        introspect(jwt).await,
+        app.introspect_as(&resource_server, &jwt).await,
         json!({"active": false}),
         "tokens of a revoked key die with it"
     );

@@ -273,6 +273,20 @@ impl TestApp {
         self.access_token(&ops, &[]).await
     }
 
+    /// `POST /oauth/introspect` as the resource server `caller` (Basic), as JSON.
+    pub async fn introspect_as(&self, caller: &Client, token: &str) -> Value {
+        self.http
+            .post(self.url("/oauth/introspect"))
+            .basic_auth(&caller.id, Some(&caller.secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspection request")
+            .json()
+            .await
+            .expect("introspection JSON")
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self.http.get(self.url(path)).send().await.expect("GET");
         let status = response.status().as_u16();

@@ -28,17 +28,7 @@ async fn two_instances_agree_on_revocations_keys_and_clients(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    let answer: Value = a
-        .http
-        .post(a.url("/oauth/introspect"))
-        .basic_auth(&resource_server.id, Some(&resource_server.secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = a.introspect_as(&resource_server, token.as_str()).await;
     assert_eq!(answer, serde_json::json!({"active": false}));
 
     // A key rotated on A appears in B's JWKS and signs B's tokens.
