@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db::{DbUrl, PoolOptions};
-use crate::service::TokenPolicy;
+use crate::oauth::TokenPolicy;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
@@ -275,7 +275,7 @@ impl Settings {
             return Err(invalid("tokens.default_ttl_seconds", "must be at least 1"));
         }
         if file.tokens.max_ttl_seconds < file.tokens.default_ttl_seconds
-            || file.tokens.max_ttl_seconds > crate::service::clients::MAX_TTL_SECONDS
+            || file.tokens.max_ttl_seconds > crate::oauth::MAX_TTL_SECONDS
         {
             return Err(invalid(
                 "tokens.max_ttl_seconds",

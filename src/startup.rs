@@ -2,38 +2,18 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
+use crate::app::{AppState, Clock, maintenance};
 use crate::config::{MasterKeySource, Settings};
 use crate::crypto::sealed::MasterKey;
 use crate::crypto::signer::KeyStore;
 use crate::db::{self, Db};
-use crate::service::{self, TokenPolicy};
-
-/// Everything a request handler needs, in one `web::Data`.
-pub struct AppState {
-    pub db: Db,
-    pub keys: KeyStore,
-    pub policy: TokenPolicy,
-    pub master_key: Arc<MasterKey>,
-    pub settings: Settings,
-    /// API key uses waiting to be written to `last_used_at`.
-    pub usage: service::accounts::UsageTracker,
-    /// Limits on pairing challenge creation, per client address and per account.
-    pub pairing_by_address: crate::http::rate_limit::RateLimiter,
-    pub pairing_by_account: crate::http::rate_limit::RateLimiter,
-}
-
-impl AppState {
-    pub fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp()
-    }
-}
+use crate::service;
 
 /// Opens the database, applies migrations and loads the master key: what both the server
 /// and the CLI need.
@@ -115,16 +95,21 @@ fn write_new_key_file(path: &std::path::Path) -> std::io::Result<()> {
 pub struct Application {
     port: u16,
     server: Server,
-    state: web::Data<AppState>,
+    state: Arc<AppState>,
 }
 
 impl Application {
     /// Prepares storage and keys and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`] with a given clock (tests move it forward).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         crate::crypto::jwt_provider::install();
         let prepared = {
-            let settings = settings.clone();
-            tokio::task::spawn_blocking(move || prepare(settings))
+            let (settings, now) = (settings.clone(), clock.now());
+            tokio::task::spawn_blocking(move || prepare(settings, now))
                 .await
                 .context("start-up task failed")??
         };
@@ -135,23 +120,8 @@ impl Application {
         let port = bound.port();
         let settings = settings.with_bound_address(bound);
         tracing::info!(issuer = %settings.issuer, "listening on http://{bound}");
-        let state = web::Data::new(AppState {
-            db,
-            keys,
-            policy: settings.token_policy(),
-            master_key: Arc::new(master_key),
-            settings: settings.clone(),
-            usage: service::accounts::UsageTracker::default(),
-            pairing_by_address: crate::http::rate_limit::RateLimiter::new(
-                10,
-                Duration::from_secs(60),
-            ),
-            pairing_by_account: crate::http::rate_limit::RateLimiter::new(
-                5,
-                Duration::from_secs(600),
-            ),
-        });
-        let app_state = state.clone();
+        let state = Arc::new(AppState::new(db, keys, master_key, settings.clone(), clock));
+        let app_state = web::Data::from(state.clone());
         let access_log = settings.access_log;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -197,15 +167,19 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (through its handle or a signal), refreshing the
-    /// signing keys in the background.
+    /// The application's clock (tests move it forward).
+    pub fn clock(&self) -> Clock {
+        self.state.clock.clone()
+    }
+
+    /// Serves until the server is stopped (through its handle or a signal), running the
+    /// background maintenance meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let refresher = tokio::spawn(maintain(self.state.clone()));
+        let maintenance = tokio::spawn(maintenance::run(self.state.clone()));
         let result = self.server.await;
-        refresher.abort();
+        maintenance.abort();
         // Keep the API key uses noted since the last flush.
-        let app = self.state.clone();
-        if let Err(err) = self.state.db.run(move |conn| app.usage.flush(conn)).await {
+        if let Err(err) = maintenance::flush_usage(&self.state).await {
             tracing::warn!(error = %err, "writing API key last-used times at shutdown failed");
         }
         result
@@ -247,13 +221,12 @@ async fn shutdown_signal() {
 
 type Prepared = (Db, KeyStore, MasterKey);
 
-fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
+fn prepare(settings: Settings, now: i64) -> anyhow::Result<Prepared> {
     let db = open_database(&settings)?;
     let master_key = load_master_key(&settings.master_key)?;
     let policy = settings.token_policy();
-    let now = chrono::Utc::now().timestamp();
     let mut conn = db.get()?;
-    if let Some(created) = service::keys::ensure_signing_key(
+    if let Some(created) = service::signing_keys::ensure_signing_key(
         &mut conn,
         &master_key,
         settings.signing_algorithm,
@@ -264,7 +237,7 @@ fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     {
         tracing::info!(kid = %created.kid, algorithm = %created.algorithm, "generated a signing key");
     }
-    let ring = service::keys::load_ring(&mut conn, &master_key, now)
+    let ring = service::signing_keys::load_ring(&mut conn, &master_key, now)
         .context("cannot load the signing keys")?;
     if db::clients::count(&mut conn)? == 0 {
         // Once per start, only while there is nothing to issue tokens to.
@@ -280,108 +253,4 @@ fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         "ready"
     );
     Ok((db, KeyStore::new(ring), master_key))
-}
-
-/// Background upkeep on every instance: picks up signing keys rotated elsewhere (CLI,
-/// another instance) and drops retired keys whose publication ended, every
-/// `key_refresh`; runs scheduled rotations (exactly one instance wins); prunes
-/// revocations of tokens that have expired anyway.
-async fn maintain(state: web::Data<AppState>) {
-    const ROTATION_CHECK: Duration = Duration::from_secs(10);
-    const PRUNE_EVERY: Duration = Duration::from_secs(60);
-    // Well under `LAST_USED_PRECISION_SECONDS`, so last_used_at stays within about a minute.
-    const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(10);
-    let mut interval = tokio::time::interval(state.settings.key_refresh);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_rotation_check: Option<tokio::time::Instant> = None;
-    let mut last_prune = tokio::time::Instant::now();
-    let mut last_usage_flush = tokio::time::Instant::now();
-    loop {
-        interval.tick().await;
-        if let Some(period) = state.settings.rotation_period
-            && last_rotation_check.is_none_or(|at| at.elapsed() >= ROTATION_CHECK)
-        {
-            last_rotation_check = Some(tokio::time::Instant::now());
-            if let Err(err) = rotate_if_due(&state, period).await {
-                tracing::warn!(error = %err, "scheduled signing key rotation failed");
-            }
-        }
-        if let Err(err) = reload_keys_if_changed(&state).await {
-            tracing::warn!(error = %err, "signing key refresh failed; keeping the current keys");
-        }
-        if last_usage_flush.elapsed() >= USAGE_FLUSH_EVERY {
-            last_usage_flush = tokio::time::Instant::now();
-            let app = state.clone();
-            if let Err(err) = state.db.run(move |conn| app.usage.flush(conn)).await {
-                tracing::warn!(error = %err, "writing API key last-used times failed");
-            }
-        }
-        if last_prune.elapsed() >= PRUNE_EVERY {
-            last_prune = tokio::time::Instant::now();
-            let now = state.now();
-            let expired = state
-                .db
-                .run(move |conn| {
-                    service::accounts::expire_overdue(conn, now)?;
-                    service::accounts::prune_challenges(conn, now)
-                })
-                .await;
-            if let Err(err) = expired {
-                tracing::warn!(error = %err, "expiring pairing challenges failed");
-            }
-            match state
-                .db
-                .run(move |conn| {
-                    db::revocations::prune_expired(conn, now).map_err(db::DbError::from)
-                })
-                .await
-            {
-                Ok(0) => {}
-                Ok(pruned) => tracing::debug!(pruned, "pruned revocations of expired tokens"),
-                Err(err) => tracing::warn!(error = %err, "pruning revoked tokens failed"),
-            }
-        }
-    }
-}
-
-async fn rotate_if_due(
-    state: &web::Data<AppState>,
-    period: i64,
-) -> Result<(), service::keys::KeyServiceError> {
-    let (master, algorithm, grace, now) = (
-        state.master_key.clone(),
-        state.settings.signing_algorithm,
-        state.policy.retired_key_grace(),
-        state.now(),
-    );
-    let rotated = state
-        .db
-        .run(move |conn| service::keys::rotate_if_due(conn, &master, algorithm, period, grace, now))
-        .await?;
-    if let Some(key) = rotated {
-        tracing::info!(kid = %key.kid, "scheduled signing key rotation");
-    }
-    Ok(())
-}
-
-/// Reloads the key ring when the key table changed. Returns whether it did.
-pub async fn reload_keys_if_changed(
-    state: &web::Data<AppState>,
-) -> Result<bool, service::keys::KeyServiceError> {
-    let keys = state.keys.clone();
-    let master = state.master_key.clone();
-    let now = state.now();
-    state
-        .db
-        .run(move |conn| {
-            let current = keys.current();
-            if !service::keys::needs_reload(conn, &current, now)? {
-                return Ok(false);
-            }
-            let ring = service::keys::load_ring(conn, &master, now)?;
-            tracing::info!(kid = %ring.active().kid(), "signing keys reloaded");
-            keys.replace(ring);
-            Ok(true)
-        })
-        .await
 }

@@ -2,34 +2,67 @@
 
 use diesel::prelude::*;
 
-use super::DbConn;
 use super::models::{AuditRow, NewAuditRow};
 use super::schema::audit_events;
+use super::{DbConn, DbError};
+use crate::domain::{AuditEvent, NewAuditEvent};
 
-pub fn insert(conn: &mut DbConn, row: &NewAuditRow<'_>) -> QueryResult<()> {
+pub fn insert(
+    conn: &mut DbConn,
+    actor: &str,
+    event: &NewAuditEvent<'_>,
+    now: i64,
+) -> Result<(), DbError> {
+    let details = event
+        .details
+        .as_ref()
+        .unwrap_or(&serde_json::Value::Null)
+        .to_string();
     diesel::insert_into(audit_events::table)
-        .values(row)
-        .execute(conn)
-        .map(drop)
+        .values(NewAuditRow {
+            occurred_at: now,
+            action: event.action,
+            actor,
+            account_id: event.account_id,
+            client_id: event.client_id,
+            subject_id: event.subject_id,
+            details,
+        })
+        .execute(conn)?;
+    Ok(())
 }
 
-/// Newest first, optionally for one account or one client.
+/// Which events to list; `None` matches any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub account_id: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// Newest first.
 pub fn list(
     conn: &mut DbConn,
-    account_id: Option<&str>,
-    client_id: Option<&str>,
+    filter: &AuditFilter,
     limit: i64,
-) -> QueryResult<Vec<AuditRow>> {
+) -> Result<Vec<AuditEvent>, DbError> {
+    let wanted = [&filter.account_id, &filter.client_id];
+    if wanted
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| !super::storable(v)))
+    {
+        // No stored id holds a NUL byte (PostgreSQL would refuse the parameter).
+        return Ok(Vec::new());
+    }
     let mut query = audit_events::table
         .select(AuditRow::as_select())
         .order(audit_events::seq.desc())
         .limit(limit)
         .into_boxed();
-    if let Some(account_id) = account_id {
-        query = query.filter(audit_events::account_id.eq(account_id.to_owned()));
+    if let Some(account_id) = &filter.account_id {
+        query = query.filter(audit_events::account_id.eq(account_id.clone()));
     }
-    if let Some(client_id) = client_id {
-        query = query.filter(audit_events::client_id.eq(client_id.to_owned()));
+    if let Some(client_id) = &filter.client_id {
+        query = query.filter(audit_events::client_id.eq(client_id.clone()));
     }
-    query.load(conn)
+    super::convert(query.load(conn)?)
 }

@@ -1,15 +1,20 @@
 //! Storage: one connection type over SQLite and PostgreSQL, an r2d2 pool that keeps the real
-//! connection error, embedded migrations per backend, and [`Db::run`], the one place where
-//! blocking diesel work leaves the async threads.
+//! connection error, embedded migrations per backend, [`Db::run`] (the one place where
+//! blocking diesel work leaves the async threads) and [`transaction`].
+//!
+//! Queries take and return domain values (`crate::domain`) and [`DbError`]; the row structs
+//! in `models` never leave this module. Framework-free: the blocking pool is tokio's.
 //!
 //! Everything written here uses the subset of SQL both backends share (see `schema.rs`):
 //! text ids generated in Rust, Unix-second `BIGINT` times bound from Rust, no upserts.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
+pub mod challenges;
 pub mod clients;
 pub mod keys;
-pub mod models;
+mod models;
 pub mod revocations;
 pub mod schema;
 
@@ -46,6 +51,8 @@ pub enum DbError {
     Pool(#[from] r2d2::Error),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("damaged row in the database: {0}")]
+    Corrupt(#[from] crate::domain::CorruptRow),
     #[error("{0}")]
     Connect(String),
     #[error("database migration failed: {0}")]
@@ -262,7 +269,7 @@ impl Db {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        actix_web::web::block(move || {
+        tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 let mut conn = pool.get().map_err(DbError::Pool)?;
                 f(&mut conn)
@@ -270,6 +277,17 @@ impl Db {
         })
         .await
         .map_err(|_| E::from(DbError::Canceled))?
+    }
+
+    /// [`Db::run`] inside one transaction: `f`'s writes (a change and its audit row) are
+    /// committed together or not at all.
+    pub async fn run_tx<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.run(move |conn| transaction(conn, f)).await
     }
 }
 
@@ -308,6 +326,40 @@ pub fn revert_all_migrations(conn: &mut DbConn) -> Result<(), DbError> {
         DbConn::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(drop),
     };
     reverted.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Runs `f` in a transaction: committed when it returns `Ok`, rolled back on `Err` (its
+/// error comes back unchanged) or when the commit itself fails. Nested calls become
+/// savepoints, so a use case can call another.
+pub fn transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<DbError>,
+{
+    enum Failure<E> {
+        Inner(E),
+        Db(diesel::result::Error),
+    }
+    impl<E> From<diesel::result::Error> for Failure<E> {
+        fn from(err: diesel::result::Error) -> Self {
+            Self::Db(err)
+        }
+    }
+    conn.transaction(|conn| f(conn).map_err(Failure::Inner))
+        .map_err(|failure| match failure {
+            Failure::Inner(err) => err,
+            Failure::Db(err) => E::from(DbError::Query(err)),
+        })
+}
+
+/// Turns rows into domain values; the first damaged row fails the whole read.
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, DbError>
+where
+    T: TryFrom<R, Error = crate::domain::CorruptRow>,
+{
+    rows.into_iter()
+        .map(|row| T::try_from(row).map_err(DbError::from))
+        .collect()
 }
 
 /// Cheap liveness query for `/health/ready`.

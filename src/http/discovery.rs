@@ -4,12 +4,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::error::ApiError;
+use super::error::HttpError;
+use crate::app::AppState;
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db;
-use crate::oauth::{ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, Scope};
-use crate::service::accounts::RESERVED_SCOPES;
-use crate::startup::AppState;
+use crate::domain::GrantType;
+use crate::oauth::{ClientAuthMethod, RESERVED_SCOPES};
 
 /// `GET /.well-known/jwks.json`: every published public key (next, active, retired),
 /// pre-rendered. The cache lifetime follows the rotation schedule (`Settings::jwks_max_age`);
@@ -25,14 +25,11 @@ pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3.2).
-pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let scope_lists = state
-        .db
-        .run(|conn| db::clients::enabled_scope_lists(conn).map_err(db::DbError::from))
-        .await?;
+pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let scope_lists = state.db.run(db::clients::enabled_scopes).await?;
     let mut scopes: Vec<String> = Vec::new();
     for list in &scope_lists {
-        for token in Scope::parse(list).unwrap_or_default().tokens() {
+        for token in list.tokens() {
             // Operator scopes are nobody else's business.
             if !scopes.contains(token) && !RESERVED_SCOPES.contains(&token.as_str()) {
                 scopes.push(token.clone());
@@ -50,7 +47,7 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         "issuer": issuer,
         "token_endpoint": format!("{issuer}{}", super::TOKEN_PATH),
         "jwks_uri": format!("{issuer}{}", super::JWKS_PATH),
-        "grant_types_supported": [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE],
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         // No authorization endpoint: no response types (RFC 8414 §2 still wants the member).
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,

@@ -1,15 +1,20 @@
-//! The only `ResponseError` impls: every error a client can see is rendered here.
-//! 5xx answers carry a fixed body; the cause is logged where the error is made.
+//! Every error a client can see is rendered here, and only here: handlers return
+//! [`HttpError`], and each service error family has one `From` impl below. 5xx answers
+//! carry a fixed body; the cause is logged, never sent.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::db::DbError;
 use crate::oauth::{ErrorCode, OAuthError};
+use crate::service::accounts::AccountError;
+use crate::service::audit::AuditError;
 use crate::service::clients::ClientError;
-use crate::service::keys::KeyServiceError;
+use crate::service::pairing::PairingRefusal;
+use crate::service::signing_keys::KeyServiceError;
+use crate::service::{BearerRejection, ProtocolError};
 
 /// RFC 6749 §5.1/§5.2: token responses and their errors must not be cached.
 pub fn no_store(
@@ -20,97 +25,218 @@ pub fn no_store(
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
 }
 
-fn status(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-impl ResponseError for OAuthError {
-    fn status_code(&self) -> StatusCode {
-        status(self.status())
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut builder = HttpResponse::build(self.status_code());
-        no_store(&mut builder);
-        if self.code == ErrorCode::InvalidClient {
-            // RFC 6749 §5.2: 401 with the authentication scheme the client should use.
-            builder.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"tollgate\""),
-            ));
-        }
-        builder.json(json!({
-            "error": self.code.as_str(),
-            "error_description": self.description,
-        }))
-    }
-}
-
-/// Errors of the JSON APIs (admin): `{"error","error_description"}` like the OAuth ones.
+/// An error of the JSON APIs: `{"error","error_description"}` like the OAuth ones, plus
+/// at most one extra member (e.g. `attempts_remaining`).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub description: String,
+    pub extra: Option<(&'static str, Value)>,
 }
 
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self {
+/// What a handler can fail with.
+#[derive(Debug)]
+pub enum HttpError {
+    /// RFC 6749 §5.2 (token, revocation, introspection).
+    OAuth(OAuthError),
+    /// RFC 6750 §3: a bearer-protected API refused the caller.
+    Bearer(BearerRejection),
+    Api(ApiError),
+    /// The database failed: 503 when it may pass, 500 otherwise.
+    Store(DbError),
+    /// A bug or a broken invariant: 500, with the detail logged.
+    Internal(String),
+}
+
+impl HttpError {
+    pub fn api(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self::Api(ApiError {
             status,
             code,
             description: description.into(),
-        }
+            extra: None,
+        })
     }
 
     pub fn bad_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::api(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
 
     pub fn not_found(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", description)
+        Self::api(StatusCode::NOT_FOUND, "not_found", description)
+    }
+
+    fn conflict(description: impl Into<String>) -> Self {
+        Self::api(StatusCode::CONFLICT, "conflict", description)
+    }
+
+    fn internal(what: &str, err: &dyn std::fmt::Display) -> Self {
+        Self::Internal(format!("{what}: {err}"))
     }
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.description)
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .json(json!({"error": self.code, "error_description": self.description}))
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(err: DbError) -> Self {
-        if err.is_unavailable() {
-            tracing::warn!(error = %err, "database unavailable");
-            Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the server is temporarily unavailable, try again",
-            )
-        } else {
-            tracing::error!(error = %err, "database error");
-            Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal server error",
-            )
+        match self {
+            Self::OAuth(err) => err.fmt(f),
+            Self::Bearer(err) => err.fmt(f),
+            Self::Api(err) => write!(f, "{}: {}", err.code, err.description),
+            Self::Store(err) => err.fmt(f),
+            Self::Internal(detail) => f.write_str(detail),
         }
     }
 }
 
-impl From<ClientError> for ApiError {
+/// The DbError split, in one place: transient failures are 503, anything else 500.
+fn store_failure(err: &DbError) -> (StatusCode, ErrorCode, &'static str) {
+    if err.is_unavailable() {
+        tracing::warn!(error = %err, "database unavailable");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TemporarilyUnavailable,
+            "the server is temporarily unavailable, try again",
+        )
+    } else {
+        tracing::error!(error = %err, "database error");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ServerError,
+            "internal server error",
+        )
+    }
+}
+
+fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    no_store(&mut builder).json(json!({"error": code, "error_description": description}))
+}
+
+/// RFC 6750 §3: the challenge's quoted values may not hold `"` or `\`.
+fn quoted(text: &str) -> String {
+    text.replace(['"', '\\'], "'")
+}
+
+fn bearer_response(rejection: &BearerRejection) -> HttpResponse {
+    let (status, challenge, code) = match rejection {
+        BearerRejection::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "Bearer realm=\"tollgate\"".to_owned(),
+            "invalid_request",
+        ),
+        BearerRejection::InvalidToken(why) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "Bearer realm=\"tollgate\", error=\"invalid_token\", error_description=\"{}\"",
+                quoted(why)
+            ),
+            "invalid_token",
+        ),
+        BearerRejection::InsufficientScope(scope) => (
+            StatusCode::FORBIDDEN,
+            format!("Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"{scope}\""),
+            "insufficient_scope",
+        ),
+    };
+    let description = match rejection {
+        BearerRejection::InvalidToken(why) => why.clone(),
+        other => other.to_string(),
+    };
+    let mut response = json_error(status, code, &description);
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::OAuth(err) => {
+                StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            Self::Bearer(BearerRejection::InsufficientScope(_)) => StatusCode::FORBIDDEN,
+            Self::Bearer(_) => StatusCode::UNAUTHORIZED,
+            Self::Api(err) => err.status,
+            Self::Store(err) if err.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::OAuth(err) => {
+                let mut response =
+                    json_error(self.status_code(), err.code.as_str(), &err.description);
+                if err.code == ErrorCode::InvalidClient {
+                    // RFC 6749 §5.2: 401 with the authentication scheme the client should use.
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"tollgate\""),
+                    );
+                }
+                response
+            }
+            Self::Bearer(rejection) => bearer_response(rejection),
+            Self::Api(err) => {
+                let mut body = json!({"error": err.code, "error_description": err.description});
+                if let Some((name, value)) = &err.extra {
+                    body[*name] = value.clone();
+                }
+                no_store(&mut HttpResponse::build(err.status)).json(body)
+            }
+            Self::Store(err) => {
+                let (status, code, description) = store_failure(err);
+                json_error(status, code.as_str(), description)
+            }
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::ServerError.as_str(),
+                    "internal server error",
+                )
+            }
+        }
+    }
+}
+
+impl From<OAuthError> for HttpError {
+    fn from(err: OAuthError) -> Self {
+        Self::OAuth(err)
+    }
+}
+
+impl From<BearerRejection> for HttpError {
+    fn from(err: BearerRejection) -> Self {
+        Self::Bearer(err)
+    }
+}
+
+impl From<DbError> for HttpError {
+    fn from(err: DbError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl From<ProtocolError> for HttpError {
+    fn from(err: ProtocolError) -> Self {
+        match err {
+            ProtocolError::OAuth(err) => Self::OAuth(err),
+            ProtocolError::Bearer(err) => Self::Bearer(err),
+            // The OAuth endpoints answer database trouble in RFC 6749 shape too.
+            ProtocolError::Store(err) => {
+                let (_, code, description) = store_failure(&err);
+                Self::OAuth(OAuthError::new(code, description))
+            }
+            ProtocolError::Signing(err) => Self::internal("token signing failed", &err),
+        }
+    }
+}
+
+impl From<ClientError> for HttpError {
     fn from(err: ClientError) -> Self {
         match err {
             ClientError::NotFound(_) => Self::not_found(err.to_string()),
@@ -120,90 +246,60 @@ impl From<ClientError> for ApiError {
     }
 }
 
-impl From<KeyServiceError> for ApiError {
+impl From<AccountError> for HttpError {
+    fn from(err: AccountError) -> Self {
+        match err {
+            AccountError::AccountNotFound(_)
+            | AccountError::KeyNotFound(_)
+            | AccountError::ChallengeNotFound(_) => Self::not_found(err.to_string()),
+            AccountError::HandleTaken(_) | AccountError::ChallengeNotPending(_) => {
+                Self::conflict(err.to_string())
+            }
+            AccountError::Invalid(message) => Self::bad_request(message),
+            AccountError::Pairing(refusal) => refusal.into(),
+            AccountError::Store(db) => db.into(),
+        }
+    }
+}
+
+impl From<PairingRefusal> for HttpError {
+    fn from(refusal: PairingRefusal) -> Self {
+        let (code, extra) = match &refusal {
+            PairingRefusal::UnknownChallenge => ("invalid_challenge", None),
+            PairingRefusal::WrongCode { remaining } => (
+                "invalid_code",
+                Some(("attempts_remaining", json!(remaining))),
+            ),
+            PairingRefusal::TooManyAttempts => ("challenge_failed", None),
+            PairingRefusal::Expired => ("challenge_expired", None),
+            PairingRefusal::AlreadyUsed => ("challenge_used", None),
+            PairingRefusal::Denied => ("challenge_denied", None),
+        };
+        Self::Api(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            description: refusal.to_string(),
+            extra,
+        })
+    }
+}
+
+impl From<KeyServiceError> for HttpError {
     fn from(err: KeyServiceError) -> Self {
         match err {
             KeyServiceError::Store(db) => db.into(),
-            KeyServiceError::ConcurrentRotation => {
-                Self::new(StatusCode::CONFLICT, "conflict", err.to_string())
-            }
-            other => {
-                tracing::error!(error = %other, "signing key operation failed");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "internal server error",
-                )
-            }
+            KeyServiceError::ConcurrentRotation => Self::conflict(err.to_string()),
+            other => Self::internal("signing key operation failed", &other),
         }
     }
 }
 
-/// RFC 6750 §3: bearer token failures on protected APIs.
-#[derive(Debug)]
-pub enum BearerError {
-    /// No credentials at all: 401 with the realm only (§3.1).
-    Missing,
-    /// §3.1 `invalid_token`: 401.
-    InvalidToken(String),
-    /// §3.1 `insufficient_scope`: 403, naming the scope needed.
-    InsufficientScope(&'static str),
-    /// The check itself failed (database down): 503/500 without a challenge.
-    Unavailable(ApiError),
-}
-
-impl std::fmt::Display for BearerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Missing => f.write_str("bearer token required"),
-            Self::InvalidToken(why) => write!(f, "invalid token: {why}"),
-            Self::InsufficientScope(scope) => write!(f, "the token lacks scope {scope}"),
-            Self::Unavailable(inner) => inner.fmt(f),
+impl From<AuditError> for HttpError {
+    fn from(err: AuditError) -> Self {
+        match err {
+            AuditError::UnknownAccount(_) => Self::not_found(err.to_string()),
+            AuditError::Store(db) => db.into(),
         }
-    }
-}
-
-fn quoted(text: &str) -> String {
-    text.replace(['"', '\\'], "'")
-}
-
-impl ResponseError for BearerError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable(inner) => inner.status,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let (challenge, body) = match self {
-            Self::Missing => (
-                "Bearer realm=\"tollgate\"".to_owned(),
-                json!({"error": "invalid_request", "error_description": "a bearer token is required"}),
-            ),
-            Self::InvalidToken(why) => (
-                format!(
-                    "Bearer realm=\"tollgate\", error=\"invalid_token\", error_description=\"{}\"",
-                    quoted(why)
-                ),
-                json!({"error": "invalid_token", "error_description": why}),
-            ),
-            Self::InsufficientScope(scope) => (
-                format!(
-                    "Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"{scope}\""
-                ),
-                json!({"error": "insufficient_scope", "error_description": format!("the token needs scope {scope}")}),
-            ),
-            Self::Unavailable(inner) => return inner.error_response(),
-        };
-        let mut builder = HttpResponse::build(self.status_code());
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            builder.insert_header((header::WWW_AUTHENTICATE, value));
-        }
-        builder
-            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .json(body)
     }
 }
 
@@ -226,24 +322,156 @@ pub async fn get_only() -> HttpResponse {
 }
 
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::not_found(format!("no such endpoint: {}", req.path())).error_response()
+    HttpError::not_found(format!("no such endpoint: {}", req.path())).error_response()
 }
 
 /// Turns actix's JSON body errors into our 400/413 shape.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub fn json_body_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError;
-    let api = match &err {
+    let error = match &err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new(
+            HttpError::api(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
                 "request body too large",
             )
         }
         JsonPayloadError::ContentType => {
-            ApiError::bad_request("the request body must be application/json")
+            HttpError::bad_request("the request body must be application/json")
         }
-        other => ApiError::bad_request(format!("invalid JSON body: {other}")),
+        other => HttpError::bad_request(format!("invalid JSON body: {other}")),
     };
-    api.into()
+    error.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CorruptRow;
+
+    async fn render(error: HttpError) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
+        let response = error.error_response();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        (status, headers, serde_json::from_slice(&body).unwrap())
+    }
+
+    fn header<'a>(headers: &'a actix_web::http::header::HeaderMap, name: &str) -> &'a str {
+        headers.get(name).unwrap().to_str().unwrap()
+    }
+
+    #[actix_web::test]
+    async fn invalid_client_is_401_with_a_basic_challenge_and_no_store() {
+        let (status, headers, body) =
+            render(OAuthError::invalid_client("client authentication failed").into()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&headers, "www-authenticate"),
+            "Basic realm=\"tollgate\""
+        );
+        assert_eq!(header(&headers, "cache-control"), "no-store");
+        assert_eq!(header(&headers, "pragma"), "no-cache");
+        assert_eq!(body["error"], "invalid_client");
+    }
+
+    #[actix_web::test]
+    async fn database_trouble_is_503_when_transient_and_an_opaque_500_otherwise() {
+        let (status, _, body) = render(HttpError::Store(DbError::Canceled)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "temporarily_unavailable");
+        let corrupt = DbError::Corrupt(CorruptRow::new("clients", "c1", "scopes: bad"));
+        let (status, _, body) = render(HttpError::Store(corrupt)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "server_error");
+        assert_eq!(body["error_description"], "internal server error");
+        // At the token endpoint the same trouble keeps the RFC 6749 shape.
+        let (status, _, body) = render(ProtocolError::Store(DbError::Canceled).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "temporarily_unavailable");
+    }
+
+    #[actix_web::test]
+    async fn bearer_rejections_carry_rfc_6750_challenges() {
+        let (status, headers, body) =
+            render(BearerRejection::InvalidToken("bad \"sig\"".into()).into()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&headers, "www-authenticate"),
+            "Bearer realm=\"tollgate\", error=\"invalid_token\", error_description=\"bad 'sig'\""
+        );
+        assert_eq!(body["error"], "invalid_token");
+        let (status, headers, _) = render(BearerRejection::InsufficientScope("admin").into()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(header(&headers, "www-authenticate").contains("scope=\"admin\""));
+        let (status, headers, _) = render(BearerRejection::Missing.into()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&headers, "www-authenticate"),
+            "Bearer realm=\"tollgate\""
+        );
+    }
+
+    #[actix_web::test]
+    async fn service_errors_map_to_their_statuses() {
+        let cases: Vec<(HttpError, StatusCode, &str)> = vec![
+            (
+                ClientError::NotFound("x".into()).into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                ClientError::Invalid("bad".into()).into(),
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+            (
+                AccountError::HandleTaken("a".into()).into(),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+            (
+                AccountError::ChallengeNotFound("c".into()).into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                AccountError::ChallengeNotPending("c".into()).into(),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+            (
+                AuditError::UnknownAccount("a".into()).into(),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                KeyServiceError::ConcurrentRotation.into(),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+            (
+                KeyServiceError::NoActiveKey.into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+            ),
+            (
+                PairingRefusal::Expired.into(),
+                StatusCode::BAD_REQUEST,
+                "challenge_expired",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let (got_status, headers, body) = render(error).await;
+            assert_eq!((got_status, body["error"].as_str()), (status, Some(code)));
+            assert_eq!(header(&headers, "cache-control"), "no-store");
+        }
+        let (_, _, body) = render(PairingRefusal::WrongCode { remaining: 2 }.into()).await;
+        assert_eq!(body["error"], "invalid_code");
+        assert_eq!(body["attempts_remaining"], 2);
+    }
 }

@@ -1,12 +1,26 @@
-//! Small request helpers shared by the handlers.
+//! Small request helpers shared by the handlers: headers, bodies, bearer tokens.
 
-use actix_web::http::header::HeaderName;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpRequest, web};
 
 use crate::oauth::OAuthError;
 
 pub fn header_str(req: &HttpRequest, name: HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// RFC 6750 §2.1: the token of `Authorization: Bearer <token>`; `None` when the header is
+/// absent, of another scheme, or empty. The one bearer parser of the server.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = header_str(req, header::AUTHORIZATION)?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Some(token.trim().to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 (checked against
@@ -20,8 +34,8 @@ pub async fn read_body_limited(
         OAuthError::invalid_request(format!("the request body exceeds {limit} bytes"))
             .with_status(413)
     };
-    let declared = header_str(req, actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared =
+        header_str(req, header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
@@ -32,4 +46,30 @@ pub async fn read_body_limited(
             "the request body could not be read",
         )),
     }
+}
+
+/// A scope list given as `"a b"` or `["a", "b"]` in a JSON body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ScopeInput {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl ScopeInput {
+    pub fn parse(&self) -> Result<crate::oauth::Scope, super::error::HttpError> {
+        match self {
+            Self::Text(text) => crate::oauth::Scope::parse(text),
+            Self::List(list) => crate::oauth::Scope::from_tokens(list),
+        }
+        .map_err(|e| super::error::HttpError::bad_request(format!("invalid scopes: {}", e.0)))
+    }
+}
+
+/// Parses a JSON body read as bytes, with our 400.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, super::error::HttpError> {
+    serde_json::from_slice(body)
+        .map_err(|e| super::error::HttpError::bad_request(format!("invalid JSON body: {e}")))
 }

@@ -3,9 +3,8 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::db::{self, DbError};
-
-use crate::startup::AppState;
 
 /// The process is up and serving HTTP.
 pub async fn get_live() -> HttpResponse {

@@ -1,15 +1,15 @@
-//! HTTP: routes and thin handlers. The only module that names actix-web types (besides
-//! `startup`, which builds the server).
+//! HTTP: routes and thin handlers (parse, call one service, render). The only module that
+//! names actix-web types, besides `startup`, which builds the server. Every error is
+//! rendered by `error`.
 
 pub mod accounts;
 pub mod admin;
-pub mod admin_accounts;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod health;
-pub mod rate_limit;
-pub mod revocation;
+pub mod introspection;
+pub mod pairing;
 pub mod token;
 
 use actix_web::web;
@@ -24,7 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(64 * 1024)
-            .error_handler(error::json_error),
+            .error_handler(error::json_body_error),
     )
     .service(
         web::resource(TOKEN_PATH)
@@ -33,12 +33,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource(REVOKE_PATH)
-            .route(web::post().to(revocation::post_revoke))
+            .route(web::post().to(introspection::post_revoke))
             .default_service(web::to(error::post_only)),
     )
     .service(
         web::resource(INTROSPECT_PATH)
-            .route(web::post().to(revocation::post_introspect))
+            .route(web::post().to(introspection::post_introspect))
             .default_service(web::to(error::post_only)),
     )
     .service(
@@ -55,5 +55,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/health/ready").route(web::get().to(health::get_ready)))
     .service(web::scope("/admin").configure(admin::routes))
     .configure(accounts::routes)
+    .configure(pairing::routes)
     .default_service(web::to(error::not_found));
 }

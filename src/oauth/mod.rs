@@ -2,15 +2,17 @@
 //! Pure: it knows neither HTTP framework nor database.
 
 pub mod error;
+pub mod policy;
 pub mod request;
 pub mod scope;
 
 pub use error::{ErrorCode, OAuthError};
+pub use policy::{CLOCK_SKEW_SECONDS, MAX_TTL_SECONDS, TokenPolicy};
 pub use request::{
     ClientAuthMethod, ClientCredentials, Grant, IntrospectionCaller, IntrospectionRequest,
     RevocationRequest, TokenRequest,
 };
-pub use scope::Scope;
+pub use scope::{ADMIN_SCOPE, INTROSPECT_SCOPE, KEYS_SCOPE, RESERVED_SCOPES, Scope};
 
 /// RFC 6749 §4.4: the client credentials grant.
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";

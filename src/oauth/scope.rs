@@ -2,6 +2,16 @@
 
 use std::fmt;
 
+/// The scope an access token needs for the admin API.
+pub const ADMIN_SCOPE: &str = "admin";
+/// The scope a client needs to call the introspection endpoint.
+pub const INTROSPECT_SCOPE: &str = "introspect";
+/// The scope an API key needs to manage keys and pairing requests of its account.
+pub const KEYS_SCOPE: &str = "keys";
+/// Scopes that only OAuth clients may hold: an API key (or a token exchanged for one) must
+/// never reach the admin API or introspection.
+pub const RESERVED_SCOPES: [&str; 2] = [ADMIN_SCOPE, INTROSPECT_SCOPE];
+
 /// A set of scope tokens in first-seen order, without duplicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope(Vec<String>);
@@ -66,6 +76,17 @@ impl Scope {
     /// True when every token of `self` is in `allowed`.
     pub fn is_subset_of(&self, allowed: &Scope) -> bool {
         self.0.iter().all(|t| allowed.contains(t))
+    }
+
+    /// Tokens of `self` that `other` also holds, in `self`'s order.
+    pub fn intersection(&self, other: &Scope) -> Scope {
+        Scope(
+            self.0
+                .iter()
+                .filter(|t| other.contains(t))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Tokens of `self` that `allowed` lacks.

@@ -4,9 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::timestamp;
-use crate::db::models::{AuditRow, NewAuditRow};
-use crate::db::{self, DbConn};
+use crate::db::audit::AuditFilter;
+use crate::db::{self, DbConn, DbError};
+use crate::domain::{AuditEvent, timestamp};
+
+pub use crate::domain::NewAuditEvent as Event;
 
 /// Who acted: `cli`, `admin:<client id>`, `account:<handle>`, `app:<app name>`, `system`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,36 +40,9 @@ impl Actor {
     }
 }
 
-/// One event to record.
-#[derive(Debug, Default)]
-pub struct Event<'a> {
-    pub action: &'a str,
-    pub account_id: Option<&'a str>,
-    pub client_id: Option<&'a str>,
-    /// The key, challenge or signing key the event is about.
-    pub subject_id: Option<&'a str>,
-    pub details: Option<Value>,
-}
-
-pub fn record(
-    conn: &mut DbConn,
-    actor: &Actor,
-    event: Event<'_>,
-    now: i64,
-) -> diesel::QueryResult<()> {
-    let details = event.details.unwrap_or(Value::Null).to_string();
-    db::audit::insert(
-        conn,
-        &NewAuditRow {
-            occurred_at: now,
-            action: event.action,
-            actor: actor.as_str(),
-            account_id: event.account_id,
-            client_id: event.client_id,
-            subject_id: event.subject_id,
-            details: &details,
-        },
-    )
+/// Writes one event; call it inside the use case's transaction.
+pub fn record(conn: &mut DbConn, actor: &Actor, event: Event<'_>, now: i64) -> Result<(), DbError> {
+    db::audit::insert(conn, actor.as_str(), &event, now)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,16 +56,16 @@ pub struct AuditView {
     pub details: Value,
 }
 
-impl From<AuditRow> for AuditView {
-    fn from(row: AuditRow) -> Self {
+impl From<AuditEvent> for AuditView {
+    fn from(event: AuditEvent) -> Self {
         Self {
-            occurred_at: timestamp(row.occurred_at),
-            action: row.action,
-            actor: row.actor,
-            account_id: row.account_id,
-            client_id: row.client_id,
-            subject_id: row.subject_id,
-            details: serde_json::from_str(&row.details).unwrap_or(Value::Null),
+            occurred_at: timestamp(event.occurred_at),
+            action: event.action,
+            actor: event.actor,
+            account_id: event.account_id,
+            client_id: event.client_id,
+            subject_id: event.subject_id,
+            details: event.details,
         }
     }
 }
@@ -100,16 +75,14 @@ pub enum AuditError {
     #[error("no account with handle {0:?}")]
     UnknownAccount(String),
     #[error(transparent)]
-    Store(#[from] db::DbError),
+    Store(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for AuditError {
-    fn from(err: diesel::result::Error) -> Self {
-        Self::Store(err.into())
-    }
-}
+/// The most events one listing returns.
+pub const MAX_LIMIT: i64 = 1000;
 
-/// Newest first; filtered by account handle and/or client id; at most `limit` (1..=1000).
+/// Newest first; filtered by account handle and/or client id; at most `limit`
+/// (clamped to 1..=[`MAX_LIMIT`]).
 pub fn list(
     conn: &mut DbConn,
     account_handle: Option<&str>,
@@ -118,16 +91,18 @@ pub fn list(
 ) -> Result<Vec<AuditView>, AuditError> {
     let account_id = match account_handle {
         Some(handle) => Some(
-            db::accounts::by_handle(conn, handle)?
+            db::accounts::by_handle(conn, &handle.trim().to_ascii_lowercase())?
                 .ok_or_else(|| AuditError::UnknownAccount(handle.to_owned()))?
                 .id,
         ),
         None => None,
     };
-    Ok(
-        db::audit::list(conn, account_id.as_deref(), client_id, limit.clamp(1, 1000))?
-            .into_iter()
-            .map(AuditView::from)
-            .collect(),
-    )
+    let filter = AuditFilter {
+        account_id,
+        client_id: client_id.map(str::to_owned),
+    };
+    Ok(db::audit::list(conn, &filter, limit.clamp(1, MAX_LIMIT))?
+        .into_iter()
+        .map(AuditView::from)
+        .collect())
 }

@@ -1,24 +1,20 @@
 //! Managing OAuth clients: create, list, update, disable, delete, rotate the secret.
+//! Each change is one transaction with its audit event.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-
-use super::audit::{self, Actor};
-use super::{split_list, timestamp};
-use crate::crypto::secrets::{ClientSecret, random_id};
-use crate::db::models::{ClientChanges, ClientRow, NewClientRow};
-use crate::db::{self, DbConn, DbError};
-use crate::oauth::{GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, Scope};
 use serde_json::json;
 
-/// Grant types a client may be allowed to use.
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &[GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE];
+use super::audit::{self, Actor};
+use crate::crypto::secrets::{ClientSecret, random_id};
+use crate::db::clients::ClientChanges;
+use crate::db::{self, DbConn, DbError};
+use crate::domain::{Client, GrantType, timestamp};
+use crate::oauth::{MAX_TTL_SECONDS, Scope};
 
 const MAX_NAME_LEN: usize = 200;
 const MAX_AUDIENCES: usize = 32;
 const MAX_AUDIENCE_LEN: usize = 512;
-/// Ten years: anything longer is a typo, and it keeps `now + ttl` far from overflow.
-pub const MAX_TTL_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -30,12 +26,6 @@ pub enum ClientError {
     Store(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for ClientError {
-    fn from(err: diesel::result::Error) -> Self {
-        Self::Store(DbError::Query(err))
-    }
-}
-
 /// What a new client may do.
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
@@ -43,6 +33,7 @@ pub struct ClientSpec {
     pub scopes: Scope,
     pub audiences: Vec<String>,
     pub token_ttl: Option<i64>,
+    /// Grant type names; empty means client credentials only.
     pub grant_types: Vec<String>,
 }
 
@@ -64,7 +55,7 @@ pub struct ClientView {
     pub name: String,
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<&'static str>,
     pub token_ttl: Option<i64>,
     pub disabled: bool,
     pub disabled_at: Option<DateTime<Utc>>,
@@ -77,23 +68,25 @@ pub struct ClientView {
 }
 
 impl ClientView {
-    pub fn from_row(row: &ClientRow, now: i64) -> Self {
+    pub fn new(client: &Client, now: i64) -> Self {
         Self {
-            client_id: row.id.clone(),
-            name: row.name.clone(),
-            scopes: split_list(&row.scopes),
-            audiences: split_list(&row.audiences),
-            grant_types: split_list(&row.grant_types),
-            token_ttl: row.token_ttl,
-            disabled: row.disabled_at.is_some(),
-            disabled_at: row.disabled_at.map(timestamp),
-            created_at: timestamp(row.created_at),
-            updated_at: timestamp(row.updated_at),
-            previous_secret_expires_at: row
-                .previous_secret_expires_at
+            client_id: client.id.clone(),
+            name: client.name.clone(),
+            scopes: client.scopes.tokens().to_vec(),
+            audiences: client.audiences.clone(),
+            grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
+            token_ttl: client.token_ttl,
+            disabled: client.is_disabled(),
+            disabled_at: client.disabled_at.map(timestamp),
+            created_at: timestamp(client.created_at),
+            updated_at: timestamp(client.updated_at),
+            previous_secret_expires_at: client
+                .previous_secret
+                .as_ref()
+                .map(|(_, until)| *until)
                 .filter(|t| *t > now)
                 .map(timestamp),
-            tokens_revoked_before: row.tokens_not_before.map(timestamp),
+            tokens_revoked_before: client.tokens_not_before.map(timestamp),
         }
     }
 }
@@ -113,13 +106,13 @@ fn validate_name(name: &str) -> Result<String, ClientError> {
     Ok(name.to_owned())
 }
 
-fn validate_audiences(audiences: &[String]) -> Result<String, ClientError> {
+fn validate_audiences(audiences: &[String]) -> Result<Vec<String>, ClientError> {
     if audiences.len() > MAX_AUDIENCES {
         return Err(ClientError::Invalid(format!(
             "at most {MAX_AUDIENCES} audiences"
         )));
     }
-    let mut unique: Vec<&str> = Vec::new();
+    let mut unique: Vec<String> = Vec::new();
     for audience in audiences {
         if audience.is_empty()
             || audience.len() > MAX_AUDIENCE_LEN
@@ -131,11 +124,11 @@ fn validate_audiences(audiences: &[String]) -> Result<String, ClientError> {
                 "audience {audience:?} must be 1 to {MAX_AUDIENCE_LEN} characters without spaces (an absolute URI is best)"
             )));
         }
-        if !unique.contains(&audience.as_str()) {
-            unique.push(audience);
+        if !unique.contains(audience) {
+            unique.push(audience.clone());
         }
     }
-    Ok(unique.join(" "))
+    Ok(unique)
 }
 
 fn validate_ttl(ttl: Option<i64>) -> Result<Option<i64>, ClientError> {
@@ -147,23 +140,24 @@ fn validate_ttl(ttl: Option<i64>) -> Result<Option<i64>, ClientError> {
     }
 }
 
-fn validate_grant_types(grant_types: &[String]) -> Result<String, ClientError> {
+fn validate_grant_types(grant_types: &[String]) -> Result<Vec<GrantType>, ClientError> {
     if grant_types.is_empty() {
-        return Ok(GRANT_CLIENT_CREDENTIALS.to_owned());
+        return Ok(vec![GrantType::ClientCredentials]);
     }
-    let mut unique: Vec<&str> = Vec::new();
-    for grant_type in grant_types {
-        if !SUPPORTED_GRANT_TYPES.contains(&grant_type.as_str()) {
-            return Err(ClientError::Invalid(format!(
-                "grant type {grant_type:?} is not supported (supported: {})",
-                SUPPORTED_GRANT_TYPES.join(", ")
-            )));
-        }
-        if !unique.contains(&grant_type.as_str()) {
-            unique.push(grant_type);
+    let mut unique: Vec<GrantType> = Vec::new();
+    for name in grant_types {
+        let grant = GrantType::parse(name).ok_or_else(|| {
+            let supported: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
+            ClientError::Invalid(format!(
+                "grant type {name:?} is not supported (supported: {})",
+                supported.join(", ")
+            ))
+        })?;
+        if !unique.contains(&grant) {
+            unique.push(grant);
         }
     }
-    Ok(unique.join(" "))
+    Ok(unique)
 }
 
 /// Creates a client and returns it with its secret, which is not stored and cannot be
@@ -174,47 +168,48 @@ pub fn create(
     spec: &ClientSpec,
     now: i64,
 ) -> Result<(ClientView, ClientSecret), ClientError> {
-    let name = validate_name(&spec.name)?;
-    let audiences = validate_audiences(&spec.audiences)?;
-    let token_ttl = validate_ttl(spec.token_ttl)?;
-    let grant_types = validate_grant_types(&spec.grant_types)?;
-    let scopes = spec.scopes.to_string();
     let secret = ClientSecret::generate();
-    let digest = secret.digest();
-    let id = random_id();
-    let row = NewClientRow {
-        id: &id,
-        name: &name,
-        secret_digest: digest.as_bytes(),
-        scopes: &scopes,
-        audiences: &audiences,
-        grant_types: &grant_types,
-        token_ttl,
+    let client = Client {
+        id: random_id(),
+        name: validate_name(&spec.name)?,
+        secret_digest: secret.digest().as_bytes().to_vec(),
+        previous_secret: None,
+        scopes: spec.scopes.clone(),
+        audiences: validate_audiences(&spec.audiences)?,
+        grant_types: validate_grant_types(&spec.grant_types)?,
+        token_ttl: validate_ttl(spec.token_ttl)?,
+        disabled_at: None,
         created_at: now,
         updated_at: now,
+        tokens_not_before: None,
     };
-    db::clients::insert(conn, &row)?;
-    let details = json!({"name": name, "scopes": scopes, "grant_types": grant_types});
-    audit::record(
-        conn,
-        actor,
-        client_event("client.created", &id, Some(details)),
-        now,
-    )?;
-    Ok((get(conn, &id, now)?, secret))
+    db::transaction(conn, |conn| {
+        db::clients::insert(conn, &client)?;
+        let view = ClientView::new(&client, now);
+        let details = json!({"name": view.name, "scopes": client.scopes.to_string(), "grant_types": view.grant_types});
+        audit::record(
+            conn,
+            actor,
+            client_event("client.created", &client.id, Some(details)),
+            now,
+        )?;
+        Ok((view, secret))
+    })
 }
 
 pub fn list(conn: &mut DbConn, now: i64) -> Result<Vec<ClientView>, ClientError> {
     Ok(db::clients::list(conn)?
         .iter()
-        .map(|row| ClientView::from_row(row, now))
+        .map(|client| ClientView::new(client, now))
         .collect())
 }
 
 pub fn get(conn: &mut DbConn, id: &str, now: i64) -> Result<ClientView, ClientError> {
-    db::clients::find(conn, id)?
-        .map(|row| ClientView::from_row(&row, now))
-        .ok_or_else(|| ClientError::NotFound(id.to_owned()))
+    Ok(ClientView::new(&find(conn, id)?, now))
+}
+
+fn find(conn: &mut DbConn, id: &str) -> Result<Client, ClientError> {
+    db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.to_owned()))
 }
 
 pub fn update(
@@ -226,7 +221,7 @@ pub fn update(
 ) -> Result<ClientView, ClientError> {
     let changes = ClientChanges {
         name: update.name.as_deref().map(validate_name).transpose()?,
-        scopes: update.scopes.as_ref().map(Scope::to_string),
+        scopes: update.scopes.clone(),
         audiences: update
             .audiences
             .as_deref()
@@ -241,20 +236,21 @@ pub fn update(
         updated_at: Some(now),
         ..ClientChanges::default()
     };
-    let view = apply(conn, id, &changes, now)?;
-    let details =
-        json!({"scopes": view.scopes, "audiences": view.audiences, "token_ttl": view.token_ttl});
-    audit::record(
-        conn,
-        actor,
-        client_event("client.updated", id, Some(details)),
-        now,
-    )?;
-    Ok(view)
+    db::transaction(conn, |conn| {
+        let view = apply(conn, id, &changes, now)?;
+        let details = json!({"scopes": view.scopes, "audiences": view.audiences, "token_ttl": view.token_ttl});
+        audit::record(
+            conn,
+            actor,
+            client_event("client.updated", id, Some(details)),
+            now,
+        )?;
+        Ok(view)
+    })
 }
 
-/// Disabling takes effect on the next token request: the token endpoint reads the client
-/// on every request.
+/// Disabling revokes every token issued so far (enabling does not bring them back) and
+/// takes effect on the next token request: the token endpoint reads the client each time.
 pub fn set_disabled(
     conn: &mut DbConn,
     actor: &Actor,
@@ -262,36 +258,38 @@ pub fn set_disabled(
     disabled: bool,
     now: i64,
 ) -> Result<ClientView, ClientError> {
-    let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
-    if current.disabled_at.is_some() == disabled {
-        return Ok(ClientView::from_row(&current, now));
-    }
-    // Disabling revokes every token issued so far; enabling does not bring them back.
-    if disabled {
-        db::clients::bump_tokens_not_before(conn, id, now)?;
-    }
-    let changes = ClientChanges {
-        disabled_at: Some(disabled.then_some(now)),
-        updated_at: Some(now),
-        ..ClientChanges::default()
-    };
-    let view = apply(conn, id, &changes, now)?;
-    let action = if disabled {
-        "client.disabled"
-    } else {
-        "client.enabled"
-    };
-    audit::record(conn, actor, client_event(action, id, None), now)?;
-    Ok(view)
+    db::transaction(conn, |conn| {
+        let current = find(conn, id)?;
+        if current.is_disabled() == disabled {
+            return Ok(ClientView::new(&current, now));
+        }
+        if disabled {
+            db::clients::bump_tokens_not_before(conn, id, now)?;
+        }
+        let changes = ClientChanges {
+            disabled_at: Some(disabled.then_some(now)),
+            updated_at: Some(now),
+            ..ClientChanges::default()
+        };
+        let view = apply(conn, id, &changes, now)?;
+        let action = if disabled {
+            "client.disabled"
+        } else {
+            "client.enabled"
+        };
+        audit::record(conn, actor, client_event(action, id, None), now)?;
+        Ok(view)
+    })
 }
 
 pub fn delete(conn: &mut DbConn, actor: &Actor, id: &str, now: i64) -> Result<(), ClientError> {
-    if db::clients::delete(conn, id)? {
+    db::transaction(conn, |conn| {
+        if !db::clients::delete(conn, id)? {
+            return Err(ClientError::NotFound(id.to_owned()));
+        }
         audit::record(conn, actor, client_event("client.deleted", id, None), now)?;
         Ok(())
-    } else {
-        Err(ClientError::NotFound(id.to_owned()))
-    }
+    })
 }
 
 /// Replaces the secret. The old one keeps working for `grace_seconds` (0: stops at once),
@@ -308,28 +306,27 @@ pub fn rotate_secret(
             "grace must be between 0 and {MAX_TTL_SECONDS} seconds"
         )));
     }
-    let current = db::clients::find(conn, id)?.ok_or_else(|| ClientError::NotFound(id.into()))?;
     let secret = ClientSecret::generate();
-    let keep_previous = grace_seconds > 0;
-
-    let changes = ClientChanges {
-        secret_digest: Some(secret.digest().as_bytes().to_vec()),
-        previous_secret_digest: Some(keep_previous.then_some(current.secret_digest)),
-        previous_secret_expires_at: Some(keep_previous.then_some(now + grace_seconds)),
-        updated_at: Some(now),
-        ..ClientChanges::default()
-    };
-    // A rotation usually answers a leak: tokens issued with the old secret go too.
-    db::clients::bump_tokens_not_before(conn, id, now)?;
-    let view = apply(conn, id, &changes, now)?;
-    let details = json!({"grace_seconds": grace_seconds});
-    audit::record(
-        conn,
-        actor,
-        client_event("client.secret_rotated", id, Some(details)),
-        now,
-    )?;
-    Ok((view, secret))
+    db::transaction(conn, |conn| {
+        let current = find(conn, id)?;
+        let previous = (grace_seconds > 0).then(|| (current.secret_digest, now + grace_seconds));
+        let changes = ClientChanges {
+            secret: Some((secret.digest().as_bytes().to_vec(), previous)),
+            updated_at: Some(now),
+            ..ClientChanges::default()
+        };
+        // A rotation usually answers a leak: tokens issued with the old secret go too.
+        db::clients::bump_tokens_not_before(conn, id, now)?;
+        let view = apply(conn, id, &changes, now)?;
+        let details = json!({"grace_seconds": grace_seconds});
+        audit::record(
+            conn,
+            actor,
+            client_event("client.secret_rotated", id, Some(details)),
+            now,
+        )?;
+        Ok((view, secret))
+    })
 }
 
 /// Revokes every token issued to the client until now, without a row per token.
@@ -339,17 +336,19 @@ pub fn revoke_tokens(
     id: &str,
     now: i64,
 ) -> Result<ClientView, ClientError> {
-    if !db::clients::bump_tokens_not_before(conn, id, now)? {
-        return Err(ClientError::NotFound(id.to_owned()));
-    }
-    let view = get(conn, id, now)?;
-    audit::record(
-        conn,
-        actor,
-        client_event("client.tokens_revoked", id, None),
-        now,
-    )?;
-    Ok(view)
+    db::transaction(conn, |conn| {
+        if !db::clients::bump_tokens_not_before(conn, id, now)? {
+            return Err(ClientError::NotFound(id.to_owned()));
+        }
+        let view = get(conn, id, now)?;
+        audit::record(
+            conn,
+            actor,
+            client_event("client.tokens_revoked", id, None),
+            now,
+        )?;
+        Ok(view)
+    })
 }
 
 fn client_event<'a>(

@@ -261,7 +261,7 @@ async fn expired_and_denied_challenges(backend: Backend) {
         .unwrap();
         let mut conn = pool.get().unwrap();
         let six_minutes_ago = chrono::Utc::now().timestamp() - 360;
-        tollgate::service::accounts::create_challenge(
+        tollgate::service::pairing::create_challenge(
             &mut conn,
             "Old App",
             "dave",

@@ -79,8 +79,10 @@ async fn scheduled_rotation_happens_once_across_instances(backend: Backend) {
         let mut conn = pool.get().unwrap();
         tollgate::db::run_migrations(&mut conn).unwrap();
         let long_ago = chrono::Utc::now().timestamp() - 10 * 86_400;
-        tollgate::service::keys::ensure_signing_key(&mut conn, &master, algorithm, 60, long_ago)
-            .unwrap();
+        tollgate::service::signing_keys::ensure_signing_key(
+            &mut conn, &master, algorithm, 60, long_ago,
+        )
+        .unwrap();
     }
     let now = chrono::Utc::now().timestamp();
     let period = 86_400;
@@ -92,7 +94,7 @@ async fn scheduled_rotation_happens_once_across_instances(backend: Backend) {
             std::thread::spawn(move || {
                 let mut conn = pool.get().unwrap();
                 barrier.wait();
-                tollgate::service::keys::rotate_if_due(
+                tollgate::service::signing_keys::rotate_if_due(
                     &mut conn, &master, algorithm, period, 60, now,
                 )
                 .unwrap()
@@ -108,7 +110,7 @@ async fn scheduled_rotation_happens_once_across_instances(backend: Backend) {
     assert_eq!(rotations, 1, "exactly one instance rotates");
 
     let mut conn = pool.get().unwrap();
-    let keys = tollgate::service::keys::list(&mut conn, now).unwrap();
+    let keys = tollgate::service::signing_keys::list(&mut conn, now).unwrap();
     let count = |state: &str| keys.iter().filter(|k| k.state == state).count();
     assert_eq!(
         (count("active"), count("next"), count("retired")),
@@ -117,9 +119,11 @@ async fn scheduled_rotation_happens_once_across_instances(backend: Backend) {
     );
     // Not due again.
     assert!(
-        tollgate::service::keys::rotate_if_due(&mut conn, &master, algorithm, period, 60, now)
-            .unwrap()
-            .is_none()
+        tollgate::service::signing_keys::rotate_if_due(
+            &mut conn, &master, algorithm, period, 60, now
+        )
+        .unwrap()
+        .is_none()
     );
 }
 
@@ -135,7 +139,7 @@ async fn a_running_server_rotates_on_schedule(backend: Backend) {
         std::fs::write(db.dir.path().join("master.key"), TEST_MASTER_KEY).unwrap();
         let master = tollgate::crypto::sealed::MasterKey::parse(TEST_MASTER_KEY).unwrap();
         let two_hours_ago = chrono::Utc::now().timestamp() - 7200;
-        tollgate::service::keys::ensure_signing_key(
+        tollgate::service::signing_keys::ensure_signing_key(
             &mut conn,
             &master,
             tollgate::crypto::signer::SigningAlgorithm::ES256,

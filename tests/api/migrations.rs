@@ -56,15 +56,16 @@ async fn migrations_round_trip_and_models_load(backend: Backend) {
     );
     let master =
         tollgate::crypto::sealed::MasterKey::parse(crate::helpers::TEST_MASTER_KEY).unwrap();
-    tollgate::service::keys::rotate(
+    tollgate::service::signing_keys::rotate(
         &mut conn,
+        &tollgate::service::audit::Actor::cli(),
         &master,
         tollgate::crypto::signer::SigningAlgorithm::ES256,
         60,
         now,
     )
     .unwrap();
-    let ring = tollgate::service::keys::load_ring(&mut conn, &master, now).unwrap();
+    let ring = tollgate::service::signing_keys::load_ring(&mut conn, &master, now).unwrap();
     assert!(!ring.active().kid().is_empty());
     assert_eq!(
         tollgate::db::keys::list(&mut conn).unwrap().len(),

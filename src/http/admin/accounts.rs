@@ -1,15 +1,17 @@
-//! Admin API for accounts, their API keys, and the audit trail.
+//! `/admin/accounts`: accounts, their API keys and pending pairing requests.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::accounts::key_created;
-use super::admin::{Admin, ScopeInput};
-use super::error::ApiError;
-use crate::service::accounts::{self, KeySpec};
-use crate::service::audit;
-use crate::startup::AppState;
+use super::{Admin, private_json};
+use crate::app::AppState;
+use crate::http::accounts::key_created;
+use crate::http::error::HttpError;
+use crate::http::extract::ScopeInput;
+use crate::service::api_keys::{self, KeySpec};
+use crate::service::{accounts, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -33,8 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/accounts/{handle}/keys/{id}/revoke").route(web::post().to(post_revoke_key)),
     )
-    .service(web::resource("/accounts/{handle}/challenges").route(web::get().to(list_challenges)))
-    .service(web::resource("/audit").route(web::get().to(get_audit)));
+    .service(web::resource("/accounts/{handle}/challenges").route(web::get().to(list_challenges)));
 }
 
 #[derive(Deserialize)]
@@ -51,7 +52,7 @@ async fn post_account(
     admin: Admin,
     state: web::Data<AppState>,
     body: web::Json<CreateAccountBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let body = body.into_inner();
     let scopes = body
         .scopes
@@ -63,7 +64,7 @@ async fn post_account(
     let account = state
         .db
         .run(move |conn| {
-            accounts::create_account(
+            accounts::create(
                 conn,
                 &actor,
                 &body.handle,
@@ -73,27 +74,27 @@ async fn post_account(
             )
         })
         .await?;
-    Ok(HttpResponse::Created().json(account))
+    Ok(private_json(StatusCode::CREATED, account))
 }
 
 async fn list_accounts(
     _admin: Admin,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let list = state.db.run(accounts::list_accounts).await?;
-    Ok(HttpResponse::Ok().json(json!({ "accounts": list })))
+) -> Result<HttpResponse, HttpError> {
+    let list = state.db.run(accounts::list).await?;
+    Ok(private_json(StatusCode::OK, json!({ "accounts": list })))
 }
 
 async fn get_account(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let account = state
         .db
-        .run(move |conn| accounts::get_account(conn, &handle))
+        .run(move |conn| accounts::get(conn, &handle))
         .await?;
-    Ok(HttpResponse::Ok().json(account))
+    Ok(private_json(StatusCode::OK, account))
 }
 
 async fn set_disabled(
@@ -101,20 +102,20 @@ async fn set_disabled(
     state: web::Data<AppState>,
     handle: String,
     disabled: bool,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let (actor, now) = (admin.actor(), state.now());
     let account = state
         .db
-        .run(move |conn| accounts::set_account_disabled(conn, &actor, &handle, disabled, now))
+        .run(move |conn| accounts::set_disabled(conn, &actor, &handle, disabled, now))
         .await?;
-    Ok(HttpResponse::Ok().json(account))
+    Ok(private_json(StatusCode::OK, account))
 }
 
 async fn post_disable(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     set_disabled(admin, state, handle.into_inner(), true).await
 }
 
@@ -122,7 +123,7 @@ async fn post_enable(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     set_disabled(admin, state, handle.into_inner(), false).await
 }
 
@@ -130,11 +131,11 @@ async fn delete_account(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let (actor, now) = (admin.actor(), state.now());
     state
         .db
-        .run(move |conn| accounts::delete_account(conn, &actor, &handle, now))
+        .run(move |conn| accounts::delete(conn, &actor, &handle, now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -154,7 +155,7 @@ async fn post_key(
     state: web::Data<AppState>,
     handle: web::Path<String>,
     body: web::Json<CreateKeyBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let body = body.into_inner();
     let spec = KeySpec {
         name: body.name,
@@ -164,29 +165,29 @@ async fn post_key(
     let (actor, now) = (admin.actor(), state.now());
     let (view, secret) = state
         .db
-        .run(move |conn| accounts::create_key_for(conn, &actor, &handle, &spec, now))
+        .run(move |conn| api_keys::create_for(conn, &actor, &handle, &spec, now))
         .await?;
-    Ok(key_created(&view, secret.expose()))
+    Ok(key_created(&view, &secret))
 }
 
 async fn list_keys(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let now = state.now();
     let keys = state
         .db
-        .run(move |conn| accounts::list_keys_for(conn, &handle, now))
+        .run(move |conn| api_keys::list_for(conn, &handle, now))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "keys": keys })))
+    Ok(private_json(StatusCode::OK, json!({ "keys": keys })))
 }
 
 /// The key must belong to the account in the path.
-async fn owner_id(state: &web::Data<AppState>, handle: String) -> Result<String, ApiError> {
+async fn owner_id(state: &web::Data<AppState>, handle: String) -> Result<String, HttpError> {
     Ok(state
         .db
-        .run(move |conn| accounts::account_row(conn, &handle))
+        .run(move |conn| accounts::by_handle(conn, &handle))
         .await?
         .id)
 }
@@ -195,28 +196,28 @@ async fn post_revoke_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let (handle, id) = path.into_inner();
     let owner = owner_id(&state, handle).await?;
     let (actor, now) = (admin.actor(), state.now());
     let view = state
         .db
-        .run(move |conn| accounts::revoke_key(conn, &actor, &id, Some(&owner), now))
+        .run(move |conn| api_keys::revoke(conn, &actor, &id, Some(&owner), now))
         .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(private_json(StatusCode::OK, view))
 }
 
 async fn delete_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let (handle, id) = path.into_inner();
     let owner = owner_id(&state, handle).await?;
     let (actor, now) = (admin.actor(), state.now());
     state
         .db
-        .run(move |conn| accounts::delete_key(conn, &actor, &id, Some(&owner), now))
+        .run(move |conn| api_keys::delete(conn, &actor, &id, Some(&owner), now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -225,52 +226,15 @@ async fn list_challenges(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let now = state.now();
     let challenges = state
         .db
-        .run(move |conn| accounts::pending_challenges_for(conn, &handle, now))
+        .run(move |conn| pairing::pending_challenges_for(conn, &handle, now))
         .await?;
     // The answer holds live pairing codes.
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "challenges": challenges })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    account: Option<String>,
-    client: Option<String>,
-    limit: Option<i64>,
-}
-
-/// `GET /admin/audit?account=HANDLE&client=ID&limit=N`: newest first.
-async fn get_audit(
-    _admin: Admin,
-    state: web::Data<AppState>,
-    query: web::Query<AuditQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let events = state
-        .db
-        .run(move |conn| {
-            audit::list(
-                conn,
-                query.account.as_deref(),
-                query.client.as_deref(),
-                query.limit.unwrap_or(100),
-            )
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({ "events": events })))
-}
-
-impl From<audit::AuditError> for ApiError {
-    fn from(err: audit::AuditError) -> Self {
-        match err {
-            audit::AuditError::UnknownAccount(_) => Self::not_found(err.to_string()),
-            audit::AuditError::Store(db) => db.into(),
-        }
-    }
+    Ok(private_json(
+        StatusCode::OK,
+        json!({ "challenges": challenges }),
+    ))
 }

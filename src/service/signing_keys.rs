@@ -1,17 +1,17 @@
-//! Signing key lifecycle: generate, seal, load into memory, rotate, import.
+//! Signing key lifecycle: generate, seal, load into memory, rotate, import. Every rotation
+//! and import is one transaction with its audit event.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use serde::Serialize;
+use serde_json::json;
 
-use super::timestamp;
+use super::audit::{self, Actor};
 use crate::crypto::sealed::{MasterKey, SealError};
 use crate::crypto::signer::{KeyError, KeyRing, SigningAlgorithm, SigningKey};
-use crate::db::keys::{STATE_ACTIVE, STATE_NEXT, STATE_RETIRED};
-use crate::db::models::{NewSigningKeyRow, SigningKeyRow};
 use crate::db::{self, DbConn, DbError};
+use crate::domain::{KeyState, SigningKeyRecord, timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyServiceError {
@@ -19,8 +19,6 @@ pub enum KeyServiceError {
     Seal(#[from] SealError),
     #[error(transparent)]
     Key(#[from] KeyError),
-    #[error("signing key {kid} uses unknown algorithm {algorithm:?}")]
-    UnknownAlgorithm { kid: String, algorithm: String },
     #[error("there is no active signing key")]
     NoActiveKey,
     #[error("another signing key rotation happened at the same moment; try again")]
@@ -29,20 +27,14 @@ pub enum KeyServiceError {
     Store(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for KeyServiceError {
-    fn from(err: diesel::result::Error) -> Self {
-        Self::Store(DbError::Query(err))
-    }
-}
-
 /// A signing key as listed by the admin API and the CLI (public parts only).
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
     pub kid: String,
-    pub algorithm: String,
+    pub algorithm: &'static str,
     /// `next` (published, signs after the next rotation), `active` (signing), `retired`
     /// (still published), or `expired` (no longer published).
-    pub state: String,
+    pub state: &'static str,
     pub published: bool,
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
@@ -51,37 +43,28 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn from_row(row: &SigningKeyRow, now: i64) -> Self {
-        let published = row.state == STATE_ACTIVE
-            || row.state == STATE_NEXT
-            || (row.state == STATE_RETIRED && row.publish_until.is_some_and(|t| t > now));
-        let state = if row.state == STATE_RETIRED && !published {
-            "expired".to_owned()
-        } else {
-            row.state.clone()
-        };
+    fn new(key: &SigningKeyRecord, now: i64) -> Self {
+        let published = key.is_published(now);
         Self {
-            kid: row.kid.clone(),
-            algorithm: row.algorithm.clone(),
-            state,
+            kid: key.kid.clone(),
+            algorithm: key.algorithm.as_str(),
+            state: if published {
+                key.state.as_str()
+            } else {
+                "expired"
+            },
             published,
-            created_at: timestamp(row.created_at),
-            activated_at: row.activated_at.map(timestamp),
-            retired_at: row.retired_at.map(timestamp),
-            publish_until: row.publish_until.map(timestamp),
+            created_at: timestamp(key.created_at),
+            activated_at: key.activated_at.map(timestamp),
+            retired_at: key.retired_at.map(timestamp),
+            publish_until: key.publish_until.map(timestamp),
         }
     }
 }
 
-fn open_row(row: &SigningKeyRow, master: &MasterKey) -> Result<SigningKey, KeyServiceError> {
-    let algorithm = SigningAlgorithm::parse(&row.algorithm).ok_or_else(|| {
-        KeyServiceError::UnknownAlgorithm {
-            kid: row.kid.clone(),
-            algorithm: row.algorithm.clone(),
-        }
-    })?;
-    let der = master.open(&row.sealed_private_key, row.kid.as_bytes())?;
-    Ok(SigningKey::from_private_der(algorithm, &der)?)
+fn open(key: &SigningKeyRecord, master: &MasterKey) -> Result<SigningKey, KeyServiceError> {
+    let der = master.open(&key.sealed_private_key, key.kid.as_bytes())?;
+    Ok(SigningKey::from_private_der(key.algorithm, &der)?)
 }
 
 fn insert_sealed(
@@ -89,39 +72,31 @@ fn insert_sealed(
     master: &MasterKey,
     key: &SigningKey,
     der: &[u8],
-    state: &str,
+    state: KeyState,
     now: i64,
-) -> diesel::QueryResult<()> {
-    let sealed = master.seal(der, key.kid().as_bytes());
-    let public_jwk = key.public_jwk().to_string();
+) -> Result<(), DbError> {
     db::keys::insert(
         conn,
-        &NewSigningKeyRow {
-            kid: key.kid(),
-            algorithm: key.algorithm().as_str(),
+        &SigningKeyRecord {
+            kid: key.kid().to_owned(),
+            algorithm: key.algorithm(),
             state,
-            sealed_private_key: &sealed,
-            public_jwk: &public_jwk,
+            sealed_private_key: master.seal(der, key.kid().as_bytes()),
+            public_jwk: key.public_jwk().clone(),
             created_at: now,
-            activated_at: (state == STATE_ACTIVE).then_some(now),
+            activated_at: (state == KeyState::Active).then_some(now),
+            retired_at: None,
+            publish_until: None,
         },
     )
 }
 
 fn view_of(conn: &mut DbConn, kid: &str, now: i64) -> Result<KeyView, KeyServiceError> {
-    db::keys::list(conn)?
-        .iter()
-        .find(|r| r.kid == kid)
-        .map(|row| KeyView::from_row(row, now))
+    db::keys::find(conn, kid)?
+        .map(|key| KeyView::new(&key, now))
         .ok_or(KeyServiceError::NoActiveKey)
 }
 
-/// One rotation, in one transaction under the rotation lock: the active key retires (still
-/// published for `retired_grace` seconds), the pre-published `next` key (or an imported
-/// key) becomes active, and a new `next` key is published for the following rotation.
-/// `when` is re-checked under the lock, so that instances racing on a schedule, or starting
-/// together on an empty database, rotate once. Returns the new active key's id, or `None`
-/// when there was nothing to do.
 /// When a rotation goes ahead.
 #[derive(Debug, Clone, Copy)]
 enum When {
@@ -132,8 +107,19 @@ enum When {
     IfNoActiveKey,
 }
 
+/// One rotation, in one transaction under the rotation lock: the active key retires (still
+/// published for `retired_grace` seconds), the pre-published `next` key (or an imported
+/// key) becomes active, a new `next` key is published for the following rotation, and the
+/// audit event is written. `when` is re-checked under the lock, so that instances racing on
+/// a schedule, or starting together on an empty database, rotate once. Returns the new
+/// active key's id, or `None` when there was nothing to do.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one private function behind four entry points"
+)]
 fn rotate_with(
     conn: &mut DbConn,
+    actor: &Actor,
     master: &MasterKey,
     algorithm: SigningAlgorithm,
     retired_grace: i64,
@@ -144,12 +130,12 @@ fn rotate_with(
     // Key generation is CPU work: do it before taking the lock.
     let (fresh_next, fresh_next_der) = SigningKey::generate(algorithm)?;
     let (fresh_active, fresh_active_der) = SigningKey::generate(algorithm)?;
-    let result = conn.transaction::<_, KeyServiceError, _>(|conn| {
+    let result = db::transaction(conn, |conn| {
         // A scheduled rotation skips when another instance is at it; others wait their turn.
         if !db::keys::lock_rotation(conn, !matches!(when, When::IfDue(_)))? {
             return Ok(None);
         }
-        let active = db::keys::in_state(conn, STATE_ACTIVE)?;
+        let active = db::keys::in_state(conn, KeyState::Active)?;
         let skip = match (when, &active) {
             (When::IfDue(period), Some(active)) => {
                 active.activated_at.unwrap_or(active.created_at) + period > now
@@ -160,16 +146,16 @@ fn rotate_with(
         if skip {
             return Ok(None);
         }
-        let next = db::keys::in_state(conn, STATE_NEXT)?;
+        let next = db::keys::in_state(conn, KeyState::Next)?;
         db::keys::retire_active(conn, now, now + retired_grace)?;
-        let new_kid = match (imported, next) {
+        let (new_kid, how) = match (imported, next) {
             (Some((key, der)), _) => {
-                insert_sealed(conn, master, &key, &der, STATE_ACTIVE, now)?;
-                key.kid().to_owned()
+                insert_sealed(conn, master, &key, &der, KeyState::Active, now)?;
+                (key.kid().to_owned(), "imported")
             }
-            (None, Some(next)) if next.algorithm == algorithm.as_str() => {
+            (None, Some(next)) if next.algorithm == algorithm => {
                 db::keys::promote(conn, &next.kid, now)?;
-                next.kid
+                (next.kid, "promoted the pre-published key")
             }
             (None, _) => {
                 // No pre-published key of the wanted algorithm: the new key signs at once,
@@ -180,15 +166,44 @@ fn rotate_with(
                     master,
                     &fresh_active,
                     &fresh_active_der,
-                    STATE_ACTIVE,
+                    KeyState::Active,
                     now,
                 )?;
-                fresh_active.kid().to_owned()
+                (fresh_active.kid().to_owned(), "generated")
             }
         };
-        if db::keys::in_state(conn, STATE_NEXT)?.is_none() {
-            insert_sealed(conn, master, &fresh_next, &fresh_next_der, STATE_NEXT, now)?;
+        if db::keys::in_state(conn, KeyState::Next)?.is_none() {
+            insert_sealed(
+                conn,
+                master,
+                &fresh_next,
+                &fresh_next_der,
+                KeyState::Next,
+                now,
+            )?;
         }
+        let action = if how == "imported" {
+            "signing_key.imported"
+        } else {
+            "signing_key.rotated"
+        };
+        let details = json!({
+            "active": new_kid,
+            "retired": active.as_ref().map(|k| k.kid.as_str()),
+            "algorithm": algorithm.as_str(),
+            "how": how,
+        });
+        audit::record(
+            conn,
+            actor,
+            audit::Event {
+                action,
+                subject_id: Some(&new_kid),
+                details: Some(details),
+                ..audit::Event::default()
+            },
+            now,
+        )?;
         Ok(Some(new_kid))
     });
     match result {
@@ -211,7 +226,17 @@ fn rotate_to_view(
     now: i64,
     when: When,
 ) -> Result<Option<KeyView>, KeyServiceError> {
-    match rotate_with(conn, master, algorithm, retired_grace, now, None, when) {
+    let rotated = rotate_with(
+        conn,
+        &Actor::system(),
+        master,
+        algorithm,
+        retired_grace,
+        now,
+        None,
+        when,
+    );
+    match rotated {
         Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
         Ok(None) | Err(KeyServiceError::ConcurrentRotation) => Ok(None),
         Err(e) => Err(e),
@@ -228,7 +253,7 @@ pub fn ensure_signing_key(
     now: i64,
 ) -> Result<Option<KeyView>, KeyServiceError> {
     let published = db::keys::published(conn, now)?;
-    if !published.iter().any(|r| r.state == STATE_ACTIVE) {
+    if !published.iter().any(|k| k.state == KeyState::Active) {
         // Another instance may have created the first key meanwhile: then use theirs.
         return rotate_to_view(
             conn,
@@ -239,11 +264,11 @@ pub fn ensure_signing_key(
             When::IfNoActiveKey,
         );
     }
-    if !published.iter().any(|r| r.state == STATE_NEXT) {
+    if !published.iter().any(|k| k.state == KeyState::Next) {
         let (next, der) = SigningKey::generate(algorithm)?;
-        match insert_sealed(conn, master, &next, &der, STATE_NEXT, now) {
-            Err(e) if !db::is_unique_violation(&e) => return Err(e.into()),
-            _ => {}
+        match insert_sealed(conn, master, &next, &der, KeyState::Next, now) {
+            Err(DbError::Query(e)) if db::is_unique_violation(&e) => {}
+            other => other?,
         }
     }
     Ok(None)
@@ -252,13 +277,23 @@ pub fn ensure_signing_key(
 /// Rotates now (CLI, admin API).
 pub fn rotate(
     conn: &mut DbConn,
+    actor: &Actor,
     master: &MasterKey,
     algorithm: SigningAlgorithm,
     retired_grace: i64,
     now: i64,
 ) -> Result<KeyView, KeyServiceError> {
-    let kid = rotate_with(conn, master, algorithm, retired_grace, now, None, When::Now)?
-        .ok_or(KeyServiceError::ConcurrentRotation)?;
+    let kid = rotate_with(
+        conn,
+        actor,
+        master,
+        algorithm,
+        retired_grace,
+        now,
+        None,
+        When::Now,
+    )?
+    .ok_or(KeyServiceError::ConcurrentRotation)?;
     view_of(conn, &kid, now)
 }
 
@@ -272,7 +307,7 @@ pub fn rotate_if_due(
     retired_grace: i64,
     now: i64,
 ) -> Result<Option<KeyView>, KeyServiceError> {
-    let due = db::keys::in_state(conn, STATE_ACTIVE)?
+    let due = db::keys::in_state(conn, KeyState::Active)?
         .is_none_or(|active| active.activated_at.unwrap_or(active.created_at) + period <= now);
     if !due {
         return Ok(None);
@@ -291,6 +326,7 @@ pub fn rotate_if_due(
 /// makes it the active key.
 pub fn import_pem(
     conn: &mut DbConn,
+    actor: &Actor,
     master: &MasterKey,
     algorithm: SigningAlgorithm,
     pem: &str,
@@ -306,6 +342,7 @@ pub fn import_pem(
     };
     let kid = rotate_with(
         conn,
+        actor,
         master,
         next_algorithm,
         retired_grace,
@@ -320,8 +357,15 @@ pub fn import_pem(
 pub fn list(conn: &mut DbConn, now: i64) -> Result<Vec<KeyView>, KeyServiceError> {
     Ok(db::keys::list(conn)?
         .iter()
-        .map(|row| KeyView::from_row(row, now))
+        .map(|key| KeyView::new(key, now))
         .collect())
+}
+
+fn ring_fingerprint(summary: Vec<db::keys::KeySummary>) -> Vec<(String, String, Option<i64>)> {
+    summary
+        .into_iter()
+        .map(|k| (k.kid, k.state.as_str().to_owned(), k.publish_until))
+        .collect()
 }
 
 /// Loads and decrypts every published key into a new in-memory key ring.
@@ -330,35 +374,25 @@ pub fn load_ring(
     master: &MasterKey,
     now: i64,
 ) -> Result<KeyRing, KeyServiceError> {
-    let rows = db::keys::published(conn, now)?;
-    let fingerprint = db::keys::fingerprint(conn)?;
-    let active_row = rows
+    let keys = db::keys::published(conn, now)?;
+    let fingerprint = ring_fingerprint(db::keys::fingerprint(conn)?);
+    let active = keys
         .iter()
-        .find(|r| r.state == STATE_ACTIVE)
+        .find(|k| k.state == KeyState::Active)
         .ok_or(KeyServiceError::NoActiveKey)?;
-    let active = Arc::new(open_row(active_row, master)?);
-    let mut published = Vec::with_capacity(rows.len());
-    for row in &rows {
-        match serde_json::from_str::<serde_json::Value>(&row.public_jwk) {
-            Ok(jwk) => published.push(jwk),
-            Err(e) => {
-                tracing::error!(kid = %row.kid, error = %e, "unreadable public JWK, not published")
-            }
-        }
-    }
+    let active = Arc::new(open(active, master)?);
+    let published: Vec<serde_json::Value> = keys.iter().map(|k| k.public_jwk.clone()).collect();
     Ok(KeyRing::new(active, &published, fingerprint))
 }
 
 /// Whether the ring is stale: the key table changed (a rotation by the CLI or another
 /// instance), or a retired key it still publishes has reached the end of its publication.
 pub fn needs_reload(conn: &mut DbConn, ring: &KeyRing, now: i64) -> Result<bool, KeyServiceError> {
-    let current = db::keys::fingerprint(conn)?;
-    if current != ring.fingerprint() {
-        return Ok(true);
-    }
-    Ok(current.iter().any(|(kid, state, until)| {
-        state == STATE_RETIRED
-            && until.is_some_and(|t| t <= now)
-            && ring.verifying_key(kid).is_some()
-    }))
+    let summary = db::keys::fingerprint(conn)?;
+    let ended = summary.iter().any(|k| {
+        k.state == KeyState::Retired
+            && k.publish_until.is_some_and(|t| t <= now)
+            && ring.verifying_key(&k.kid).is_some()
+    });
+    Ok(ended || ring_fingerprint(summary) != ring.fingerprint())
 }

@@ -1,4 +1,5 @@
-//! A small sliding-window rate limiter, per key, in memory (per instance).
+//! A small sliding-window rate limiter, per key, in memory (per instance), and the client
+//! address it is keyed by.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

@@ -1,0 +1,75 @@
+//! The running application's shared state ([`AppState`]), its clock, and the background
+//! maintenance every instance runs. `http` handlers and `startup` both use it; it knows no
+//! HTTP framework.
+
+pub mod clock;
+pub mod maintenance;
+pub mod rate_limit;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::crypto::sealed::MasterKey;
+use crate::crypto::signer::KeyStore;
+use crate::db::Db;
+use crate::oauth::TokenPolicy;
+use crate::service::api_keys::UsageTracker;
+use crate::service::grants::Issuer;
+
+pub use clock::Clock;
+use rate_limit::RateLimiter;
+
+/// Everything a request handler needs, in one place.
+pub struct AppState {
+    pub db: Db,
+    pub keys: KeyStore,
+    pub policy: TokenPolicy,
+    pub master_key: Arc<MasterKey>,
+    pub settings: Settings,
+    pub clock: Clock,
+    /// API key uses waiting to be written to `last_used_at`.
+    pub usage: UsageTracker,
+    /// Limits on pairing challenge creation, per client address and per account.
+    pub pairing_by_address: RateLimiter,
+    pub pairing_by_account: RateLimiter,
+}
+
+impl AppState {
+    pub fn new(
+        db: Db,
+        keys: KeyStore,
+        master_key: MasterKey,
+        settings: Settings,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            db,
+            keys,
+            policy: settings.token_policy(),
+            master_key: Arc::new(master_key),
+            settings,
+            clock,
+            usage: UsageTracker::default(),
+            pairing_by_address: RateLimiter::new(10, Duration::from_secs(60)),
+            pairing_by_account: RateLimiter::new(5, Duration::from_secs(600)),
+        }
+    }
+
+    /// Unix seconds, from the application's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Runs `f` with what the token grants need (the current key ring, policy, usage
+    /// tracker and time).
+    pub fn with_issuer<T>(&self, f: impl FnOnce(&Issuer<'_>) -> T) -> T {
+        let keys = self.keys.current();
+        f(&Issuer {
+            keys: &keys,
+            policy: &self.policy,
+            usage: &self.usage,
+            now: self.now(),
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! App pairing challenges: an app asks an account for a key; the owner gives it a code.
+
+use crate::oauth::Scope;
+
+/// Where a challenge is in its life. Only `Pending` can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeStatus {
+    Pending,
+    /// Redeemed for a key.
+    Approved,
+    /// Refused by the owner.
+    Denied,
+    /// Closed after too many wrong codes.
+    Failed,
+    Expired,
+}
+
+impl ChallengeStatus {
+    pub const ALL: [ChallengeStatus; 5] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Denied,
+        Self::Failed,
+        Self::Expired,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub id: String,
+    /// None when the named account did not exist or could not be paired: such a challenge
+    /// is answered like any other and can never succeed.
+    pub account_id: Option<String>,
+    pub app_name: String,
+    pub scopes: Scope,
+    pub code: String,
+    pub failed_attempts: i32,
+    pub status: ChallengeStatus,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub resolved_at: Option<i64>,
+    pub api_key_id: Option<String>,
+}

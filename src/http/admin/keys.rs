@@ -1,0 +1,44 @@
+//! `/admin/keys`: signing keys.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::{Admin, private_json};
+use crate::app::{AppState, maintenance};
+use crate::http::error::HttpError;
+use crate::service::signing_keys;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/keys").route(web::get().to(list_keys)))
+        .service(web::resource("/keys/rotate").route(web::post().to(post_rotate_key)));
+}
+
+async fn list_keys(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let now = state.now();
+    let keys = state
+        .db
+        .run(move |conn| signing_keys::list(conn, now))
+        .await?;
+    Ok(private_json(StatusCode::OK, json!({ "keys": keys })))
+}
+
+async fn post_rotate_key(
+    admin: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let (actor, master, algorithm, grace, now) = (
+        admin.actor(),
+        state.master_key.clone(),
+        state.settings.signing_algorithm,
+        state.policy.retired_key_grace(),
+        state.now(),
+    );
+    let key = state
+        .db
+        .run(move |conn| signing_keys::rotate(conn, &actor, &master, algorithm, grace, now))
+        .await?;
+    // This instance signs with the new key at once; others follow within a refresh interval.
+    maintenance::reload_keys_if_changed(&state).await?;
+    Ok(private_json(StatusCode::CREATED, key))
+}

@@ -1,0 +1,77 @@
+//! Admin API under `/admin`, protected by Tollgate's own access tokens carrying the
+//! `admin` scope for the admin audience (RFC 6750 bearer).
+
+mod accounts;
+mod audit;
+mod clients;
+mod keys;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+
+use super::error::HttpError;
+use super::extract::bearer_token;
+use crate::app::AppState;
+use crate::db;
+use crate::service::access_tokens::AccessTokenClaims;
+use crate::service::audit::Actor;
+use crate::service::{BearerRejection, operators};
+
+pub use crate::oauth::ADMIN_SCOPE;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(clients::routes)
+        .configure(keys::routes)
+        .configure(accounts::routes)
+        .configure(audit::routes);
+}
+
+/// An authenticated operator: a valid Tollgate access token with the `admin` scope, for
+/// the admin audience, whose client still exists, is enabled and holds the scope.
+pub struct Admin {
+    pub claims: AccessTokenClaims,
+}
+
+impl Admin {
+    /// The audit trail names the operator's client.
+    pub fn actor(&self) -> Actor {
+        Actor::admin(&self.claims.client_id)
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, HttpError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state
+                .ok_or_else(|| HttpError::Internal("the application state is missing".into()))?;
+            let token = token.ok_or(BearerRejection::Missing)?;
+            let claims =
+                operators::verify_token(&state.keys.current(), &state.policy, &token, state.now())?;
+            let (client_id, jti) = (claims.client_id.clone(), claims.jti.clone());
+            let found = state
+                .db
+                .run(move |conn| db::revocations::client_and_revocation(conn, &client_id, &jti))
+                .await?;
+            operators::check_still_valid(
+                found.as_ref().map(|(client, _)| client),
+                found.as_ref().is_some_and(|(_, revoked)| *revoked),
+                &claims,
+            )?;
+            Ok(Admin { claims })
+        })
+    }
+}
+
+/// Answers that carry account or client data must not be cached by anyone between.
+fn private_json(status: actix_web::http::StatusCode, body: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}

@@ -1,0 +1,52 @@
+//! `POST /oauth/revoke` (RFC 7009) and `POST /oauth/introspect` (RFC 7662).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::error::{HttpError, no_store};
+use super::extract::{header_str, read_body_limited};
+use crate::app::AppState;
+use crate::oauth::{IntrospectionRequest, RevocationRequest};
+use crate::service::{introspection, revocation};
+
+/// RFC 7009 §2.1; §2.2: 200 whether or not the token was valid.
+pub async fn post_revoke(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let body = read_body_limited(&req, payload, state.settings.max_body_bytes).await?;
+    let request = RevocationRequest::parse(
+        header_str(&req, header::CONTENT_TYPE),
+        header_str(&req, header::AUTHORIZATION),
+        &body,
+    )?;
+    let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
+    state
+        .db
+        .run(move |conn| revocation::revoke(conn, &keys, &app.policy, &request, now))
+        .await?;
+    Ok(no_store(&mut HttpResponse::Ok()).finish())
+}
+
+/// RFC 7662 §2.1 request, §2.2 response, §2.3 errors.
+pub async fn post_introspect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let body = read_body_limited(&req, payload, state.settings.max_body_bytes).await?;
+    let request = IntrospectionRequest::parse(
+        header_str(&req, header::CONTENT_TYPE),
+        header_str(&req, header::AUTHORIZATION),
+        &body,
+    )?;
+    let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
+    let answer = state
+        .db
+        .run(move |conn| {
+            introspection::introspect(conn, &keys, &app.policy, &app.usage, &request, now)
+        })
+        .await?;
+    Ok(no_store(&mut HttpResponse::Ok()).json(answer))
+}

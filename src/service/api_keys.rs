@@ -1,0 +1,344 @@
+//! API keys: created (shown once), listed, revoked, deleted, and authenticated on use.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::accounts::{self, AccountError, account_event, validate_label};
+use super::audit::{self, Actor};
+use crate::crypto::secrets::{ApiKeySecret, random_id};
+use crate::db::{self, DbConn, DbError};
+use crate::domain::{Account, ApiKey, ApiKeyStatus, timestamp};
+use crate::oauth::{MAX_TTL_SECONDS, Scope};
+
+/// The shortest lifetime a key may be given.
+pub const MIN_KEY_LIFETIME_SECONDS: i64 = 60;
+
+/// An API key as listed: never the key itself nor its digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the key, to tell keys apart (not secret).
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    /// `active`, `revoked` or `expired`.
+    pub status: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyView {
+    pub fn new(key: &ApiKey, now: i64) -> Self {
+        Self {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            scopes: key.scopes.tokens().to_vec(),
+            status: key.status(now).as_str(),
+            created_at: timestamp(key.created_at),
+            last_used_at: key.last_used_at.map(timestamp),
+            expires_at: key.expires_at.map(timestamp),
+            revoked_at: key.revoked_at.map(timestamp),
+        }
+    }
+}
+
+/// What a new key may do.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    pub name: String,
+    /// Default: every scope of the account.
+    pub scopes: Option<Scope>,
+    pub expires_in: Option<i64>,
+}
+
+/// Creates a key; the plaintext is returned once and never stored.
+pub fn create(
+    conn: &mut DbConn,
+    actor: &Actor,
+    account: &Account,
+    spec: &KeySpec,
+    now: i64,
+) -> Result<(ApiKeyView, ApiKeySecret), AccountError> {
+    let name = validate_label("name", &spec.name)?;
+    let scopes = match &spec.scopes {
+        Some(scopes) if !scopes.is_subset_of(&account.scopes) => {
+            return Err(AccountError::Invalid(format!(
+                "the account may not grant: {}",
+                scopes.not_in(&account.scopes).collect::<Vec<_>>().join(" ")
+            )));
+        }
+        Some(scopes) => scopes.clone(),
+        None => account.scopes.clone(),
+    };
+    let expires_at = match spec.expires_in {
+        Some(seconds) if !(MIN_KEY_LIFETIME_SECONDS..=MAX_TTL_SECONDS).contains(&seconds) => {
+            return Err(AccountError::Invalid(
+                "expires_in must be between 60 seconds and ten years".into(),
+            ));
+        }
+        Some(seconds) => Some(now + seconds),
+        None => None,
+    };
+    let secret = ApiKeySecret::generate();
+    let key = ApiKey {
+        id: random_id(),
+        account_id: account.id.clone(),
+        name,
+        prefix: secret.short_id(),
+        scopes,
+        created_at: now,
+        last_used_at: None,
+        expires_at,
+        revoked_at: None,
+    };
+    db::transaction(conn, |conn| {
+        db::api_keys::insert(conn, &key, secret.digest().as_bytes())?;
+        let details = json!({
+            "name": key.name,
+            "prefix": key.prefix,
+            "scopes": key.scopes.to_string(),
+            "expires_at": key.expires_at,
+        });
+        audit::record(
+            conn,
+            actor,
+            account_event("api_key.created", account, Some(&key.id), Some(details)),
+            now,
+        )?;
+        Ok((ApiKeyView::new(&key, now), secret))
+    })
+}
+
+/// A key creating another key (account API) cannot hand out more than it holds: the new
+/// key's scopes are within the presenting key's, and it expires no later.
+pub fn delegated_spec(
+    presenting: &ApiKey,
+    mut spec: KeySpec,
+    now: i64,
+) -> Result<KeySpec, AccountError> {
+    let held = &presenting.scopes;
+    match &spec.scopes {
+        Some(asked) if !asked.is_subset_of(held) => {
+            return Err(AccountError::Invalid(format!(
+                "a key can only create keys with its own scopes or fewer; not: {}",
+                asked.not_in(held).collect::<Vec<_>>().join(" ")
+            )));
+        }
+        Some(_) => {}
+        None => spec.scopes = Some(held.clone()),
+    }
+    if let Some(expires_at) = presenting.expires_at {
+        let remaining = expires_at - now;
+        spec.expires_in = Some(
+            spec.expires_in
+                .map_or(remaining, |asked| asked.min(remaining)),
+        );
+    }
+    Ok(spec)
+}
+
+/// CLI and admin API: a key for the account named by `handle`.
+pub fn create_for(
+    conn: &mut DbConn,
+    actor: &Actor,
+    handle: &str,
+    spec: &KeySpec,
+    now: i64,
+) -> Result<(ApiKeyView, ApiKeySecret), AccountError> {
+    let account = accounts::by_handle(conn, handle)?;
+    create(conn, actor, &account, spec, now)
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    account_id: &str,
+    now: i64,
+) -> Result<Vec<ApiKeyView>, AccountError> {
+    Ok(db::api_keys::of_account(conn, account_id)?
+        .iter()
+        .map(|key| ApiKeyView::new(key, now))
+        .collect())
+}
+
+pub fn list_for(
+    conn: &mut DbConn,
+    handle: &str,
+    now: i64,
+) -> Result<Vec<ApiKeyView>, AccountError> {
+    let account = accounts::by_handle(conn, handle)?;
+    list(conn, &account.id, now)
+}
+
+/// The key `id`, if it belongs to `account_id` (when given: the account API may touch only
+/// its own keys; the CLI and admin API any).
+fn owned(
+    conn: &mut DbConn,
+    id: &str,
+    account_id: Option<&str>,
+) -> Result<(ApiKey, Account), AccountError> {
+    match db::api_keys::by_id(conn, id)? {
+        Some((key, account)) if account_id.is_none_or(|owner| owner == account.id) => {
+            Ok((key, account))
+        }
+        _ => Err(AccountError::KeyNotFound(id.to_owned())),
+    }
+}
+
+/// Revokes at once; the key stays listed as revoked.
+pub fn revoke(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    account_id: Option<&str>,
+    now: i64,
+) -> Result<ApiKeyView, AccountError> {
+    db::transaction(conn, |conn| {
+        let (mut key, account) = owned(conn, id, account_id)?;
+        if db::api_keys::revoke(conn, id, now)? {
+            key.revoked_at = Some(now);
+            audit::record(
+                conn,
+                actor,
+                account_event("api_key.revoked", &account, Some(id), None),
+                now,
+            )?;
+        }
+        Ok(ApiKeyView::new(&key, now))
+    })
+}
+
+/// Deletes for good; the key disappears from the list.
+pub fn delete(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    account_id: Option<&str>,
+    now: i64,
+) -> Result<(), AccountError> {
+    db::transaction(conn, |conn| {
+        let (key, account) = owned(conn, id, account_id)?;
+        db::api_keys::delete(conn, id)?;
+        audit::record(
+            conn,
+            actor,
+            account_event(
+                "api_key.deleted",
+                &account,
+                Some(id),
+                Some(json!({"name": key.name, "prefix": key.prefix})),
+            ),
+            now,
+        )?;
+        Ok(())
+    })
+}
+
+/// Why a presented API key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRejection {
+    #[error("the API key is malformed or mistyped")]
+    Malformed,
+    #[error("the API key is unknown, revoked or expired")]
+    Invalid,
+    #[error("the account is disabled")]
+    AccountDisabled,
+}
+
+/// Keeps `last_used_at` accurate to about a minute without a write per request: a use
+/// is noted in memory when the stored value is a minute old, and the maintenance task
+/// writes the notes out.
+#[derive(Default)]
+pub struct UsageTracker {
+    pending: Mutex<HashMap<String, i64>>,
+}
+
+/// How stale `last_used_at` may get.
+pub const LAST_USED_PRECISION_SECONDS: i64 = 60;
+
+impl UsageTracker {
+    fn note(&self, key_id: &str, at: i64) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(key_id.to_owned(), at);
+        }
+    }
+
+    /// Writes pending uses; returns how many keys were updated.
+    pub fn flush(&self, conn: &mut DbConn) -> Result<usize, DbError> {
+        let pending: Vec<(String, i64)> = match self.pending.lock() {
+            Ok(mut pending) => pending.drain().collect(),
+            Err(_) => return Ok(0),
+        };
+        let mut written = 0;
+        for (id, at) in pending {
+            if db::api_keys::touch(conn, &id, at)? {
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// A key that was accepted, with its account.
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub key: ApiKey,
+    pub account: Account,
+}
+
+impl KeyHolder {
+    /// The audit trail names the account.
+    pub fn actor(&self) -> Actor {
+        Actor::account(&self.account.handle)
+    }
+
+    /// What the key may do now: its scopes that the account still holds.
+    pub fn scopes(&self) -> Scope {
+        self.key.effective_scopes(&self.account)
+    }
+}
+
+/// Checks a presented key: format and checksum first (no lookup for a typo), then one
+/// indexed read by digest, with the account. The first use is written (and audited) at
+/// once; later uses go through the tracker.
+pub fn authenticate(
+    conn: &mut DbConn,
+    usage: &UsageTracker,
+    presented: &str,
+    now: i64,
+) -> Result<Result<KeyHolder, KeyRejection>, DbError> {
+    let Ok(secret) = ApiKeySecret::parse(presented) else {
+        return Ok(Err(KeyRejection::Malformed));
+    };
+    let Some((key, account)) = db::api_keys::by_digest(conn, secret.digest().as_bytes())? else {
+        return Ok(Err(KeyRejection::Invalid));
+    };
+    if key.status(now) != ApiKeyStatus::Active {
+        return Ok(Err(KeyRejection::Invalid));
+    }
+    if account.is_disabled() {
+        return Ok(Err(KeyRejection::AccountDisabled));
+    }
+    match key.last_used_at {
+        None => db::transaction(conn, |conn| {
+            if db::api_keys::touch(conn, &key.id, now)? {
+                audit::record(
+                    conn,
+                    &Actor::account(&account.handle),
+                    account_event("api_key.first_used", &account, Some(&key.id), None),
+                    now,
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })?,
+        Some(last) if now - last >= LAST_USED_PRECISION_SECONDS => usage.note(&key.id, now),
+        Some(_) => {}
+    }
+    Ok(Ok(KeyHolder { key, account }))
+}

@@ -1,0 +1,35 @@
+//! RFC 6749 §4.4: the client credentials grant.
+
+use super::{IssuedToken, Issuer, grant_audience, issued_at, narrow_scope, require_grant, sign};
+use crate::crypto::secrets::random_id;
+use crate::domain::{Client, GrantType};
+use crate::oauth::Scope;
+use crate::service::ProtocolError;
+use crate::service::access_tokens::AccessTokenClaims;
+
+/// A token for the authenticated `client` itself.
+pub fn issue(
+    issuer: &Issuer<'_>,
+    client: Client,
+    scope: Option<&Scope>,
+    audiences: &[String],
+) -> Result<IssuedToken, ProtocolError> {
+    require_grant(&client, GrantType::ClientCredentials)?;
+    let scope = narrow_scope(&client.scopes, scope, "the client")?;
+    let audience = grant_audience(&client, issuer.policy, audiences)?;
+    let ttl = issuer.policy.ttl_for(client.token_ttl);
+    let now = issuer.now;
+    let claims = AccessTokenClaims {
+        iss: issuer.policy.issuer.clone(),
+        sub: client.id.clone(),
+        aud: audience,
+        exp: now + ttl,
+        iat: issued_at(client.tokens_not_before, now),
+        nbf: now,
+        jti: random_id(),
+        client_id: client.id,
+        scope: scope.to_string(),
+        api_key_id: None,
+    };
+    sign(issuer.keys, claims, ttl, None)
+}

@@ -1,0 +1,179 @@
+//! The token endpoint (RFC 6749 §4.4, RFC 8693, RFC 9068): authenticate the client,
+//! dispatch on the grant (one file per grant), sign.
+
+pub mod client_credentials;
+pub mod token_exchange;
+
+use serde::Serialize;
+
+use super::ProtocolError;
+use super::access_tokens::{AccessTokenClaims, Audience};
+use super::api_keys::UsageTracker;
+use super::client_auth;
+use crate::crypto::signer::KeyRing;
+use crate::db::DbConn;
+use crate::domain::{Client, GrantType};
+use crate::oauth::{ADMIN_SCOPE, ErrorCode, Grant, OAuthError, Scope, TokenPolicy, TokenRequest};
+
+/// A successful token response (RFC 6749 §5.1; RFC 8693 §2.2.1 adds `issued_token_type`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// What a grant needs besides the connection.
+pub struct Issuer<'a> {
+    pub keys: &'a KeyRing,
+    pub policy: &'a TokenPolicy,
+    pub usage: &'a UsageTracker,
+    pub now: i64,
+}
+
+/// Handles a parsed token request end to end: authenticate, authorize, sign.
+pub fn issue(
+    conn: &mut DbConn,
+    issuer: &Issuer<'_>,
+    request: &TokenRequest,
+) -> Result<IssuedToken, ProtocolError> {
+    let client = match &request.credentials {
+        Some(credentials) => Some(client_auth::authenticate(conn, credentials, issuer.now)?),
+        None => None,
+    };
+    match &request.grant {
+        Grant::ClientCredentials { scope, audiences } => {
+            let client = client
+                .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+            client_credentials::issue(issuer, client, scope.as_ref(), audiences)
+        }
+        Grant::TokenExchange {
+            subject_token,
+            scope,
+            audiences,
+        } => token_exchange::issue(
+            conn,
+            issuer,
+            client,
+            &subject_token.0,
+            scope.as_ref(),
+            audiences,
+        ),
+    }
+}
+
+fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    if client.may_use(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("the client may not use the {grant} grant"),
+        ))
+    }
+}
+
+/// A bulk revocation at second `T` sets `tokens_not_before = T + 1`: tokens issued earlier
+/// in that second are revoked, and tokens issued after it (still in second `T`) carry
+/// `iat = T + 1` so they are not. `iat` is then ahead of the clock by under a second.
+fn issued_at(tokens_not_before: Option<i64>, now: i64) -> i64 {
+    tokens_not_before.map_or(now, |not_before| not_before.max(now))
+}
+
+fn sign(
+    keys: &KeyRing,
+    claims: AccessTokenClaims,
+    ttl: i64,
+    issued_token_type: Option<&'static str>,
+) -> Result<IssuedToken, ProtocolError> {
+    let access_token = keys.active().sign_jwt(&claims)?;
+    Ok(IssuedToken {
+        access_token,
+        issued_token_type,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: claims.scope,
+    })
+}
+
+/// RFC 6749 §3.3: the requested scopes if all are allowed, all allowed scopes if none
+/// were requested, `invalid_scope` otherwise.
+fn narrow_scope(
+    allowed: &Scope,
+    requested: Option<&Scope>,
+    who: &str,
+) -> Result<Scope, OAuthError> {
+    match requested {
+        None => Ok(allowed.clone()),
+        Some(requested) if requested.is_subset_of(allowed) => Ok(requested.clone()),
+        Some(requested) => Err(OAuthError::invalid_scope(format!(
+            "{who} may not request: {}",
+            requested.not_in(allowed).collect::<Vec<_>>().join(" ")
+        ))),
+    }
+}
+
+/// RFC 8707: every requested audience must be allowed to the client. With none requested,
+/// the client's first allowed audience, or the server default for a client without any.
+fn grant_audience(
+    client: &Client,
+    policy: &TokenPolicy,
+    requested: &[String],
+) -> Result<Audience, OAuthError> {
+    let mut allowed = client.audiences.clone();
+    let configured = !allowed.is_empty();
+    if !configured {
+        allowed.push(policy.default_audience.clone());
+    }
+    // Operators' clients may also ask for the admin API's own audience, which no other
+    // token carries, so a token sent to a resource server cannot be replayed on /admin.
+    if client.scopes.contains(ADMIN_SCOPE) {
+        let position = if configured { allowed.len() } else { 0 };
+        allowed.insert(position, policy.admin_audience.clone());
+    }
+    if requested.is_empty() {
+        return Ok(Audience::One(allowed.swap_remove(0)));
+    }
+    if let Some(denied) = requested.iter().find(|r| !allowed.contains(r)) {
+        return Err(OAuthError::invalid_target(format!(
+            "the client may not request a token for {denied:?}"
+        )));
+    }
+    Ok(Audience::from_list(requested.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::client::survives_bulk_revocation;
+
+    #[test]
+    fn bulk_revocation_bound_lets_later_tokens_through() {
+        assert!(survives_bulk_revocation(100, None));
+        assert!(!survives_bulk_revocation(100, Some(101)));
+        assert!(survives_bulk_revocation(
+            issued_at(Some(101), 100),
+            Some(101)
+        ));
+        assert_eq!(issued_at(Some(90), 100), 100);
+    }
+
+    #[test]
+    fn scopes_narrow_only_within_what_is_allowed() {
+        let allowed = Scope::parse("read write").unwrap();
+        assert_eq!(narrow_scope(&allowed, None, "x").unwrap(), allowed);
+        let read = Scope::parse("read").unwrap();
+        assert_eq!(narrow_scope(&allowed, Some(&read), "x").unwrap(), read);
+        let err = narrow_scope(
+            &allowed,
+            Some(&Scope::parse("read admin").unwrap()),
+            "the client",
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidScope);
+        assert_eq!(err.description, "the client may not request: admin");
+    }
+}

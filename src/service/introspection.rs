@@ -1,0 +1,198 @@
+//! RFC 7662: token introspection, for JWTs of this server and for API keys.
+
+use serde::Serialize;
+
+use super::access_tokens::{self, AccessTokenClaims, Audience};
+use super::api_keys::{self, UsageTracker};
+use super::{ProtocolError, client_auth, operators};
+use crate::crypto::secrets::ApiKeySecret;
+use crate::crypto::signer::KeyRing;
+use crate::db::revocations::IntrospectionRows;
+use crate::db::{self, DbConn};
+use crate::domain::ApiKeyStatus;
+use crate::domain::client::survives_bulk_revocation;
+use crate::oauth::{
+    ClientCredentials, ErrorCode, INTROSPECT_SCOPE, IntrospectionCaller, IntrospectionRequest,
+    OAuthError, TokenPolicy,
+};
+
+/// `token_type` of an API key in introspection answers.
+pub const API_KEY_TOKEN_TYPE_NAME: &str = "api_key";
+
+/// RFC 7662 §2.2: the introspection answer. Inactive tokens say nothing else.
+#[derive(Debug, Clone, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ActiveToken>,
+}
+
+impl Introspection {
+    pub fn inactive() -> Self {
+        Self {
+            active: false,
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveToken {
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
+    pub iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    pub token_type: &'static str,
+    /// The account handle, for API keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl From<AccessTokenClaims> for ActiveToken {
+    fn from(claims: AccessTokenClaims) -> Self {
+        Self {
+            scope: claims.scope,
+            client_id: Some(claims.client_id),
+            sub: claims.sub,
+            aud: Some(claims.aud),
+            iss: claims.iss,
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            nbf: Some(claims.nbf),
+            jti: Some(claims.jti),
+            token_type: "Bearer",
+            username: None,
+        }
+    }
+}
+
+/// RFC 7662 for an API key: active while it is neither revoked nor expired and its
+/// account is enabled; `sub` is the account, `token_type` says it is an API key.
+fn introspect_api_key(
+    conn: &mut DbConn,
+    usage: &UsageTracker,
+    policy: &TokenPolicy,
+    token: &str,
+    now: i64,
+) -> Result<Introspection, ProtocolError> {
+    let Ok(holder) = api_keys::authenticate(conn, usage, token, now)? else {
+        return Ok(Introspection::inactive());
+    };
+    Ok(Introspection {
+        active: true,
+        token: Some(ActiveToken {
+            scope: holder.scopes().to_string(),
+            client_id: None,
+            sub: holder.account.id,
+            aud: None,
+            iss: policy.issuer.clone(),
+            exp: holder.key.expires_at,
+            iat: Some(holder.key.created_at),
+            nbf: None,
+            jti: Some(holder.key.id),
+            token_type: API_KEY_TOKEN_TYPE_NAME,
+            username: Some(holder.account.handle),
+        }),
+    })
+}
+
+/// RFC 7662: authenticates the caller and answers for the token, with one database query
+/// (the caller's client, the token's client, and both revocation lists) and no write.
+pub fn introspect(
+    conn: &mut DbConn,
+    keys: &KeyRing,
+    policy: &TokenPolicy,
+    usage: &UsageTracker,
+    request: &IntrospectionRequest,
+    now: i64,
+) -> Result<Introspection, ProtocolError> {
+    let subject = access_tokens::verify(keys, policy, &request.token, None, now).ok();
+    enum Caller<'a> {
+        Client(&'a ClientCredentials),
+        Operator(AccessTokenClaims),
+    }
+    let caller = match &request.caller {
+        IntrospectionCaller::Client(credentials) => Caller::Client(credentials),
+        IntrospectionCaller::Bearer(token) => {
+            Caller::Operator(operators::verify_token(keys, policy, token, now)?)
+        }
+    };
+    let (caller_id, caller_jti) = match &caller {
+        Caller::Client(credentials) => (credentials.client_id.as_str(), ""),
+        Caller::Operator(claims) => (claims.client_id.as_str(), claims.jti.as_str()),
+    };
+    let rows = db::revocations::introspection_rows(
+        conn,
+        caller_id,
+        caller_jti,
+        subject.as_ref().map_or("", |c| c.client_id.as_str()),
+        subject.as_ref().map_or("", |c| c.jti.as_str()),
+    )?;
+    match &caller {
+        Caller::Client(credentials) => {
+            client_auth::check_secret(rows.as_ref().map(|r| &r.caller), credentials, now)?;
+            if !rows
+                .as_ref()
+                .is_some_and(|r| r.caller.scopes.contains(INTROSPECT_SCOPE))
+            {
+                return Err(OAuthError::new(
+                    ErrorCode::UnauthorizedClient,
+                    "the client needs the introspect scope to call this endpoint",
+                )
+                .with_status(403)
+                .into());
+            }
+        }
+        Caller::Operator(claims) => operators::check_still_valid(
+            rows.as_ref().map(|r| &r.caller),
+            rows.as_ref().is_some_and(|r| r.caller_token_revoked),
+            claims,
+        )?,
+    }
+    if ApiKeySecret::looks_like_api_key(&request.token) {
+        return introspect_api_key(conn, usage, policy, &request.token, now);
+    }
+    let (Some(claims), Some(rows)) = (subject, rows) else {
+        return Ok(Introspection::inactive());
+    };
+    let active = !rows.subject_token_revoked
+        && match &claims.api_key_id {
+            // A token exchanged for an API key lives only while the key does (and, when a
+            // client asked for it, while that client does).
+            Some(key_id) => {
+                let key_ok = matches!(
+                    db::api_keys::by_id(conn, key_id)?,
+                    Some((key, account)) if key.status(now) == ApiKeyStatus::Active
+                        && !account.is_disabled()
+                );
+                key_ok && (claims.client_id == *key_id || client_ok(&rows, claims.iat))
+            }
+            None => client_ok(&rows, claims.iat),
+        };
+    Ok(if active {
+        Introspection {
+            active: true,
+            token: Some(claims.into()),
+        }
+    } else {
+        Introspection::inactive()
+    })
+}
+
+/// The introspected token's client exists, is enabled, and has not revoked it in bulk.
+fn client_ok(rows: &IntrospectionRows, iat: i64) -> bool {
+    rows.subject.is_some_and(|(disabled_at, not_before)| {
+        disabled_at.is_none() && survives_bulk_revocation(iat, not_before)
+    })
+}
