@@ -12,4 +12,3 @@ pub mod oauth;
 pub mod service;
 pub mod startup;
 pub mod telemetry;
-pub mod verify;

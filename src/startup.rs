@@ -121,7 +121,7 @@ pub struct Application {
 impl Application {
     /// Prepares storage and keys and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        crate::crypto::jwt_provider::install();
+        tollgate_verify::jwt_provider::install();
         let prepared = {
             let settings = settings.clone();
             tokio::task::spawn_blocking(move || prepare(settings))

@@ -668,7 +668,7 @@ mod tests {
     use crate::crypto::signer::{SigningAlgorithm, SigningKey};
 
     fn ring() -> KeyRing {
-        crate::crypto::jwt_provider::install();
+        tollgate_verify::jwt_provider::install();
         let (key, _) =
             SigningKey::generate(SigningAlgorithm::ES256).unwrap_or_else(|e| panic!("{e}"));
         let jwk = key.public_jwk().clone();

@@ -1,4 +1,4 @@
-//! `tollgate::verify` against a live Tollgate: the attacks a resource server must refuse,
+//! `tollgate_verify` against a live Tollgate: the attacks a resource server must refuse,
 //! key rotation, introspection mode, and the example resource server over HTTP.
 
 use std::net::TcpListener;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tollgate::verify::{Verifier, VerifierConfig, VerifyError};
+use tollgate_verify::{Verifier, VerifierConfig, VerifyError};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app, spawn_app_on};
@@ -39,7 +39,7 @@ async fn verifier(app: &TestApp) -> Verifier {
     .expect("discovery")
 }
 
-fn assert_invalid(result: Result<tollgate::verify::VerifiedToken, VerifyError>, what: &str) {
+fn assert_invalid(result: Result<tollgate_verify::VerifiedToken, VerifyError>, what: &str) {
     match result {
         Err(VerifyError::InvalidToken(_)) => {}
         other => panic!("{what}: expected invalid_token, got {other:?}"),

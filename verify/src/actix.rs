@@ -1,12 +1,12 @@
-//! actix-web integration: a middleware that protects routes with required scopes, and an
-//! extractor for the verified token. Failures answer per RFC 6750 §3: 401 with
+//! actix-web integration (cargo feature `actix`): a middleware that protects routes with
+//! required scopes, and an extractor for the verified token. Failures answer per RFC 6750 §3: 401 with
 //! `WWW-Authenticate: Bearer … error="invalid_token"`, or 403 with
 //! `error="insufficient_scope", scope="…"`.
 //!
 //! ```no_run
 //! use actix_web::{App, HttpResponse, web};
-//! use tollgate::verify::Verifier;
-//! use tollgate::verify::actix::{Authenticated, RequireScope};
+//! use tollgate_verify::Verifier;
+//! use tollgate_verify::actix::{Authenticated, RequireScope};
 //!
 //! async fn reports(token: Authenticated) -> HttpResponse {
 //!     HttpResponse::Ok().body(format!("hello {}", token.client_id))
@@ -143,6 +143,8 @@ pub struct RequireScope {
 }
 
 impl RequireScope {
+    /// Requires a valid token from `verifier` that carries every scope in `scopes` (none:
+    /// any valid token).
     pub fn new(verifier: Verifier, scopes: &[&str]) -> Self {
         Self {
             verifier,
@@ -171,6 +173,7 @@ where
     }
 }
 
+/// The service [`RequireScope`] wraps around a route; built by actix-web.
 pub struct RequireScopeService<S> {
     service: Rc<S>,
     verifier: Verifier,

@@ -1,7 +1,10 @@
-//! A ring-backed `jsonwebtoken` [`CryptoProvider`].
+//! A ring-backed `jsonwebtoken` [`CryptoProvider`], shared by the Tollgate server (signing)
+//! and resource servers (verification).
 //!
-//! jsonwebtoken 11 ships no crypto of its own; we already depend on ring for keys, AEAD and
-//! digests, so verification (and, for completeness, signing) goes through ring too.
+//! jsonwebtoken 11 ships no crypto of its own unless one of its backend features is on; ring
+//! is already here for keys, AEAD and digests, so signing and verification go through ring
+//! too, and neither crate enables `rust_crypto` or `aws_lc_rs` (features unify across a build,
+//! and a second provider would be compiled in for nothing).
 //! HMAC is deliberately not supported: Tollgate never issues HS* tokens, so a token that
 //! claims HS256 (the "HMAC signed with the public key" attack) fails here even if a caller
 //! forgot to restrict `Validation::algorithms`.
@@ -22,6 +25,7 @@ pub fn install() {
     let _already_installed = PROVIDER.install_default();
 }
 
+/// The provider itself, for callers that install or compose providers on their own.
 pub static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
