@@ -219,12 +219,32 @@ fn rsa_components_from_private_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((components.n, components.e))
 }
 
-/// Reads a DER `RSAPublicKey` (`SEQUENCE { INTEGER n, INTEGER e }`).
+/// Reads a DER `RSAPublicKey` (RFC 8017 A.1.1: `SEQUENCE { INTEGER n, INTEGER e }`).
+///
+/// The bytes come from whoever built the `DecodingKey`, so nothing here may panic or read past
+/// the input, and anything that is not exactly one well-formed structure is refused: trailing
+/// bytes, indefinite or non-minimal lengths, negative or empty integers.
 fn rsa_components_from_public_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-    fn invalid() -> Error {
-        ErrorKind::InvalidRsaKey("malformed RSAPublicKey".into()).into()
+    let invalid = || Error::from(ErrorKind::InvalidRsaKey("malformed RSAPublicKey".into()));
+    let (sequence, rest) = der::read(der, der::SEQUENCE).ok_or_else(invalid)?;
+    if !rest.is_empty() {
+        return Err(invalid());
     }
-    fn read_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (n, rest) = der::read_positive_integer(sequence).ok_or_else(invalid)?;
+    let (e, rest) = der::read_positive_integer(rest).ok_or_else(invalid)?;
+    if !rest.is_empty() {
+        return Err(invalid());
+    }
+    Ok((n.to_vec(), e.to_vec()))
+}
+
+/// Just enough DER (X.690 §10) for an `RSAPublicKey`; ring keeps its own parser private.
+mod der {
+    pub const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+
+    /// One tag-length-value with the given (single-byte) tag: `(value, rest)`.
+    pub fn read(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
         let (&first, rest) = input.split_first()?;
         if first != tag {
             return None;
@@ -233,28 +253,38 @@ fn rsa_components_from_public_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
         let (len, rest) = if len0 < 0x80 {
             (usize::from(len0), rest)
         } else {
-            let n = usize::from(len0 & 0x7f);
-            if n == 0 || n > 4 || rest.len() < n {
+            // 0x80 is BER's indefinite length; more than 4 length bytes is no key of ours.
+            let count = usize::from(len0 & 0x7f);
+            if count == 0 || count > 4 || rest.len() < count {
                 return None;
             }
-            let (len_bytes, rest) = rest.split_at(n);
-            (
-                len_bytes
-                    .iter()
-                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
-                rest,
-            )
+            let (len_bytes, rest) = rest.split_at(count);
+            let len = len_bytes.iter().try_fold(0usize, |acc, b| {
+                acc.checked_mul(256)?.checked_add(usize::from(*b))
+            })?;
+            // DER: the shortest form, so no leading zero byte and no long form below 128.
+            if len_bytes.first() == Some(&0) || len < 0x80 {
+                return None;
+            }
+            (len, rest)
         };
         (rest.len() >= len).then(|| rest.split_at(len))
     }
-    let (seq, _) = read_tlv(der, 0x30).ok_or_else(invalid)?;
-    let (n, rest) = read_tlv(seq, 0x02).ok_or_else(invalid)?;
-    let (e, _) = read_tlv(rest, 0x02).ok_or_else(invalid)?;
-    let strip = |v: &[u8]| {
-        let skip = v.iter().take_while(|b| **b == 0).count();
-        v[skip..].to_vec()
-    };
-    Ok((strip(n), strip(e)))
+
+    /// A non-negative INTEGER, minimally encoded and not zero, as big-endian bytes without
+    /// the sign byte: `(magnitude, rest)`.
+    pub fn read_positive_integer(input: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (value, rest) = read(input, INTEGER)?;
+        let magnitude = match value {
+            // A leading zero is only allowed to keep the next byte's high bit from meaning
+            // "negative"; anything else is zero or a non-minimal encoding.
+            [0, tail @ ..] if tail.first().is_some_and(|b| b & 0x80 != 0) => tail,
+            [] | [0, ..] => return None,
+            [first, ..] if first & 0x80 != 0 => return None,
+            _ => value,
+        };
+        Some((magnitude, rest))
+    }
 }
 
 fn ec_components_from_private_key(
@@ -298,4 +328,240 @@ fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>> {
         _ => return Err(ErrorKind::UnsupportedAlgorithm.into()),
     };
     Ok(ring::digest::digest(algorithm, data).as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+    use jsonwebtoken::{Header, Validation, decode, encode};
+    use ring::rand::SystemRandom;
+    use ring::signature::{self as sig, KeyPair};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// A throwaway RSA key: ring cannot generate RSA keys, so it is a fixture.
+    const RSA_PEM: &str = include_str!("../tests/fixtures/rsa2048-test-only.pem");
+
+    fn rsa_pkcs8() -> Vec<u8> {
+        let body: String = RSA_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        STANDARD.decode(body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The DER `RSAPublicKey` of the fixture, as ring writes it.
+    fn rsa_public_der() -> Vec<u8> {
+        let pair = sig::RsaKeyPair::from_pkcs8(&rsa_pkcs8()).unwrap_or_else(|e| panic!("{e}"));
+        pair.public_key().as_ref().to_vec()
+    }
+
+    fn refused(der: &[u8]) -> bool {
+        matches!(
+            rsa_components_from_public_key(der).map_err(|e| e.into_kind()),
+            Err(ErrorKind::InvalidRsaKey(_))
+        )
+    }
+
+    #[test]
+    fn rsa_public_key_der_gives_the_key_pair_components() {
+        let (n, e) =
+            rsa_components_from_public_key(&rsa_public_der()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n.len(), 256, "2048-bit modulus, without the sign byte");
+        assert_eq!(e, [1, 0, 1]);
+        let from_private =
+            rsa_components_from_private_key(&rsa_pkcs8()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((n, e), from_private);
+    }
+
+    #[test]
+    fn hand_built_rsa_public_keys_parse() {
+        // Short lengths, no sign byte.
+        let (n, e) =
+            rsa_components_from_public_key(&[0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03])
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((n, e), (vec![5], vec![3]));
+        // A sign byte before a high bit, and a long-form (0x81) length.
+        let mut modulus = vec![0x00];
+        modulus.extend(std::iter::repeat_n(0xab, 200));
+        let mut der = vec![0x30, 0x81, 0xd1, 0x02, 0x81, 0xc9];
+        der.extend(&modulus);
+        der.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
+        assert_eq!(der.len(), 3 + 0xd1, "the SEQUENCE length is right");
+        let (n, e) = rsa_components_from_public_key(&der).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, modulus[1..]);
+        assert_eq!(e, [1, 0, 1]);
+    }
+
+    #[test]
+    fn truncated_rsa_public_keys_are_refused() {
+        let der = rsa_public_der();
+        for len in 0..der.len() {
+            assert!(refused(&der[..len]), "a prefix of {len} bytes parsed");
+        }
+    }
+
+    #[test]
+    fn trailing_garbage_is_refused() {
+        let mut after = rsa_public_der();
+        after.push(0);
+        assert!(refused(&after), "a byte after the SEQUENCE");
+        // A third INTEGER inside the SEQUENCE.
+        assert!(refused(&[
+            0x30, 0x09, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03, 0x02, 0x01, 0x01
+        ]));
+    }
+
+    #[test]
+    fn wrong_tags_are_refused() {
+        let mut set = rsa_public_der();
+        set[0] = 0x31;
+        assert!(refused(&set), "SET instead of SEQUENCE");
+        // BIT STRING instead of INTEGER for n, then for e.
+        assert!(refused(&[0x30, 0x06, 0x03, 0x01, 0x05, 0x02, 0x01, 0x03]));
+        assert!(refused(&[0x30, 0x06, 0x02, 0x01, 0x05, 0x03, 0x01, 0x03]));
+        // A PKCS#8 private key is a SEQUENCE too, but not of two INTEGERs.
+        assert!(refused(&rsa_pkcs8()));
+    }
+
+    #[test]
+    fn non_der_encodings_are_refused() {
+        for (der, why) in [
+            (
+                &[0x30, 0x80, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03, 0x00, 0x00][..],
+                "indefinite length",
+            ),
+            (
+                &[0x30, 0x81, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03],
+                "long form for a short length",
+            ),
+            (
+                &[0x30, 0x82, 0x00, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03],
+                "leading zero length byte",
+            ),
+            (
+                &[0x30, 0x85, 0x01, 0x00, 0x00, 0x00, 0x00],
+                "five length bytes",
+            ),
+            (
+                &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+                "length past the input",
+            ),
+            (&[0x30, 0x05, 0x02, 0x00, 0x02, 0x01, 0x03], "empty INTEGER"),
+            (
+                &[0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03],
+                "zero modulus",
+            ),
+            (
+                &[0x30, 0x06, 0x02, 0x01, 0x85, 0x02, 0x01, 0x03],
+                "negative modulus",
+            ),
+            (
+                &[0x30, 0x07, 0x02, 0x02, 0x00, 0x05, 0x02, 0x01, 0x03],
+                "non-minimal INTEGER",
+            ),
+        ] {
+            assert!(refused(der), "{why}");
+        }
+    }
+
+    #[test]
+    fn no_single_byte_change_panics() {
+        let der = [0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03];
+        for i in 0..der.len() {
+            for byte in 0..=u8::MAX {
+                let mut changed = der;
+                changed[i] = byte;
+                // Any answer will do; what matters is getting here without a panic.
+                let _ = rsa_components_from_public_key(&changed);
+            }
+        }
+    }
+
+    fn round_trip(algorithm: Algorithm, encoding: &EncodingKey, decoding: &DecodingKey) {
+        install();
+        let claims = json!({"sub": "me"});
+        let token = encode(&Header::new(algorithm), &claims, encoding)
+            .unwrap_or_else(|e| panic!("{algorithm:?}: {e}"));
+        let mut validation = Validation::new(algorithm);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        let decoded = decode::<Value>(&token, decoding, &validation)
+            .unwrap_or_else(|e| panic!("{algorithm:?}: {e}"));
+        assert_eq!(decoded.claims, claims);
+
+        let (head, _) = token.rsplit_once('.').unwrap_or_else(|| panic!("a JWT"));
+        let forged = format!("{head}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]));
+        assert!(decode::<Value>(&forged, decoding, &validation).is_err());
+    }
+
+    #[test]
+    fn es256_eddsa_and_rs256_tokens_round_trip() {
+        let rng = SystemRandom::new();
+        let es256 = sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pair = sig::EcdsaKeyPair::from_pkcs8(
+            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            es256.as_ref(),
+            &rng,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        round_trip(
+            Algorithm::ES256,
+            &EncodingKey::from_ec_der(es256.as_ref()),
+            &DecodingKey::from_ec_der(pair.public_key().as_ref()),
+        );
+
+        let ed = sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap_or_else(|e| panic!("{e}"));
+        let pair = sig::Ed25519KeyPair::from_pkcs8(ed.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+        round_trip(
+            Algorithm::EdDSA,
+            &EncodingKey::from_ed_der(ed.as_ref()),
+            &DecodingKey::from_ed_der(pair.public_key().as_ref()),
+        );
+
+        round_trip(
+            Algorithm::RS256,
+            &EncodingKey::from_rsa_der(&rsa_pkcs8()),
+            &DecodingKey::from_rsa_der(&rsa_public_der()),
+        );
+    }
+
+    #[test]
+    fn hmac_is_refused_both_ways() {
+        install();
+        let secret = b"the public key, say";
+        let header = Header::new(Algorithm::HS256);
+        assert!(encode(&header, &json!({}), &EncodingKey::from_secret(secret)).is_err());
+        assert!(matches!(
+            new_verifier(&Algorithm::HS256, &DecodingKey::from_secret(secret)),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidAlgorithm)
+        ));
+    }
+
+    #[test]
+    fn a_key_of_another_family_never_verifies() {
+        let rsa = DecodingKey::from_rsa_der(&rsa_public_der());
+        assert!(new_verifier(&Algorithm::ES256, &rsa).is_err());
+        assert!(new_verifier(&Algorithm::RS256, &rsa).is_ok());
+    }
+
+    #[test]
+    fn rsa_public_jwk_comes_from_the_der_parser() {
+        install();
+        let key = DecodingKey::from_rsa_der(&rsa_public_der());
+        let jwk =
+            Jwk::from_decoding_key(&key, Some(Algorithm::RS256)).unwrap_or_else(|e| panic!("{e}"));
+        let AlgorithmParameters::RSA(rsa) = jwk.algorithm else {
+            panic!("not an RSA JWK: {jwk:?}");
+        };
+        assert_eq!(rsa.e, "AQAB");
+        let (n, _) =
+            rsa_components_from_private_key(&rsa_pkcs8()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rsa.n, URL_SAFE_NO_PAD.encode(n));
+    }
 }
