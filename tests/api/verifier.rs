@@ -169,10 +169,20 @@ async fn verifier_refuses_the_classic_attacks(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(4100)).await;
     assert_invalid(verifier.verify(&expiring).await, "expired");
 
-    // Missing scope.
+    // Missing scope: the error names only what the token lacks, not what it has.
     assert_eq!(
         verifier.verify_with_scopes(&token, &["write"]).await.err(),
         Some(VerifyError::InsufficientScope(vec!["write".into()]))
+    );
+    assert_eq!(
+        verifier
+            .verify_with_scopes(&token, &["read", "write", "admin"])
+            .await
+            .err(),
+        Some(VerifyError::InsufficientScope(vec![
+            "write".into(),
+            "admin".into()
+        ]))
     );
 
     // HMAC or an empty list cannot even be configured.

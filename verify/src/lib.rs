@@ -145,7 +145,8 @@ pub enum VerifyError {
     /// The token is not acceptable (RFC 6750 `invalid_token`, 401).
     #[error("invalid token: {0}")]
     InvalidToken(String),
-    /// The token lacks a required scope (RFC 6750 `insufficient_scope`, 403).
+    /// The token lacks required scopes (RFC 6750 `insufficient_scope`, 403); holds only the
+    /// missing ones, in the order they were required.
     #[error("the token lacks scope: {}", .0.join(" "))]
     InsufficientScope(Vec<String>),
     /// The authorization server could not be reached for keys or introspection (503).
@@ -189,9 +190,7 @@ impl VerifiedToken {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(VerifyError::InsufficientScope(
-                required.iter().map(|s| (*s).to_owned()).collect(),
-            ))
+            Err(VerifyError::InsufficientScope(missing))
         }
     }
 }
@@ -284,7 +283,8 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// [`Verifier::verify`], then requires every scope in `required`.
+    /// [`Verifier::verify`], then requires every scope in `required`; a token lacking some
+    /// fails with [`VerifyError::InsufficientScope`] naming only those.
     pub async fn verify_with_scopes(
         &self,
         token: &str,
@@ -537,6 +537,25 @@ mod tests {
             jti: None,
             claims: serde_json::Value::Null,
         }
+    }
+
+    #[test]
+    fn insufficient_scope_names_only_the_missing_scopes() {
+        let token = token_with(&["read", "write"]);
+        let err = token
+            .require_scopes(&["read", "admin", "write", "delete"])
+            .err();
+        assert_eq!(
+            err,
+            Some(VerifyError::InsufficientScope(vec![
+                "admin".into(),
+                "delete".into()
+            ]))
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("the token lacks scope: admin delete")
+        );
     }
 
     #[test]
