@@ -2,7 +2,7 @@
 //!
 //! This crate is what an API needs to trust Tollgate's tokens, and nothing of the server:
 //! no database, no diesel, no libpq, no SQLite. The optional `actix` feature adds an
-//! actix-web middleware and extractor ([`actix`]).
+//! actix-web middleware and extractor (module `actix`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tollgate_verify::VerifyError> {
