@@ -49,7 +49,7 @@ fn claims() -> AccessTokenClaims {
 }
 
 fn signing(c: &mut Criterion) {
-    tollgate::crypto::jwt_provider::install();
+    tollgate_verify::jwt_provider::install();
     let claims = claims();
     let (es256, es256_der) = SigningKey::generate(SigningAlgorithm::ES256).unwrap();
     let (eddsa, eddsa_der) = SigningKey::generate(SigningAlgorithm::EdDSA).unwrap();

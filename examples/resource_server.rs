@@ -1,4 +1,4 @@
-//! A tiny API protected by Tollgate access tokens, using `tollgate::verify`.
+//! A tiny API protected by Tollgate access tokens, using `tollgate_verify` (with its `actix` feature).
 //!
 //! ```sh
 //! cargo run --release &                          # Tollgate on 127.0.0.1:8080
@@ -16,8 +16,8 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
-use tollgate::verify::actix::{Authenticated, RequireScope};
-use tollgate::verify::{Verifier, VerifierConfig};
+use tollgate_verify::actix::{Authenticated, RequireScope};
+use tollgate_verify::{Verifier, VerifierConfig};
 
 /// Who is calling: any valid token, no scope needed.
 async fn whoami(token: Authenticated) -> HttpResponse {

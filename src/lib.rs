@@ -22,4 +22,3 @@ pub mod oauth;
 pub mod service;
 pub mod startup;
 pub mod telemetry;
-pub mod verify;

@@ -106,7 +106,7 @@ impl Application {
 
     /// [`Application::build`] with a given clock (tests move it forward).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        crate::crypto::jwt_provider::install();
+        tollgate_verify::jwt_provider::install();
         let prepared = {
             let (settings, now) = (settings.clone(), clock.now());
             tokio::task::spawn_blocking(move || prepare(settings, now))

@@ -338,7 +338,7 @@ mod tests {
     }
 
     fn round_trip(algorithm: SigningAlgorithm) {
-        crate::crypto::jwt_provider::install();
+        tollgate_verify::jwt_provider::install();
         let (key, der) = SigningKey::generate(algorithm).unwrap_or_else(|e| panic!("{e}"));
         let again = SigningKey::from_private_der(algorithm, &der).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(key.kid(), again.kid(), "kid is derived from the key");

@@ -125,7 +125,7 @@ mod tests {
     use crate::crypto::signer::{SigningAlgorithm, SigningKey};
 
     fn ring() -> KeyRing {
-        crate::crypto::jwt_provider::install();
+        tollgate_verify::jwt_provider::install();
         let (key, _) = SigningKey::generate(SigningAlgorithm::ES256).unwrap();
         let jwk = key.public_jwk().clone();
         KeyRing::new(Arc::new(key), &[jwk], vec![])

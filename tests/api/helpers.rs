@@ -307,7 +307,7 @@ impl TestApp {
     /// Verifies `token` the way a resource server would: key from the JWKS by `kid`,
     /// ES256/EdDSA only, `iss`, `aud`, `exp` required. Returns the claims.
     pub async fn verify(&self, token: &str, audience: &str) -> Result<Value, String> {
-        tollgate::crypto::jwt_provider::install();
+        tollgate_verify::jwt_provider::install();
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         let allowed = [
             jsonwebtoken::Algorithm::ES256,

@@ -1,4 +1,4 @@
-//! `tollgate::verify` against a live Tollgate: the attacks a resource server must refuse,
+//! `tollgate_verify` against a live Tollgate: the attacks a resource server must refuse,
 //! key rotation, introspection mode, and the example resource server over HTTP.
 
 use std::net::TcpListener;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tollgate::verify::{Verifier, VerifierConfig, VerifyError};
+use tollgate_verify::{Verifier, VerifierConfig, VerifyError};
 
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app, spawn_app_on};
@@ -39,7 +39,7 @@ async fn verifier(app: &TestApp) -> Verifier {
     .expect("discovery")
 }
 
-fn assert_invalid(result: Result<tollgate::verify::VerifiedToken, VerifyError>, what: &str) {
+fn assert_invalid(result: Result<tollgate_verify::VerifiedToken, VerifyError>, what: &str) {
     match result {
         Err(VerifyError::InvalidToken(_)) => {}
         other => panic!("{what}: expected invalid_token, got {other:?}"),
@@ -169,10 +169,20 @@ async fn verifier_refuses_the_classic_attacks(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(4100)).await;
     assert_invalid(verifier.verify(&expiring).await, "expired");
 
-    // Missing scope.
+    // Missing scope: the error names only what the token lacks, not what it has.
     assert_eq!(
         verifier.verify_with_scopes(&token, &["write"]).await.err(),
         Some(VerifyError::InsufficientScope(vec!["write".into()]))
+    );
+    assert_eq!(
+        verifier
+            .verify_with_scopes(&token, &["read", "write", "admin"])
+            .await
+            .err(),
+        Some(VerifyError::InsufficientScope(vec![
+            "write".into(),
+            "admin".into()
+        ]))
     );
 
     // HMAC or an empty list cannot even be configured.

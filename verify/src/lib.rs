@@ -1,8 +1,12 @@
 //! Validating Tollgate access tokens in a resource server (RFC 9068 §4, RFC 8725).
 //!
+//! This crate is what an API needs to trust Tollgate's tokens, and nothing of the server:
+//! no database, no diesel, no libpq, no SQLite. The optional `actix` feature adds an
+//! actix-web middleware and extractor (module `actix`).
+//!
 //! ```no_run
-//! # async fn example() -> Result<(), tollgate::verify::VerifyError> {
-//! use tollgate::verify::{Verifier, VerifierConfig};
+//! # async fn example() -> Result<(), tollgate_verify::VerifyError> {
+//! use tollgate_verify::{Verifier, VerifierConfig};
 //! let verifier = Verifier::discover(VerifierConfig::new(
 //!     "https://auth.example.com",
 //!     "https://api.example.com",
@@ -18,8 +22,15 @@
 //! allow-list (never `none`, never HMAC), `typ` = `at+jwt`, `iss`, `aud`, `exp`/`nbf` with a
 //! small leeway, and required scopes. With introspection on, it also asks the server
 //! (RFC 7662) so that revocations count at once.
+//!
+//! jsonwebtoken 11 brings no cryptography of its own: [`Verifier::discover`] installs the
+//! ring-backed provider of [`jwt_provider`] unless the process already has one.
 
+#![warn(missing_docs)]
+
+#[cfg(feature = "actix")]
 pub mod actix;
+pub mod jwt_provider;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -46,7 +57,9 @@ pub const ASYMMETRIC_ALGORITHMS: [Algorithm; 9] = [
 /// Credentials for RFC 7662 introspection: a client of Tollgate with the `introspect` scope.
 #[derive(Clone)]
 pub struct IntrospectionCredentials {
+    /// The introspecting client's id.
     pub client_id: String,
+    /// Its secret; kept out of `Debug`.
     pub client_secret: String,
 }
 
@@ -58,6 +71,7 @@ impl std::fmt::Debug for IntrospectionCredentials {
     }
 }
 
+/// What a [`Verifier`] trusts: built with [`VerifierConfig::new`] and the `with_…` methods.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
     /// The issuer URL (`iss`); its metadata is at `{issuer}/.well-known/oauth-authorization-server`.
@@ -78,6 +92,8 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
+    /// Trusts tokens from `issuer` (a trailing `/` is ignored) that are meant for `audience`,
+    /// with the defaults documented on each field.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into().trim_end_matches('/').to_owned(),
@@ -90,16 +106,20 @@ impl VerifierConfig {
         }
     }
 
+    /// Sets [`VerifierConfig::leeway`].
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
+    /// Sets [`VerifierConfig::algorithms`]; only asymmetric ones ([`ASYMMETRIC_ALGORITHMS`])
+    /// pass [`Verifier::discover`].
     pub fn with_algorithms(mut self, algorithms: Vec<Algorithm>) -> Self {
         self.algorithms = algorithms;
         self
     }
 
+    /// Turns on RFC 7662 introspection with a client that has the `introspect` scope.
     pub fn with_introspection(
         mut self,
         client_id: impl Into<String>,
@@ -112,18 +132,21 @@ impl VerifierConfig {
         self
     }
 
+    /// Sets [`VerifierConfig::min_refresh_interval`].
     pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
         self.min_refresh_interval = interval;
         self
     }
 }
 
+/// Why a token was not accepted, or why the verifier could not decide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// The token is not acceptable (RFC 6750 `invalid_token`, 401).
     #[error("invalid token: {0}")]
     InvalidToken(String),
-    /// The token lacks a required scope (RFC 6750 `insufficient_scope`, 403).
+    /// The token lacks required scopes (RFC 6750 `insufficient_scope`, 403); holds only the
+    /// missing ones, in the order they were required.
     #[error("the token lacks scope: {}", .0.join(" "))]
     InsufficientScope(Vec<String>),
     /// The authorization server could not be reached for keys or introspection (503).
@@ -137,16 +160,22 @@ pub enum VerifyError {
 /// A token that passed every check.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
+    /// `sub`: the client, or the account for tokens exchanged from an API key.
     pub subject: String,
+    /// `client_id` (RFC 9068 §2.2), or `sub` when the token has none.
     pub client_id: String,
+    /// `scope`, split on spaces.
     pub scopes: Vec<String>,
+    /// `exp`, in Unix seconds.
     pub expires_at: i64,
+    /// `jti`, the token's id (what revocation and introspection name).
     pub jti: Option<String>,
     /// Every claim, for anything not lifted into a field.
     pub claims: serde_json::Value,
 }
 
 impl VerifiedToken {
+    /// Whether the token was granted `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
@@ -161,9 +190,7 @@ impl VerifiedToken {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(VerifyError::InsufficientScope(
-                required.iter().map(|s| (*s).to_owned()).collect(),
-            ))
+            Err(VerifyError::InsufficientScope(missing))
         }
     }
 }
@@ -199,7 +226,7 @@ impl Verifier {
     /// Reads the issuer's RFC 8414 metadata (checking that it names the same issuer, §3.3),
     /// then loads its JWKS.
     pub async fn discover(config: VerifierConfig) -> Result<Self, VerifyError> {
-        crate::crypto::jwt_provider::install();
+        crate::jwt_provider::install();
         validate_config(&config)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -242,6 +269,7 @@ impl Verifier {
         Ok(verifier)
     }
 
+    /// The configuration this verifier was discovered with.
     pub fn config(&self) -> &VerifierConfig {
         &self.0.config
     }
@@ -255,7 +283,8 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// [`Verifier::verify`], then requires every scope in `required`.
+    /// [`Verifier::verify`], then requires every scope in `required`; a token lacking some
+    /// fails with [`VerifyError::InsufficientScope`] naming only those.
     pub async fn verify_with_scopes(
         &self,
         token: &str,
@@ -493,4 +522,123 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
         .json()
         .await
         .map_err(|e| VerifyError::Unavailable(format!("GET {url}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_with(scopes: &[&str]) -> VerifiedToken {
+        VerifiedToken {
+            subject: "svc".into(),
+            client_id: "svc".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            expires_at: 0,
+            jti: None,
+            claims: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn insufficient_scope_names_only_the_missing_scopes() {
+        let token = token_with(&["read", "write"]);
+        let err = token
+            .require_scopes(&["read", "admin", "write", "delete"])
+            .err();
+        assert_eq!(
+            err,
+            Some(VerifyError::InsufficientScope(vec![
+                "admin".into(),
+                "delete".into()
+            ]))
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("the token lacks scope: admin delete")
+        );
+    }
+
+    #[test]
+    fn granted_scopes_pass() {
+        let token = token_with(&["read", "write"]);
+        assert_eq!(token.require_scopes(&["write", "read"]), Ok(()));
+        assert_eq!(token.require_scopes(&[]), Ok(()));
+        assert!(token.has_scope("read"));
+        assert!(!token.has_scope("rea"), "scopes match whole words");
+    }
+
+    #[test]
+    fn only_asymmetric_algorithms_and_an_audience_are_accepted() {
+        let config = VerifierConfig::new("https://auth.example/", "https://api.example");
+        assert_eq!(config.issuer, "https://auth.example", "no trailing slash");
+        assert_eq!(validate_config(&config), Ok(()));
+        for algorithms in [
+            vec![],
+            vec![Algorithm::HS256],
+            vec![Algorithm::ES256, Algorithm::HS512],
+        ] {
+            let config = config.clone().with_algorithms(algorithms.clone());
+            assert!(
+                matches!(validate_config(&config), Err(VerifyError::Config(_))),
+                "{algorithms:?}"
+            );
+        }
+        let no_audience = VerifierConfig::new("https://auth.example", "");
+        assert!(matches!(
+            validate_config(&no_audience),
+            Err(VerifyError::Config(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn discover_refuses_a_bad_config_before_any_request() {
+        // Port 9 (discard) on a reserved TLD: a request would fail as Unavailable, not Config.
+        let config = VerifierConfig::new("http://auth.invalid:9", "api")
+            .with_algorithms(vec![Algorithm::HS256]);
+        assert!(matches!(
+            Verifier::discover(config).await,
+            Err(VerifyError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn metadata_urls_must_share_the_issuer_origin() {
+        let issuer = "https://auth.example";
+        assert!(same_origin(
+            "https://auth.example/.well-known/jwks.json",
+            issuer
+        ));
+        assert!(!same_origin("https://auth.example:8443/jwks", issuer));
+        assert!(!same_origin("http://auth.example/jwks", issuer));
+        assert!(!same_origin("https://evil.example/jwks", issuer));
+        assert!(!same_origin("not a url", issuer));
+    }
+
+    #[test]
+    fn introspection_secret_stays_out_of_debug() {
+        let config = VerifierConfig::new("https://auth.example", "api")
+            .with_introspection("rs-client", "hunter2");
+        let debug = format!("{config:?}");
+        assert!(debug.contains("rs-client"));
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn introspection_credentials_are_form_encoded_for_basic_auth() {
+        // RFC 6749 §2.3.1: client_id and secret are form-urlencoded before Basic.
+        assert_eq!(form_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
+    }
+
+    #[test]
+    fn jsonwebtoken_errors_become_short_reasons() {
+        use jsonwebtoken::errors::ErrorKind;
+        let reason = |kind: ErrorKind| describe(&kind.into());
+        assert_eq!(reason(ErrorKind::ExpiredSignature), "the token has expired");
+        assert_eq!(reason(ErrorKind::InvalidAudience), "wrong audience");
+        assert_eq!(
+            reason(ErrorKind::MissingRequiredClaim("sub".into())),
+            "missing claim sub"
+        );
+        assert_eq!(reason(ErrorKind::InvalidToken), "invalid token");
+    }
 }

@@ -1,12 +1,14 @@
-//! actix-web integration: a middleware that protects routes with required scopes, and an
-//! extractor for the verified token. Failures answer per RFC 6750 §3: 401 with
-//! `WWW-Authenticate: Bearer … error="invalid_token"`, or 403 with
-//! `error="insufficient_scope", scope="…"`.
+//! actix-web integration (cargo feature `actix`): a middleware that protects routes with
+//! required scopes, and an extractor for the verified token. Failures answer per RFC 6750 §3:
+//! 401 with `WWW-Authenticate: Bearer … error="invalid_token"`, or 403 with
+//! `error="insufficient_scope", scope="…"`, where `scope` lists every scope the route
+//! requires (§3: "the scope necessary to access the protected resource") and the JSON body's
+//! `error_description` names the missing ones.
 //!
 //! ```no_run
 //! use actix_web::{App, HttpResponse, web};
-//! use tollgate::verify::Verifier;
-//! use tollgate::verify::actix::{Authenticated, RequireScope};
+//! use tollgate_verify::Verifier;
+//! use tollgate_verify::actix::{Authenticated, RequireScope};
 //!
 //! async fn reports(token: Authenticated) -> HttpResponse {
 //!     HttpResponse::Ok().body(format!("hello {}", token.client_id))
@@ -41,6 +43,8 @@ use super::{VerifiedToken, Verifier, VerifyError};
 #[derive(Debug)]
 pub struct BearerRejection {
     realm: String,
+    /// Every scope the route requires, for the challenge's `scope` attribute.
+    required: Vec<String>,
     error: Option<VerifyError>,
 }
 
@@ -81,14 +85,18 @@ impl ResponseError for BearerRejection {
                 )),
                 json!({"error": "invalid_token", "error_description": why}),
             ),
-            Some(VerifyError::InsufficientScope(scopes)) => {
-                let scope = scopes.join(" ");
+            Some(VerifyError::InsufficientScope(missing)) => {
+                let scope = self.required.join(" ");
                 (
                     Some(format!(
                         "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
                         quoted(&scope)
                     )),
-                    json!({"error": "insufficient_scope", "error_description": format!("requires scope: {scope}"), "scope": scope}),
+                    json!({
+                        "error": "insufficient_scope",
+                        "error_description": format!("missing scope: {}", missing.join(" ")),
+                        "scope": scope,
+                    }),
                 )
             }
             Some(other) => {
@@ -120,18 +128,19 @@ async fn check(
     scopes: &[String],
 ) -> Result<VerifiedToken, BearerRejection> {
     let realm = verifier.config().audience.clone();
-    let token = token.ok_or_else(|| BearerRejection {
-        realm: realm.clone(),
-        error: None,
-    })?;
+    let rejection = |error| BearerRejection {
+        realm,
+        required: scopes.to_vec(),
+        error,
+    };
+    let Some(token) = token else {
+        return Err(rejection(None));
+    };
     let required: Vec<&str> = scopes.iter().map(String::as_str).collect();
     verifier
         .verify_with_scopes(&token, &required)
         .await
-        .map_err(|error| BearerRejection {
-            realm,
-            error: Some(error),
-        })
+        .map_err(|error| rejection(Some(error)))
 }
 
 /// Middleware: only requests bearing a valid token with all `scopes` get through; the
@@ -143,6 +152,8 @@ pub struct RequireScope {
 }
 
 impl RequireScope {
+    /// Requires a valid token from `verifier` that carries every scope in `scopes` (none:
+    /// any valid token).
     pub fn new(verifier: Verifier, scopes: &[&str]) -> Self {
         Self {
             verifier,
@@ -171,6 +182,7 @@ where
     }
 }
 
+/// The service [`RequireScope`] wraps around a route; built by actix-web.
 pub struct RequireScopeService<S> {
     service: Rc<S>,
     verifier: Verifier,
@@ -246,5 +258,77 @@ impl FromRequest for Authenticated {
                 .map(Authenticated)
                 .map_err(actix_web::Error::from)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn only_bearer_authorization_headers_carry_a_token() {
+        let token = |value: &str| {
+            let req = TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request();
+            bearer_token(&req).map(str::to_owned)
+        };
+        assert_eq!(token("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token("bearer  abc ").as_deref(), Some("abc"));
+        assert_eq!(token("Basic abc"), None);
+        assert_eq!(token("Bearer "), None);
+        assert_eq!(
+            bearer_token(&TestRequest::default().to_http_request()),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn insufficient_scope_challenges_with_the_required_and_describes_the_missing() {
+        let rejection = BearerRejection {
+            realm: "https://api.example".into(),
+            required: vec!["read".into(), "write".into()],
+            error: Some(VerifyError::InsufficientScope(vec!["write".into()])),
+        };
+        let response = rejection.error_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(
+            challenge.as_deref(),
+            Some(
+                "Bearer realm=\"https://api.example\", error=\"insufficient_scope\", scope=\"read write\""
+            )
+        );
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap_or_else(|_| panic!("body"));
+        let body: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(body["error_description"], "missing scope: write");
+        assert_eq!(body["scope"], "read write");
+    }
+
+    #[test]
+    fn quotes_in_reasons_cannot_break_the_challenge() {
+        let rejection = BearerRejection {
+            realm: "api".into(),
+            required: vec![],
+            error: Some(VerifyError::InvalidToken("bad \"kid\" \\".into())),
+        };
+        let response = rejection.error_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers().get(header::WWW_AUTHENTICATE);
+        assert_eq!(
+            challenge.and_then(|v| v.to_str().ok()),
+            Some(
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"bad 'kid' '\""
+            )
+        );
     }
 }
