@@ -1095,6 +1095,46 @@ async fn guessing_budget_blocks_an_account_after_ten_wrong_codes(backend: Backen
     );
 }
 
+/// The documented promise of `MAX_FAILED_CODES_PER_DAY`: at most ten wrong codes a day per
+/// account, however many challenges a guesser opens. Known bug, not fixed here: the budget
+/// is checked only when a challenge is made, so challenges opened before it runs out keep
+/// taking guesses after it has (five opened together take fifteen).
+async fn no_guess_past_the_daily_budget_can_succeed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "olga", "read keys");
+    let (_, owner_key) = create_key(&app, "olga", "keys");
+    let mut challenges = Vec::new();
+    for _ in 0..5 {
+        let id = start_pairing(&app, "olga", json!(["read"])).await;
+        let code = pending_code(&app, &owner_key, &id).await;
+        challenges.push((id, code));
+    }
+    // Ten wrong codes: three on each of the first three challenges, one on the fourth.
+    for (id, code) in &challenges[..3] {
+        refused_redeem(&app, id, &wrong(code), "invalid_code", Some(2)).await;
+        refused_redeem(&app, id, &wrong(code), "invalid_code", Some(1)).await;
+        refused_redeem(&app, id, &wrong(code), "challenge_failed", None).await;
+    }
+    let (id, code) = &challenges[3];
+    refused_redeem(&app, id, &wrong(code), "invalid_code", Some(2)).await;
+
+    // The budget is spent: an eleventh guess must fail, even a right one.
+    let (id, code) = &challenges[4];
+    let (status, body) = redeem(&app, id, code).await;
+    assert_ne!(
+        status, 201,
+        "the eleventh guess of the day succeeded: {body}"
+    );
+}
+
+mod no_guess_past_the_daily_budget_can_succeed {
+    #[tokio::test]
+    #[ignore = "known bug: the daily budget of wrong codes is checked only when a challenge is made"]
+    async fn sqlite() {
+        super::no_guess_past_the_daily_budget_can_succeed(crate::helpers::Backend::Sqlite).await;
+    }
+}
+
 both_backends!(
     a_key_cannot_grant_more_than_it_holds,
     guessing_budget_blocks_an_account_after_ten_wrong_codes,
