@@ -94,8 +94,7 @@ mod tests {
 
     #[test]
     fn sealed_data_opens_only_with_the_same_key_and_aad() {
-        let key =
-            MasterKey::parse(&MasterKey::generate_encoded()).unwrap_or_else(|e| panic!("{e}"));
+        let key = MasterKey::parse(&MasterKey::generate_encoded()).unwrap();
         let sealed = key.seal(b"private key bytes", b"kid-1");
         assert!(!sealed.windows(7).any(|w| w == b"private"));
         assert_eq!(
@@ -103,18 +102,47 @@ mod tests {
             Some(&b"private key bytes"[..])
         );
         assert!(key.open(&sealed, b"kid-2").is_err());
-        let other =
-            MasterKey::parse(&MasterKey::generate_encoded()).unwrap_or_else(|e| panic!("{e}"));
+        let other = MasterKey::parse(&MasterKey::generate_encoded()).unwrap();
         assert!(other.open(&sealed, b"kid-1").is_err());
         assert!(key.open(&sealed[..10], b"kid-1").is_err());
     }
 
     #[test]
     fn master_key_accepts_hex_and_base64_of_32_bytes_only() {
-        assert!(MasterKey::parse(&"ab".repeat(32)).is_ok());
-        assert!(MasterKey::parse(&STANDARD.encode([7u8; 32])).is_ok());
-        assert!(MasterKey::parse(&URL_SAFE_NO_PAD.encode([7u8; 32])).is_ok());
-        assert!(MasterKey::parse(&"ab".repeat(16)).is_err());
-        assert!(MasterKey::parse("not a key").is_err());
+        // Every encoding of the same 32 bytes must give the same key: what one seals, the
+        // others open.
+        let bytes = [0xab_u8; 32];
+        let encodings = [
+            "ab".repeat(32),
+            "AB".repeat(32),
+            STANDARD.encode(bytes),
+            URL_SAFE_NO_PAD.encode(bytes),
+            format!("  {}\n", "ab".repeat(32)),
+        ];
+        let sealed = MasterKey::parse(&encodings[0])
+            .unwrap()
+            .seal(b"secret", b"kid");
+        for text in &encodings {
+            let key = MasterKey::parse(text).expect(text);
+            assert_eq!(key.open(&sealed, b"kid").unwrap(), b"secret", "{text:?}");
+        }
+        let other = MasterKey::parse(&"cd".repeat(32)).unwrap();
+        assert!(
+            other.open(&sealed, b"kid").is_err(),
+            "hex digits are decoded"
+        );
+
+        for bad in [
+            "ab".repeat(16),
+            "ab".repeat(33),
+            STANDARD.encode([7u8; 31]),
+            "not a key".to_owned(),
+            String::new(),
+        ] {
+            assert!(
+                matches!(MasterKey::parse(&bad), Err(SealError::BadMasterKey)),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -331,7 +331,7 @@ mod tests {
     use super::*;
     use jsonwebtoken::{Validation, decode};
 
-    #[derive(Serialize, serde::Deserialize)]
+    #[derive(Debug, Serialize, serde::Deserialize)]
     struct Claims {
         sub: String,
         exp: u64,
@@ -339,35 +339,40 @@ mod tests {
 
     fn round_trip(algorithm: SigningAlgorithm) {
         tollgate_verify::jwt_provider::install();
-        let (key, der) = SigningKey::generate(algorithm).unwrap_or_else(|e| panic!("{e}"));
-        let again = SigningKey::from_private_der(algorithm, &der).unwrap_or_else(|e| panic!("{e}"));
+        let (key, der) = SigningKey::generate(algorithm).unwrap();
+        let again = SigningKey::from_private_der(algorithm, &der).unwrap();
         assert_eq!(key.kid(), again.kid(), "kid is derived from the key");
         let ring = KeyRing::new(Arc::new(key), &[again.public_jwk().clone()], vec![]);
         let claims = Claims {
             sub: "me".into(),
             exp: jsonwebtoken::get_current_timestamp() + 60,
         };
-        let token = ring
-            .active()
-            .sign_jwt(&claims)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let header = jsonwebtoken::decode_header(&token).unwrap_or_else(|e| panic!("{e}"));
+        let token = ring.active().sign_jwt(&claims).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid.as_deref(), Some(ring.active().kid()));
         let verifying = ring
             .verifying_key(ring.active().kid())
-            .unwrap_or_else(|| panic!("published key must verify"));
+            .expect("the published key verifies");
         let mut validation = Validation::new(verifying.algorithm.jwt_algorithm());
         validation.validate_aud = false;
-        let decoded =
-            decode::<Claims>(&token, &verifying.key, &validation).unwrap_or_else(|e| panic!("{e}"));
+        let decoded = decode::<Claims>(&token, &verifying.key, &validation).unwrap();
         assert_eq!(decoded.claims.sub, "me");
 
-        let mut tampered = token.clone();
-        tampered.replace_range(token.len() - 5..token.len() - 4, "A");
-        if tampered != token {
-            assert!(decode::<Claims>(&tampered, &verifying.key, &validation).is_err());
-        }
+        // Flip one bit of the signature itself (not a base64 character, whose low bits may
+        // be padding), so the tampered token always differs where it counts.
+        let (signing_input, signature) = token.rsplit_once('.').unwrap();
+        let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        signature[0] ^= 0x01;
+        let tampered = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&signature));
+        assert_ne!(tampered, token);
+        let refused = decode::<Claims>(&tampered, &verifying.key, &validation)
+            .expect_err("a changed signature must not verify");
+        assert_eq!(
+            refused.kind(),
+            &jsonwebtoken::errors::ErrorKind::InvalidSignature,
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -407,18 +407,14 @@ mod tests {
     }
 
     fn code(result: Result<TokenRequest, OAuthError>) -> ErrorCode {
-        match result {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e.code,
-        }
+        result.expect_err("the request must be refused").code
     }
 
     #[test]
     fn basic_credentials_are_form_decoded() {
         let header = basic("my%20client", "s%3Acr+t");
-        let request =
-            parse(Some(&header), "grant_type=client_credentials").unwrap_or_else(|e| panic!("{e}"));
-        let credentials = request.credentials.unwrap_or_else(|| panic!("credentials"));
+        let request = parse(Some(&header), "grant_type=client_credentials").unwrap();
+        let credentials = request.credentials.expect("Basic credentials");
         assert_eq!(credentials.client_id, "my client");
         assert_eq!(credentials.secret.expose(), "s:cr t");
         assert_eq!(credentials.method, ClientAuthMethod::ClientSecretBasic);
@@ -430,11 +426,11 @@ mod tests {
             None,
             "grant_type=client_credentials&client_id=a&client_secret=b&scope=read+write",
         )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            request.credentials.map(|c| c.method),
-            Some(ClientAuthMethod::ClientSecretPost)
-        );
+        .unwrap();
+        let credentials = request.credentials.expect("post credentials");
+        assert_eq!(credentials.client_id, "a");
+        assert_eq!(credentials.secret.expose(), "b");
+        assert_eq!(credentials.method, ClientAuthMethod::ClientSecretPost);
         let Grant::ClientCredentials { scope, .. } = request.grant else {
             panic!("client credentials grant")
         };
@@ -490,7 +486,7 @@ mod tests {
             None,
             "grant_type=client_credentials&client_id=a&client_secret=b&resource=https%3A%2F%2Fa.example&resource=https%3A%2F%2Fb.example",
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         let Grant::ClientCredentials { audiences, .. } = request.grant else {
             panic!("client credentials grant")
         };
@@ -511,9 +507,18 @@ mod tests {
             crate::oauth::GRANT_TOKEN_EXCHANGE,
             crate::oauth::TOKEN_TYPE_API_KEY
         );
-        let request = parse(None, &body).unwrap_or_else(|e| panic!("{e}"));
+        let request = parse(None, &body).unwrap();
         assert!(request.credentials.is_none());
-        assert!(matches!(request.grant, Grant::TokenExchange { .. }));
+        let Grant::TokenExchange {
+            subject_token,
+            scope,
+            audiences,
+        } = request.grant
+        else {
+            panic!("token exchange grant")
+        };
+        assert_eq!(subject_token.0, "tg_x");
+        assert!(scope.is_none() && audiences.is_empty());
         let jwt_subject = format!(
             "grant_type={}&subject_token=x&subject_token_type=urn:ietf:params:oauth:token-type:jwt",
             crate::oauth::GRANT_TOKEN_EXCHANGE
@@ -548,7 +553,14 @@ mod tests {
             None,
             b"grant_type=client_credentials&client_id=a&client_secret=b",
         );
-        assert!(result.is_ok());
+        let request = result.expect("media type and parameters are case-insensitive");
+        let credentials = request.credentials.expect("post credentials");
+        assert_eq!(credentials.client_id, "a");
+        assert_eq!(credentials.method, ClientAuthMethod::ClientSecretPost);
+        assert!(matches!(
+            request.grant,
+            Grant::ClientCredentials { scope: None, .. }
+        ));
     }
 
     #[test]

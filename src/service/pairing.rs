@@ -183,7 +183,16 @@ pub fn redeem_challenge(
         return Err(PairingRefusal::Expired.into());
     }
     let code_matches: bool = code.as_bytes().ct_eq(challenge.code.as_bytes()).into();
-    let usable_account = account.filter(|a| !a.is_disabled());
+    // The daily budget of wrong codes holds at every guess, not only when a challenge is
+    // made: challenges opened earlier must not keep guessing past it.
+    let within_budget = match &account {
+        Some(account) => {
+            db::challenges::failed_attempts_since(conn, &account.id, now - 86_400)?
+                < MAX_FAILED_CODES_PER_DAY
+        }
+        None => false,
+    };
+    let usable_account = account.filter(|a| !a.is_disabled() && within_budget);
     let Some(account) = usable_account.filter(|_| code_matches) else {
         return Err(wrong_code(conn, &challenge, now)?.into());
     };

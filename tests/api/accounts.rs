@@ -1,5 +1,8 @@
 //! Accounts, API keys, app pairing with a 4-digit code, token exchange and the audit trail.
 
+use std::collections::BTreeSet;
+
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -11,7 +14,7 @@ const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 fn cli_json(app: &TestApp, args: &[&str]) -> Value {
     let output = app.cli(args);
     assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON only")
 }
 
 fn create_account(app: &TestApp, handle: &str, scope: &str) -> Value {
@@ -57,24 +60,20 @@ async fn post_json(
         .await
         .unwrap();
     let (status, headers) = (response.status().as_u16(), response.headers().clone());
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        headers,
-    )
+    (status, response.json().await.expect("a JSON body"), headers)
 }
 
-/// A GET on the account API with `key`, as JSON.
+/// A successful GET on the account API with `key`, as JSON.
 async fn get_with_key(app: &TestApp, path: &str, key: &str) -> Value {
-    app.http
+    let response = app
+        .http
         .get(app.url(path))
         .bearer_auth(key)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.expect("a JSON body")
 }
 
 async fn me(app: &TestApp, key: &str) -> (u16, Value) {
@@ -86,20 +85,87 @@ async fn me(app: &TestApp, key: &str) -> (u16, Value) {
         .await
         .unwrap();
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    (status, response.json().await.expect("a JSON body"))
 }
 
-async fn start_pairing(app: &TestApp, account: &str, scopes: Value) -> String {
-    let (status, body, headers) = post_json(
+/// `POST /v1/auth/challenges` as the app sends it.
+async fn ask_pairing(app: &TestApp, account: &str, scopes: Value) -> (u16, Value, HeaderMap) {
+    post_json(
         app,
         "/v1/auth/challenges",
         json!({"app_name": "Photo Sync", "account": account, "scopes": scopes}),
     )
-    .await;
+    .await
+}
+
+/// Asserts the answer to a pairing request, which is the same whether or not the account
+/// exists: 201 with the challenge id and its lifetime and nothing else, versioned, not
+/// cacheable. Returns the challenge id.
+fn assert_challenge_created(status: u16, body: &Value, headers: &HeaderMap) -> String {
     assert_eq!(status, 201, "{body}");
     assert_eq!(headers["tollgate-version"], "2026-11-22");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let members: BTreeSet<&str> = body
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        members,
+        BTreeSet::from(["challenge_id", "expires_in"]),
+        "{body}"
+    );
     assert_eq!(body["expires_in"], 300);
-    body["challenge_id"].as_str().unwrap().to_owned()
+    let id = body["challenge_id"].as_str().expect("challenge_id");
+    assert!(!id.is_empty());
+    id.to_owned()
+}
+
+async fn start_pairing(app: &TestApp, account: &str, scopes: Value) -> String {
+    let (status, body, headers) = ask_pairing(app, account, scopes).await;
+    assert_challenge_created(status, &body, &headers)
+}
+
+/// The code the account owner sees for `challenge` (which must be pending for them).
+async fn pending_code(app: &TestApp, owner_key: &str, challenge: &str) -> String {
+    let listed = get_with_key(app, "/api/v1/challenges", owner_key).await;
+    listed["challenges"]
+        .as_array()
+        .expect("challenges")
+        .iter()
+        .find(|c| c["id"] == challenge)
+        .expect("the owner sees the pending challenge")["code"]
+        .as_str()
+        .expect("code")
+        .to_owned()
+}
+
+/// A challenge as stored, for what no API shows (the code of a challenge no owner sees).
+fn stored_challenge(app: &TestApp, id: &str) -> tollgate::domain::Challenge {
+    let url = tollgate::db::DbUrl::parse(&app.db.url).unwrap();
+    let mut conn = tollgate::db::Db::connect_one(&url).unwrap();
+    tollgate::db::challenges::find(&mut conn, id)
+        .unwrap()
+        .expect("the challenge is stored")
+}
+
+/// The account's audit events with `action`, newest first.
+fn audit_events(app: &TestApp, handle: &str, action: &str) -> Vec<Value> {
+    let audit = cli_json(app, &["audit", "--account", handle, "--json"]);
+    audit
+        .as_array()
+        .expect("a list of events")
+        .iter()
+        .filter(|e| e["action"] == action)
+        .cloned()
+        .collect()
 }
 
 async fn redeem(app: &TestApp, challenge_id: &str, code: &str) -> (u16, Value) {
@@ -110,6 +176,42 @@ async fn redeem(app: &TestApp, challenge_id: &str, code: &str) -> (u16, Value) {
     )
     .await;
     (status, body)
+}
+
+/// Redeems and asserts the refusal: 400 with `error`, `attempts_remaining` exactly when
+/// the code was wrong, a description, versioned and not cacheable. Returns the body.
+async fn refused_redeem(
+    app: &TestApp,
+    challenge_id: &str,
+    code: &str,
+    error: &str,
+    attempts_remaining: Option<i64>,
+) -> Value {
+    let (status, body, headers) = post_json(
+        app,
+        "/v1/auth/api_keys",
+        json!({"challenge_id": challenge_id, "code": code}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some(error)),
+        "{body}"
+    );
+    assert_eq!(
+        body["attempts_remaining"].as_i64(),
+        attempts_remaining,
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    assert_eq!(headers["tollgate-version"], "2026-11-22");
+    assert_eq!(headers["cache-control"], "no-store");
+    body
 }
 
 fn wrong(code: &str) -> String {
@@ -192,59 +294,69 @@ async fn wrong_codes_kill_the_challenge(backend: Backend) {
     create_account(&app, "bob", "read keys");
     let (_, owner_key) = create_key(&app, "bob", "keys");
     let challenge = start_pairing(&app, "bob", json!("read")).await;
-    let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
-    let code = listed["challenges"][0]["code"].as_str().unwrap().to_owned();
+    let code = pending_code(&app, &owner_key, &challenge).await;
 
-    let (status, body) = redeem(&app, &challenge, &wrong(&code)).await;
-    assert_eq!(
-        (
-            status,
-            body["error"].as_str(),
-            body["attempts_remaining"].as_i64()
-        ),
-        (400, Some("invalid_code"), Some(2))
-    );
-    let (_, body) = redeem(&app, &challenge, &wrong(&code)).await;
-    assert_eq!(body["attempts_remaining"], 1);
-    let (_, body) = redeem(&app, &challenge, &wrong(&code)).await;
-    assert_eq!(body["error"], "challenge_failed");
-    let (status, body) = redeem(&app, &challenge, &code).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("challenge_failed")),
-        "dead even with the right code"
-    );
+    refused_redeem(&app, &challenge, &wrong(&code), "invalid_code", Some(2)).await;
+    refused_redeem(&app, &challenge, &wrong(&code), "invalid_code", Some(1)).await;
+    refused_redeem(&app, &challenge, &wrong(&code), "challenge_failed", None).await;
+    // Dead even with the right code, and no longer pending for the owner.
+    refused_redeem(&app, &challenge, &code, "challenge_failed", None).await;
+    let listed = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
+    assert_eq!(listed["challenges"], json!([]));
 
-    let (status, body) = redeem(&app, &challenge, "12x4").await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
-    let (status, body) = redeem(&app, "no-such-challenge", "1234").await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_challenge"))
-    );
-    let actions = cli_json(&app, &["audit", "--account", "bob", "--json"]).to_string();
-    assert!(actions.contains("challenge.failed"));
+    refused_redeem(&app, &challenge, "12x4", "invalid_request", None).await;
+    refused_redeem(&app, &challenge, "12345", "invalid_request", None).await;
+    refused_redeem(&app, "no-such-challenge", "1234", "invalid_challenge", None).await;
+    let failed = audit_events(&app, "bob", "challenge.failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["subject_id"], challenge.as_str());
+    assert_eq!(failed[0]["details"]["attempts"], 3);
 }
 
 async fn unknown_accounts_look_like_real_ones(backend: Backend) {
     let app = spawn_app(backend).await;
     create_account(&app, "carol", "read");
-    let real = start_pairing(&app, "carol", json!(["read"])).await;
-    let fake = start_pairing(&app, "nobody-here", json!(["read"])).await;
-    assert!(!real.is_empty() && !fake.is_empty());
-    let (s1, b1) = redeem(&app, &real, "0000").await;
-    let (s2, b2) = redeem(&app, &fake, "0000").await;
-    // "0000" may be carol's code once in 10,000 runs; then the real one succeeds.
-    if s1 != 201 {
-        assert_eq!(
-            (s1, &b1),
-            (s2, &b2),
-            "same refusal for a real and a made-up account"
-        );
-    }
+
+    // Asked for a real and for a made-up account, the app gets the same answer.
+    let (status, body, real_headers) = ask_pairing(&app, "carol", json!(["read"])).await;
+    let real = assert_challenge_created(status, &body, &real_headers);
+    let (status, body, fake_headers) = ask_pairing(&app, "nobody-here", json!(["read"])).await;
+    let fake = assert_challenge_created(status, &body, &fake_headers);
+    assert_ne!(real, fake);
+    let names = |headers: &HeaderMap| {
+        headers
+            .keys()
+            .map(|name| name.as_str().to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(names(&real_headers), names(&fake_headers));
+
+    // Both are stored with a code; only the real one belongs to an account.
+    let (real_row, fake_row) = (stored_challenge(&app, &real), stored_challenge(&app, &fake));
+    assert!(real_row.account_id.is_some());
+    assert_eq!(fake_row.account_id, None);
+    let guess = ["0000", "0001", "0002"]
+        .into_iter()
+        .find(|g| *g != real_row.code && *g != fake_row.code)
+        .unwrap();
+
+    // The same wrong code gets the same refusal, word for word.
+    let on_real = refused_redeem(&app, &real, guess, "invalid_code", Some(2)).await;
+    let on_fake = refused_redeem(&app, &fake, guess, "invalid_code", Some(2)).await;
+    assert_eq!(
+        on_real, on_fake,
+        "same refusal for a real and a made-up account"
+    );
+    // The made-up account's challenge refuses even its own code, as a wrong code.
+    let on_fake = refused_redeem(&app, &fake, &fake_row.code, "invalid_code", Some(1)).await;
+    let on_real = refused_redeem(&app, &real, guess, "invalid_code", Some(1)).await;
+    assert_eq!(on_real, on_fake);
+
+    // The real one still works with its code.
+    let (status, body) = redeem(&app, &real, &real_row.code).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["account"], "carol");
+    assert_eq!(body["scopes"], json!(["read"]));
 }
 
 async fn expired_and_denied_challenges(backend: Backend) {
@@ -270,11 +382,14 @@ async fn expired_and_denied_challenges(backend: Backend) {
         )
         .unwrap()
     };
-    let (status, body) = redeem(&app, &expired_id.id, &expired_id.code).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("challenge_expired"))
-    );
+    refused_redeem(
+        &app,
+        &expired_id.id,
+        &expired_id.code,
+        "challenge_expired",
+        None,
+    )
+    .await;
 
     let challenge = start_pairing(&app, "dave", json!(["read"])).await;
     let denied = app
@@ -287,16 +402,16 @@ async fn expired_and_denied_challenges(backend: Backend) {
     assert_eq!(denied.status(), 200);
     let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
     assert_eq!(listed["challenges"], json!([]));
-    let (_, body) = redeem(&app, &challenge, "1234").await;
-    assert_eq!(body["error"], "challenge_denied");
+    let code = stored_challenge(&app, &challenge).code;
+    refused_redeem(&app, &challenge, &code, "challenge_denied", None).await;
 
     let second = start_pairing(&app, "dave", json!(["read"])).await;
     let output = app.cli(&["challenge", "deny", &second]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let (_, body) = redeem(&app, &second, "1234").await;
-    assert_eq!(body["error"], "challenge_denied");
-    let audit = cli_json(&app, &["audit", "--account", "dave", "--json"]).to_string();
-    assert!(audit.contains("challenge.expired") && audit.contains("challenge.denied"));
+    let code = stored_challenge(&app, &second).code;
+    refused_redeem(&app, &second, &code, "challenge_denied", None).await;
+    assert_eq!(audit_events(&app, "dave", "challenge.expired").len(), 1);
+    assert_eq!(audit_events(&app, "dave", "challenge.denied").len(), 2);
 }
 
 async fn pairing_is_rate_limited_and_versioned(backend: Backend) {
@@ -312,7 +427,8 @@ async fn pairing_is_rate_limited_and_versioned(backend: Backend) {
     )
     .await;
     assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
-    assert!(headers.contains_key("retry-after"));
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
 
     let response = app
         .http
@@ -654,6 +770,8 @@ async fn token_exchange_turns_a_key_into_a_short_lived_jwt(backend: Backend) {
 
     let garbage = exchange(None, "tg_nonsense".into()).await;
     assert_eq!(garbage.status(), 400);
+    let body: Value = garbage.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
     let wrong_type = app
         .http
         .post(app.url("/oauth/token"))
@@ -665,6 +783,7 @@ async fn token_exchange_turns_a_key_into_a_short_lived_jwt(backend: Backend) {
         .send()
         .await
         .unwrap();
+    assert_eq!(wrong_type.status(), 400);
     let body: Value = wrong_type.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
 }
@@ -689,6 +808,7 @@ async fn clients_need_the_grant_type_they_use(backend: Backend) {
         ("subject_token_type", API_KEY_TYPE),
     ];
     let response = app.token_request(Some(&cc_only), &form).await;
+    assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized_client");
 
@@ -709,12 +829,7 @@ async fn admin_api_manages_accounts_keys_and_reads_the_audit(backend: Backend) {
             if let Some(body) = body {
                 request = request.json(&body);
             }
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
+            crate::helpers::status_and_json(request.send().await.unwrap()).await
         }
     };
     use reqwest::Method;
@@ -754,7 +869,8 @@ async fn admin_api_manages_accounts_keys_and_reads_the_audit(backend: Backend) {
     );
     assert!(key["expires_at"].is_string());
     assert_eq!(me(&app, &secret).await.0, 200);
-    let (_, keys) = call(Method::GET, "/admin/accounts/kim/keys".into(), None).await;
+    let (status, keys) = call(Method::GET, "/admin/accounts/kim/keys".into(), None).await;
+    assert_eq!(status, 200);
     assert_eq!(keys["keys"][0]["id"], key_id.as_str());
     let (status, _) = call(
         Method::POST,
@@ -814,12 +930,13 @@ async fn admin_api_manages_accounts_keys_and_reads_the_audit(backend: Backend) {
             .success()
     );
     assert!(app.cli(&["client", "disable", &client.id]).status.success());
-    let (_, audit) = call(
+    let (status, audit) = call(
         Method::GET,
         format!("/admin/audit?client={}", client.id),
         None,
     )
     .await;
+    assert_eq!(status, 200);
     let actions: Vec<&str> = audit["events"]
         .as_array()
         .unwrap()
@@ -897,17 +1014,16 @@ async fn a_key_cannot_grant_more_than_it_holds(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(wider.status(), 400, "no scope beyond the presenting key's");
-    let child: Value = app
+    let child = app
         .http
         .post(app.url("/api/v1/keys"))
         .bearer_auth(limited_key)
         .json(&json!({"name": "child", "expires_in": 999_999}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(child.status(), 201);
+    let child: Value = child.json().await.unwrap();
     assert_eq!(
         child["scopes"],
         json!(["read", "keys"]),
@@ -930,38 +1046,86 @@ async fn guessing_budget_blocks_an_account_after_ten_wrong_codes(backend: Backen
     let app = spawn_app(backend).await;
     create_account(&app, "nora", "read keys");
     let (_, owner_key) = create_key(&app, "nora", "keys");
-    for _ in 0..4 {
+    // Three challenges, three wrong codes each: every one is answered, and the third kills
+    // its challenge.
+    for _ in 0..3 {
         let challenge = start_pairing(&app, "nora", json!(["read"])).await;
-        let listed = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
-        let code = listed["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == challenge.as_str())
-            .unwrap()["code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        for _ in 0..3 {
-            redeem(&app, &challenge, &wrong(&code)).await;
-        }
+        let code = pending_code(&app, &owner_key, &challenge).await;
+        refused_redeem(&app, &challenge, &wrong(&code), "invalid_code", Some(2)).await;
+        refused_redeem(&app, &challenge, &wrong(&code), "invalid_code", Some(1)).await;
+        refused_redeem(&app, &challenge, &wrong(&code), "challenge_failed", None).await;
     }
-    // Twelve wrong codes today: the next challenge looks the same but can never succeed,
-    // and the owner does not even see it.
+    assert_eq!(audit_events(&app, "nora", "challenge.failed").len(), 3);
+    // Nine wrong codes are within the budget: the next challenge is real (its owner sees
+    // it). The tenth wrong code spends the budget.
+    let fourth = start_pairing(&app, "nora", json!(["read"])).await;
+    let code = pending_code(&app, &owner_key, &fourth).await;
+    refused_redeem(&app, &fourth, &wrong(&code), "invalid_code", Some(2)).await;
+    assert!(audit_events(&app, "nora", "challenge.blocked").is_empty());
+
+    // Ten wrong codes today: the next challenge looks the same to the app, but the owner
+    // does not see it and it can never succeed, not even with its own code, which is
+    // refused as a wrong one, so the guesser learns nothing.
     let blocked = start_pairing(&app, "nora", json!(["read"])).await;
     let listed = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
-    assert!(
-        listed["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["id"] != blocked.as_str())
+    let pending: Vec<&str> = listed["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pending,
+        [fourth.as_str()],
+        "the owner sees only the real one"
     );
-    let audit = cli_json(&app, &["audit", "--account", "nora", "--json"]).to_string();
-    assert!(audit.contains("challenge.blocked"));
+    let row = stored_challenge(&app, &blocked);
+    assert_eq!(row.account_id, None);
+    refused_redeem(&app, &blocked, &row.code, "invalid_code", Some(2)).await;
+    refused_redeem(&app, &blocked, &row.code, "invalid_code", Some(1)).await;
+    refused_redeem(&app, &blocked, &row.code, "challenge_failed", None).await;
+
+    let events = audit_events(&app, "nora", "challenge.blocked");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["details"]["failed_codes_last_24h"], 10);
+    assert_eq!(
+        audit_events(&app, "nora", "challenge.failed").len(),
+        3,
+        "a blocked challenge is no account's"
+    );
+}
+
+/// The documented promise of `MAX_FAILED_CODES_PER_DAY`: at most ten wrong codes a day per
+/// account, however many challenges a guesser opens: challenges opened before the budget
+/// runs out take no further guess after it has.
+async fn no_guess_past_the_daily_budget_can_succeed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "olga", "read keys");
+    let (_, owner_key) = create_key(&app, "olga", "keys");
+    let mut challenges = Vec::new();
+    for _ in 0..5 {
+        let id = start_pairing(&app, "olga", json!(["read"])).await;
+        let code = pending_code(&app, &owner_key, &id).await;
+        challenges.push((id, code));
+    }
+    // Ten wrong codes: three on each of the first three challenges, one on the fourth.
+    for (id, code) in &challenges[..3] {
+        refused_redeem(&app, id, &wrong(code), "invalid_code", Some(2)).await;
+        refused_redeem(&app, id, &wrong(code), "invalid_code", Some(1)).await;
+        refused_redeem(&app, id, &wrong(code), "challenge_failed", None).await;
+    }
+    let (id, code) = &challenges[3];
+    refused_redeem(&app, id, &wrong(code), "invalid_code", Some(2)).await;
+
+    // The budget is spent: an eleventh guess fails like a wrong code, even a right one.
+    let (id, code) = &challenges[4];
+    refused_redeem(&app, id, code, "invalid_code", Some(2)).await;
+    let (id, code) = &challenges[3];
+    refused_redeem(&app, id, code, "invalid_code", Some(1)).await;
 }
 
 both_backends!(
+    no_guess_past_the_daily_budget_can_succeed,
     a_key_cannot_grant_more_than_it_holds,
     guessing_budget_blocks_an_account_after_ten_wrong_codes,
 );

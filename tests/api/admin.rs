@@ -16,9 +16,7 @@ async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    crate::helpers::status_and_json(request.send().await.unwrap()).await
 }
 
 async fn admin_api_requires_an_admin_bearer_token(backend: Backend) {
@@ -113,7 +111,8 @@ async fn admin_api_requires_an_admin_bearer_token(backend: Backend) {
     use base64::Engine;
     parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.to_string());
     let tampered = parts.join(".");
-    let (status, _) = call(
+    assert_ne!(tampered, admin);
+    let (status, body) = call(
         &app,
         reqwest::Method::GET,
         "/admin/clients",
@@ -121,7 +120,10 @@ async fn admin_api_requires_an_admin_bearer_token(backend: Backend) {
         None,
     )
     .await;
-    assert_eq!(status, 401);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
 
     let (status, body) = call(&app, reqwest::Method::GET, "/admin/clients", &admin, None).await;
     assert_eq!(status, 200);

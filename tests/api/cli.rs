@@ -225,25 +225,47 @@ async fn embedded_default_creates_database_and_private_master_key() {
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
-    // The signing key is stored sealed: its JWK is public, the private scalar never appears.
+    // The signing key is stored sealed: its JWK is public, the private key never appears.
     let client = app.create_client("svc", "read", &[]);
     app.token(&client, &[]).await;
-    let bytes = std::fs::read(db.sqlite_path().unwrap()).unwrap();
-    let wal = std::fs::read(db.dir.path().join("tollgate.db-wal")).unwrap_or_default();
     let master = std::fs::read_to_string(&key_file).unwrap();
-    for haystack in [&bytes, &wal] {
-        assert!(
-            !haystack
-                .windows(client.secret.len())
-                .any(|w| w == client.secret.as_bytes()),
-            "secret not stored"
-        );
-        assert!(
-            !haystack
-                .windows(master.trim().len())
-                .any(|w| w == master.trim().as_bytes())
-        );
+    let master_key = tollgate::crypto::sealed::MasterKey::parse(&master).unwrap();
+    let keys = {
+        let url = tollgate::db::DbUrl::parse(&db.url).unwrap();
+        let mut conn = tollgate::db::Db::connect_one(&url).unwrap();
+        tollgate::db::keys::list(&mut conn).unwrap()
+    };
+    assert_eq!(keys.len(), 2, "the active and the next key");
+    let bytes = std::fs::read(db.sqlite_path().unwrap()).unwrap();
+    // The rows may still be in the write-ahead log, or already checkpointed out of it.
+    let wal = std::fs::read(db.dir.path().join("tollgate.db-wal")).unwrap_or_default();
+    let stored = |needle: &[u8]| {
+        [&bytes, &wal]
+            .iter()
+            .any(|haystack| haystack.windows(needle.len()).any(|w| w == needle))
+    };
+    // Positive controls: the files searched do hold the rows written above.
+    assert!(
+        stored(client.id.as_bytes()),
+        "the client row is in the files"
+    );
+    for key in &keys {
+        assert!(stored(&key.sealed_private_key), "sealed key {}", key.kid);
+        let der = master_key
+            .open(&key.sealed_private_key, key.kid.as_bytes())
+            .unwrap();
+        // No 32 bytes of the private key document (which holds the scalar) appear.
+        let pieces: std::collections::HashSet<&[u8]> = der.windows(32).collect();
+        for haystack in [&bytes, &wal] {
+            assert!(
+                !haystack.windows(32).any(|w| pieces.contains(w)),
+                "private key {} stored in the clear",
+                key.kid
+            );
+        }
     }
+    assert!(!stored(client.secret.as_bytes()), "secret not stored");
+    assert!(!stored(master.trim().as_bytes()), "master key not stored");
 }
 
 async fn imported_rsa_key_signs_rs256_tokens(backend: Backend) {

@@ -90,8 +90,8 @@ impl TestDb {
                         .to_lowercase()
                         .replace(['-', '_'], "")
                 );
-                let mut conn = PgConnection::establish(&admin_url)
-                    .unwrap_or_else(|e| panic!("cannot connect to TEST_DATABASE_URL: {e}"));
+                let mut conn =
+                    PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
                 diesel::sql_query(format!("CREATE SCHEMA {schema}"))
                     .execute(&mut conn)
                     .expect("create schema");
@@ -290,7 +290,7 @@ impl TestApp {
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self.http.get(self.url(path)).send().await.expect("GET");
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        (status, response.json().await.expect("a JSON body"))
     }
 
     pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
@@ -333,6 +333,45 @@ impl TestApp {
             .map(|data| data.claims)
             .map_err(|e| e.to_string())
     }
+}
+
+/// The status and JSON body of an API answer; a 204 must have an empty body (as `Null`).
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    if status == 204 {
+        let body = response.bytes().await.expect("body");
+        assert!(body.is_empty(), "204 with a body: {body:?}");
+        return (status, Value::Null);
+    }
+    (status, response.json().await.expect("a JSON body"))
+}
+
+/// Asserts an RFC 6749 §5.2 error answer: status, code, description, no-store headers, and
+/// `WWW-Authenticate: Basic` exactly for `invalid_client`. Returns the body.
+pub async fn assert_oauth_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status for {code}");
+    assert_eq!(response.headers()["cache-control"], "no-store", "{code}");
+    assert_eq!(response.headers()["pragma"], "no-cache", "{code}");
+    if code == "invalid_client" {
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Basic realm=\"tollgate\"",
+            "RFC 6749 §5.2: 401 names the scheme"
+        );
+    } else {
+        assert!(
+            !response.headers().contains_key("www-authenticate"),
+            "{code}: no authentication challenge"
+        );
+    }
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["error"], code);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    body
 }
 
 pub fn cli(db: &TestDb, args: &[&str]) -> Output {

@@ -33,16 +33,15 @@ async fn two_instances_agree_on_revocations_keys_and_clients(backend: Backend) {
 
     // A key rotated on A appears in B's JWKS and signs B's tokens.
     let admin = a.admin_token().await;
-    let rotated: Value = a
+    let rotated = a
         .http
         .post(a.url("/admin/keys/rotate"))
         .bearer_auth(&admin)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(rotated.status(), 201);
+    let rotated: Value = rotated.json().await.unwrap();
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     let seen = eventually(5, || async {
         let token = b.access_token(&client, &[]).await;
@@ -50,8 +49,17 @@ async fn two_instances_agree_on_revocations_keys_and_clients(backend: Backend) {
     })
     .await;
     assert!(seen, "B signs with the key rotated on A");
-    let jwks_b: Value = b.get_json("/.well-known/jwks.json").await.1;
-    let jwks_a: Value = a.get_json("/.well-known/jwks.json").await.1;
+    let (status_b, jwks_b) = b.get_json("/.well-known/jwks.json").await;
+    let (status_a, jwks_a) = a.get_json("/.well-known/jwks.json").await;
+    assert_eq!((status_a, status_b), (200, 200));
+    assert!(
+        jwks_a["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == new_kid.as_str()),
+        "{jwks_a}"
+    );
     assert_eq!(jwks_a, jwks_b, "both publish the same keys");
 
     // A client disabled on B cannot get tokens from A.

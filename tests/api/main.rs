@@ -1,5 +1,7 @@
 //! One integration test binary (link time on 2 cores): the real app on a random port,
 //! driven over HTTP with real clients, on SQLite and on PostgreSQL.
+// clippy.toml's allow-*-in-tests covers `#[test]` fns and `#[cfg(test)]` modules only; the
+// helpers and the `async fn`s that `both_backends!` wraps are neither, so allow it here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;

@@ -5,7 +5,9 @@ use oauth2::{AccessToken, ClientId, ClientSecret, IntrospectionUrl, TokenIntrosp
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, Client, TestApp, TestDb, spawn_app, spawn_app_on};
+use crate::helpers::{
+    Backend, Client, TestApp, TestDb, assert_oauth_error, spawn_app, spawn_app_on,
+};
 
 /// `POST /oauth/introspect` as a resource server (client credentials, Basic).
 async fn introspect(app: &TestApp, caller: &Client, token: &str) -> Value {
@@ -136,13 +138,7 @@ async fn revocation_refuses_nothing_and_changes_nothing_for_foreign_tokens(backe
         .send()
         .await
         .unwrap();
-    assert_eq!(unauthenticated.status(), 401);
-    assert_eq!(
-        unauthenticated.headers()["www-authenticate"],
-        "Basic realm=\"tollgate\""
-    );
-    let body: Value = unauthenticated.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_client");
+    assert_oauth_error(unauthenticated, 401, "invalid_client").await;
 
     let wrong = Client {
         id: owner.id.clone(),
@@ -157,9 +153,10 @@ async fn revocation_refuses_nothing_and_changes_nothing_for_foreign_tokens(backe
         .send()
         .await
         .unwrap();
-    assert_eq!(missing.status(), 400);
+    assert_oauth_error(missing, 400, "invalid_request").await;
     let get = app.http.get(app.url("/oauth/revoke")).send().await.unwrap();
-    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    assert_oauth_error(get, 405, "invalid_request").await;
     assert_eq!(
         introspect(&app, &resource_server, &token).await["active"],
         true
@@ -178,7 +175,7 @@ async fn introspection_requires_an_authorized_caller(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(anonymous.status(), 401);
+    assert_oauth_error(anonymous, 401, "invalid_client").await;
 
     let plain = app
         .http
@@ -188,7 +185,7 @@ async fn introspection_requires_an_authorized_caller(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(plain.status(), 403, "a client without the introspect scope");
+    assert_oauth_error(plain, 403, "unauthorized_client").await;
 
     let wrong = app
         .http
@@ -198,7 +195,7 @@ async fn introspection_requires_an_authorized_caller(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(wrong.status(), 401);
+    assert_oauth_error(wrong, 401, "invalid_client").await;
 
     // An admin token works as the caller; a non-admin bearer token does not.
     let admin = app.admin_token().await;
@@ -415,9 +412,10 @@ async fn revocations_of_expired_tokens_are_pruned(backend: Backend) {
 
 async fn metadata_lists_revocation_and_introspection(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, meta) = app
+    let (status, meta) = app
         .get_json("/.well-known/oauth-authorization-server")
         .await;
+    assert_eq!(status, 200);
     assert_eq!(
         meta["revocation_endpoint"],
         app.url("/oauth/revoke").as_str()

@@ -40,10 +40,10 @@ async fn verifier(app: &TestApp) -> Verifier {
 }
 
 fn assert_invalid(result: Result<tollgate_verify::VerifiedToken, VerifyError>, what: &str) {
-    match result {
-        Err(VerifyError::InvalidToken(_)) => {}
-        other => panic!("{what}: expected invalid_token, got {other:?}"),
-    }
+    assert!(
+        matches!(result, Err(VerifyError::InvalidToken(_))),
+        "{what}: expected invalid_token, got {result:?}"
+    );
 }
 
 async fn verifier_refuses_the_classic_attacks(backend: Backend) {
@@ -75,7 +75,8 @@ async fn verifier_refuses_the_classic_attacks(backend: Backend) {
     );
 
     // HS256 "signed" with the public key (as PEM-less raw JWK text and as the EC point).
-    let jwks: Value = app.get_json("/.well-known/jwks.json").await.1;
+    let (status, jwks) = app.get_json("/.well-known/jwks.json").await;
+    assert_eq!(status, 200);
     let jwk = jwks["keys"]
         .as_array()
         .unwrap()
@@ -201,6 +202,13 @@ async fn verifier_follows_key_rotation_and_introspection(backend: Backend) {
     let verifier = verifier(&app).await;
     let before = app.access_token(&client, &[]).await;
     verifier.verify(&before).await.unwrap();
+    let published_before: Vec<String> = app
+        .jwks()
+        .await
+        .keys
+        .into_iter()
+        .map(|jwk| jwk.common.key_id.expect("kid"))
+        .collect();
 
     // A key that was not pre-published (another algorithm): the verifier refetches the JWKS
     // on the unknown kid.
@@ -213,6 +221,11 @@ async fn verifier_follows_key_rotation_and_introspection(backend: Backend) {
     .await;
     assert!(switched);
     let after = app.access_token(&client, &[]).await;
+    let new_kid = jsonwebtoken::decode_header(&after).unwrap().kid.unwrap();
+    assert!(
+        !published_before.contains(&new_kid),
+        "the new key was unknown to the verifier: {new_kid} in {published_before:?}"
+    );
     verifier
         .verify(&after)
         .await
@@ -325,15 +338,14 @@ async fn example_resource_server_protects_its_routes(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let whoami: Value = http
+    let whoami = http
         .get(format!("{base}/whoami"))
         .bearer_auth(&write_token)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(whoami.status(), 200);
+    let whoami: Value = whoami.json().await.unwrap();
     assert_eq!(whoami["client_id"], writer.id.as_str());
 
     // DELETE goes through introspection: a revoked token is refused at once.
@@ -344,13 +356,15 @@ async fn example_resource_server_protects_its_routes(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    app.http
+    let revoked = app
+        .http
         .post(app.url("/oauth/revoke"))
         .basic_auth(&writer.id, Some(&writer.secret))
         .form(&[("token", write_token.as_str())])
         .send()
         .await
         .unwrap();
+    assert_eq!(revoked.status(), 200);
     let refused = http
         .delete(format!("{base}/reports"))
         .bearer_auth(&write_token)
@@ -358,6 +372,12 @@ async fn example_resource_server_protects_its_routes(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
     handle.stop(true).await;
 }
 
