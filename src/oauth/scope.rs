@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn parses_space_delimited_tokens_and_drops_duplicates() {
-        let scope = Scope::parse("read write read").unwrap_or_default();
+        let scope = Scope::parse("read write read").unwrap();
         assert_eq!(scope.tokens(), ["read", "write"]);
         assert_eq!(scope.to_string(), "read write");
     }
@@ -128,13 +128,9 @@ mod tests {
 
     #[test]
     fn subset_checks() {
-        let allowed = Scope::parse("a b c").unwrap_or_default();
-        assert!(
-            Scope::parse("a c")
-                .unwrap_or_default()
-                .is_subset_of(&allowed)
-        );
-        let asked = Scope::parse("a d").unwrap_or_default();
+        let allowed = Scope::parse("a b c").unwrap();
+        assert!(Scope::parse("a c").unwrap().is_subset_of(&allowed));
+        let asked = Scope::parse("a d").unwrap();
         assert!(!asked.is_subset_of(&allowed));
         assert_eq!(asked.not_in(&allowed).collect::<Vec<_>>(), ["d"]);
         assert!(Scope::default().is_subset_of(&allowed));
