@@ -9,6 +9,7 @@ use super::{now, print_json};
 use crate::config::Settings;
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db::DbConn;
+use crate::domain::KeyState;
 use crate::service::audit::Actor;
 use crate::service::signing_keys;
 use crate::startup::load_master_key;
@@ -68,10 +69,10 @@ pub fn run(
                         k.algorithm,
                         k.state,
                         k.created_at.to_rfc3339(),
-                        match (k.state, k.publish_until) {
-                            ("active", _) => "(active)".to_owned(),
-                            (_, Some(t)) => t.to_rfc3339(),
-                            _ => "-".to_owned(),
+                        match k.publish_until {
+                            _ if k.state == KeyState::Active.as_str() => "(active)".to_owned(),
+                            Some(t) => t.to_rfc3339(),
+                            None => "-".to_owned(),
                         }
                     );
                 }

@@ -14,7 +14,7 @@ pub mod signing_key;
 pub use account::{Account, ApiKey, ApiKeyStatus};
 pub use audit::{AuditEvent, NewAuditEvent};
 pub use client::{Client, GrantType};
-pub use pairing::{Challenge, ChallengeStatus};
+pub use pairing::{Challenge, ChallengeStatus, PairingRefusal};
 pub use signing_key::{KeyState, SigningKeyRecord};
 
 /// A stored value that does not parse as the type it should be: damage or a bug, answered

@@ -55,3 +55,20 @@ pub struct Challenge {
     pub resolved_at: Option<i64>,
     pub api_key_id: Option<String>,
 }
+
+/// Why a code exchange was refused. None says whether the account exists.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairingRefusal {
+    #[error("no such pairing challenge")]
+    UnknownChallenge,
+    #[error("the code is wrong; {remaining} attempt(s) left")]
+    WrongCode { remaining: i32 },
+    #[error("too many wrong codes: the challenge is closed, start a new one")]
+    TooManyAttempts,
+    #[error("the challenge has expired, start a new one")]
+    Expired,
+    #[error("the challenge was already used")]
+    AlreadyUsed,
+    #[error("the account owner denied the request")]
+    Denied,
+}

@@ -5,10 +5,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{self, Actor, Event};
-use super::pairing::PairingRefusal;
 use crate::crypto::secrets::random_id;
 use crate::db::{self, DbConn, DbError};
-use crate::domain::{Account, timestamp};
+use crate::domain::{Account, PairingRefusal, timestamp};
 use crate::oauth::{RESERVED_SCOPES, Scope};
 
 /// Handles are 2 to this many characters.

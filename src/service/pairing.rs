@@ -12,6 +12,8 @@ use super::audit::{self, Actor};
 use crate::crypto::secrets::{ApiKeySecret, random_bytes, random_id};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{Account, Challenge, ChallengeStatus, timestamp};
+
+pub use crate::domain::PairingRefusal;
 use crate::oauth::Scope;
 
 /// How long a pairing challenge lives.
@@ -128,23 +130,6 @@ pub fn create_challenge(
         }
         Ok(ChallengeView::from(&challenge))
     })
-}
-
-/// Why a code exchange was refused. None says whether the account exists.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PairingRefusal {
-    #[error("no such pairing challenge")]
-    UnknownChallenge,
-    #[error("the code is wrong; {remaining} attempt(s) left")]
-    WrongCode { remaining: i32 },
-    #[error("too many wrong codes: the challenge is closed, start a new one")]
-    TooManyAttempts,
-    #[error("the challenge has expired, start a new one")]
-    Expired,
-    #[error("the challenge was already used")]
-    AlreadyUsed,
-    #[error("the account owner denied the request")]
-    Denied,
 }
 
 /// A successful code exchange: the new key (its secret shown once) and its account.
