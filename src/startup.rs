@@ -254,3 +254,17 @@ fn prepare(settings: Settings, now: i64) -> anyhow::Result<Prepared> {
     );
     Ok((db, KeyStore::new(ring), master_key))
 }
+
+/// Runs the server until SIGINT/SIGTERM, on an actix system over a tokio runtime (what
+/// `tollgate serve` does).
+pub fn serve(settings: Settings) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let system = actix_web::rt::System::with_tokio_rt(|| runtime);
+    system.block_on(async move {
+        let app = Application::build(settings).await?;
+        app.run_with_signals().await.context("server failed")
+    })
+}

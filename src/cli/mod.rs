@@ -7,13 +7,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::{Overrides, Settings};
 use crate::oauth::Scope;
-use crate::startup::{Application, open_connection};
+use crate::startup::{open_connection, serve};
 
 mod accounts;
 mod api_keys;
@@ -149,18 +148,6 @@ impl ServeArgs {
             issuer: non_empty("TOLLGATE_ISSUER"),
         }
     }
-}
-
-fn serve(settings: Settings) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let system = actix_web::rt::System::with_tokio_rt(|| runtime);
-    system.block_on(async move {
-        let app = Application::build(settings).await?;
-        app.run_with_signals().await.context("server failed")
-    })
 }
 
 pub(crate) fn now() -> i64 {
