@@ -9,6 +9,7 @@ use actix_web::dev::ServerHandle;
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use serde_json::Value;
 use tempfile::TempDir;
+use tollgate::app::Clock;
 use tollgate::config::{FileSettings, Overrides, Settings};
 use tollgate::startup::Application;
 
@@ -147,6 +148,8 @@ pub struct TestApp {
     pub issuer: String,
     pub db: Arc<TestDb>,
     pub http: reqwest::Client,
+    /// The server's clock: move it forward instead of sleeping until a token expires.
+    pub clock: Clock,
     handle: ServerHandle,
 }
 
@@ -178,16 +181,17 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
     let port = app.port();
     let issuer = app.issuer().to_owned();
     let handle = app.handle();
+    let clock = app.clock();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         issuer,
-
         db,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client"),
+        clock,
         handle,
     }
 }
