@@ -8,6 +8,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod atomicity;
 mod cli;
 mod discovery;
 mod instances;
