@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod atomicity;
 mod cli;
+mod damaged_rows;
 mod discovery;
 mod instances;
 mod migrations;
