@@ -9,6 +9,7 @@ mod helpers;
 mod accounts;
 mod admin;
 mod atomicity;
+mod audit;
 mod cli;
 mod damaged_rows;
 mod discovery;
