@@ -1164,3 +1164,88 @@ async fn address_limit_trusts_forwarded_for_only_from_trusted_proxies(backend: B
 }
 
 both_backends!(address_limit_trusts_forwarded_for_only_from_trusted_proxies);
+
+/// `POST /api/v1/challenges/{id}/deny` as the owner of `key`: status, body, headers.
+async fn deny(app: &TestApp, key: &str, id: &str) -> (u16, Value, HeaderMap) {
+    let response = app
+        .http
+        .post(app.url(&format!("/api/v1/challenges/{id}/deny")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, response.json().await.expect("a JSON body"), headers)
+}
+
+async fn denying_an_unknown_or_settled_challenge(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "gina", "read keys");
+    let (_, owner_key) = create_key(&app, "gina", "keys");
+    create_account(&app, "hank", "read keys");
+
+    let (status, body, headers) = deny(&app, &owner_key, "no-such-challenge").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    assert_eq!(headers["tollgate-version"], "2026-11-22");
+    assert_eq!(headers["cache-control"], "no-store");
+    // Another account's challenge, and one for an account that does not exist, are
+    // "not found" too; they stay as they were.
+    let others = start_pairing(&app, "hank", json!(["read"])).await;
+    let nobodys = start_pairing(&app, "nobody", json!(["read"])).await;
+    for id in [&others, &nobodys] {
+        let (status, body, _) = deny(&app, &owner_key, id).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("not_found")),
+            "{body}"
+        );
+        assert_eq!(stored_challenge(&app, id).status.as_str(), "pending");
+    }
+
+    let challenge = start_pairing(&app, "gina", json!(["read"])).await;
+    let (status, body, _) = deny(&app, &owner_key, &challenge).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"challenge_id": challenge, "status": "denied"}));
+    let (status, body, headers) = deny(&app, &owner_key, &challenge).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(stored_challenge(&app, &challenge).status.as_str(), "denied");
+    assert_eq!(audit_events(&app, "gina", "challenge.denied").len(), 1);
+}
+
+async fn pairing_takes_handles_of_up_to_forty_characters(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let longest = format!("a{}", "b".repeat(39));
+    assert_eq!(longest.len(), 40);
+    create_account(&app, &longest, "read keys");
+    let (_, owner_key) = create_key(&app, &longest, "keys");
+    let challenge = start_pairing(&app, &longest, json!(["read"])).await;
+    // The owner sees it: the handle reached the account, not just an answer-alike 201.
+    pending_code(&app, &owner_key, &challenge).await;
+
+    let too_long = format!("{longest}c");
+    let (status, body, headers) = ask_pairing(&app, &too_long, json!(["read"])).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert_eq!(headers["tollgate-version"], "2026-11-22");
+    assert_eq!(headers["cache-control"], "no-store");
+    // The same limit as account creation.
+    let output = app.cli(&["account", "create", "--handle", &too_long]);
+    assert!(!output.status.success());
+}
+
+both_backends!(
+    denying_an_unknown_or_settled_challenge,
+    pairing_takes_handles_of_up_to_forty_characters,
+);

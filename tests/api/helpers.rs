@@ -6,10 +6,14 @@ use std::process::Output;
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
+use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use serde_json::Value;
 use tempfile::TempDir;
+use tollgate::app::Clock;
 use tollgate::config::{FileSettings, Overrides, Settings};
+use tollgate::crypto::sealed::MasterKey;
+use tollgate::db::{Db, DbConn, DbUrl};
 use tollgate::startup::Application;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +125,25 @@ impl TestDb {
         env
     }
 
+    /// A connection of its own (no pool) to this database, to arrange or inspect rows
+    /// through the `db` layer while the server runs.
+    pub fn conn(&self) -> DbConn {
+        Db::connect_one(&DbUrl::parse(&self.url).expect("test database URL"))
+            .expect("connect to the test database")
+    }
+
+    /// Runs raw SQL (one or more statements) on this database: damage, triggers.
+    pub fn execute(&self, sql: &str) {
+        self.conn()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The master key the server and the CLI use on this database.
+    pub fn master_key(&self) -> MasterKey {
+        tollgate::startup::load_master_key(&settings(self, "").master_key).expect("master key")
+    }
+
     pub fn overrides(&self) -> Overrides {
         Overrides {
             bind: Some("127.0.0.1:0".into()),
@@ -147,6 +170,8 @@ pub struct TestApp {
     pub issuer: String,
     pub db: Arc<TestDb>,
     pub http: reqwest::Client,
+    /// The server's clock: move it forward instead of sleeping until a token expires.
+    pub clock: Clock,
     handle: ServerHandle,
 }
 
@@ -178,16 +203,17 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
     let port = app.port();
     let issuer = app.issuer().to_owned();
     let handle = app.handle();
+    let clock = app.clock();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         issuer,
-
         db,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client"),
+        clock,
         handle,
     }
 }
@@ -425,4 +451,17 @@ where
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Asserts the opaque answer to a server-side failure: 500, `server_error`, a fixed
+/// description (never the cause), not cacheable.
+pub async fn assert_server_error(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 500, "{what}");
+    assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "server_error", "error_description": "internal server error"}),
+        "{what}"
+    );
 }

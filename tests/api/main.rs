@@ -8,7 +8,10 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod atomicity;
+mod audit;
 mod cli;
+mod damaged_rows;
 mod discovery;
 mod instances;
 mod migrations;

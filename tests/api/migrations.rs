@@ -1,9 +1,23 @@
 //! Migrations run up, down and up again on both backends, and both folders stay in step.
+//! Then a row of every table is written and read back through the `db` layer, as domain
+//! values, which catches `schema.rs` drift and any column that does not round-trip.
 
-use tollgate::db::{Db, DbUrl, PoolOptions, revert_all_migrations, run_migrations};
+use serde_json::json;
+use tollgate::crypto::sealed::MasterKey;
+use tollgate::crypto::signer::{SigningAlgorithm, SigningKey};
+use tollgate::db::audit::AuditFilter;
+use tollgate::db::clients::ClientChanges;
+use tollgate::db::keys::KeySummary;
+use tollgate::db::{self, Db, DbConn, DbUrl, PoolOptions, revert_all_migrations, run_migrations};
+use tollgate::domain::{
+    Account, ApiKey, AuditEvent, Challenge, ChallengeStatus, Client, GrantType, KeyState,
+    NewAuditEvent, SigningKeyRecord,
+};
+use tollgate::oauth::Scope;
+use tollgate::service::audit::Actor;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, TEST_MASTER_KEY, TestDb};
 
 fn names(dir: &str) -> Vec<String> {
     let mut names: Vec<String> =
@@ -21,6 +35,498 @@ fn both_backends_have_the_same_migrations() {
     assert!(!names("sqlite").is_empty());
 }
 
+/// A fixed moment, so that every stored time is a known value.
+const NOW: i64 = 1_700_000_000;
+/// 2100-01-01: past `i32::MAX`, so a 32-bit column anywhere would show.
+const FAR: i64 = 4_102_444_800;
+
+fn scope(text: &str) -> Scope {
+    Scope::parse(text).unwrap()
+}
+
+type ClientFields = (
+    String,
+    String,
+    Vec<u8>,
+    Option<(Vec<u8>, i64)>,
+    Scope,
+    Vec<String>,
+    Vec<GrantType>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+/// Every field (`Client` has a redacting `Debug` and no `PartialEq`).
+fn client_fields(c: &Client) -> ClientFields {
+    (
+        c.id.clone(),
+        c.name.clone(),
+        c.secret_digest.clone(),
+        c.previous_secret.clone(),
+        c.scopes.clone(),
+        c.audiences.clone(),
+        c.grant_types.clone(),
+        c.token_ttl,
+        c.disabled_at,
+        c.created_at,
+        c.updated_at,
+        c.tokens_not_before,
+    )
+}
+
+type AccountFields = (String, String, String, Scope, i64, Option<i64>);
+
+fn account_fields(a: &Account) -> AccountFields {
+    (
+        a.id.clone(),
+        a.handle.clone(),
+        a.display_name.clone(),
+        a.scopes.clone(),
+        a.created_at,
+        a.disabled_at,
+    )
+}
+
+type KeyFields = (
+    String,
+    String,
+    String,
+    String,
+    Scope,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn key_fields(k: &ApiKey) -> KeyFields {
+    (
+        k.id.clone(),
+        k.account_id.clone(),
+        k.name.clone(),
+        k.prefix.clone(),
+        k.scopes.clone(),
+        k.created_at,
+        k.last_used_at,
+        k.expires_at,
+        k.revoked_at,
+    )
+}
+
+type ChallengeFields = (
+    String,
+    Option<String>,
+    String,
+    Scope,
+    String,
+    i32,
+    ChallengeStatus,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+fn challenge_fields(c: &Challenge) -> ChallengeFields {
+    (
+        c.id.clone(),
+        c.account_id.clone(),
+        c.app_name.clone(),
+        c.scopes.clone(),
+        c.code.clone(),
+        c.failed_attempts,
+        c.status,
+        c.created_at,
+        c.expires_at,
+        c.resolved_at,
+        c.api_key_id.clone(),
+    )
+}
+
+type SigningKeyFields = (
+    String,
+    SigningAlgorithm,
+    KeyState,
+    Vec<u8>,
+    serde_json::Value,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn signing_key_fields(k: &SigningKeyRecord) -> SigningKeyFields {
+    (
+        k.kid.clone(),
+        k.algorithm,
+        k.state,
+        k.sealed_private_key.clone(),
+        k.public_jwk.clone(),
+        k.created_at,
+        k.activated_at,
+        k.retired_at,
+        k.publish_until,
+    )
+}
+
+type AuditFields = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    serde_json::Value,
+);
+
+/// Everything but `seq`, which the database assigns.
+fn audit_fields(e: &AuditEvent) -> AuditFields {
+    (
+        e.occurred_at,
+        e.action.clone(),
+        e.actor.clone(),
+        e.account_id.clone(),
+        e.client_id.clone(),
+        e.subject_id.clone(),
+        e.details.clone(),
+    )
+}
+
+fn clients_round_trip(conn: &mut DbConn) -> Client {
+    let mut client = Client {
+        id: "client-1".into(),
+        name: "Model client ü".into(),
+        secret_digest: vec![0x01; 32],
+        previous_secret: None,
+        scopes: scope("read write:all urn:example:scope/x!#$"),
+        audiences: vec!["https://a.example".into(), "https://b.example/api".into()],
+        grant_types: vec![GrantType::TokenExchange, GrantType::ClientCredentials],
+        token_ttl: Some(600),
+        disabled_at: None,
+        created_at: NOW,
+        updated_at: NOW,
+        tokens_not_before: None,
+    };
+    db::clients::insert(conn, &client).unwrap();
+    let found = db::clients::find(conn, &client.id).unwrap().unwrap();
+    assert_eq!(client_fields(&found), client_fields(&client));
+
+    // The columns an insert leaves empty: the rotated-out secret, disabling, bulk revocation.
+    let changes = ClientChanges {
+        secret: Some((vec![0x02; 32], Some((vec![0x01; 32], FAR)))),
+        disabled_at: Some(Some(NOW + 5)),
+        token_ttl: Some(None),
+        updated_at: Some(NOW + 5),
+        ..ClientChanges::default()
+    };
+    assert!(db::clients::update(conn, &client.id, &changes).unwrap());
+    assert!(db::clients::bump_tokens_not_before(conn, &client.id, NOW + 5).unwrap());
+    client.secret_digest = vec![0x02; 32];
+    client.previous_secret = Some((vec![0x01; 32], FAR));
+    client.disabled_at = Some(NOW + 5);
+    client.token_ttl = None;
+    client.updated_at = NOW + 5;
+    client.tokens_not_before = Some(NOW + 6);
+    let found = db::clients::find(conn, &client.id).unwrap().unwrap();
+    assert_eq!(client_fields(&found), client_fields(&client));
+    let listed = db::clients::list(conn).unwrap();
+    assert_eq!(
+        listed.iter().map(client_fields).collect::<Vec<_>>(),
+        [client_fields(&client)]
+    );
+    assert_eq!(db::clients::count(conn).unwrap(), 1);
+    assert!(db::clients::find(conn, "client-2").unwrap().is_none());
+    client
+}
+
+fn accounts_round_trip(conn: &mut DbConn) -> Account {
+    let mut account = Account {
+        id: "account-1".into(),
+        handle: "alice".into(),
+        display_name: "Alice Example".into(),
+        scopes: scope("read keys"),
+        created_at: NOW,
+        disabled_at: None,
+    };
+    db::accounts::insert(conn, &account).unwrap();
+    let by_handle = db::accounts::by_handle(conn, "alice").unwrap().unwrap();
+    assert_eq!(account_fields(&by_handle), account_fields(&account));
+    assert!(db::accounts::set_disabled(conn, &account.id, Some(NOW + 7)).unwrap());
+    account.disabled_at = Some(NOW + 7);
+    let by_id = db::accounts::by_id(conn, &account.id).unwrap().unwrap();
+    assert_eq!(account_fields(&by_id), account_fields(&account));
+    assert_eq!(
+        db::accounts::list(conn)
+            .unwrap()
+            .iter()
+            .map(account_fields)
+            .collect::<Vec<_>>(),
+        [account_fields(&account)]
+    );
+    account
+}
+
+fn api_keys_round_trip(conn: &mut DbConn, account: &Account) -> ApiKey {
+    let digest = [0x09; 32];
+    let mut key = ApiKey {
+        id: "key-1".into(),
+        account_id: account.id.clone(),
+        name: "CI deploy".into(),
+        prefix: "tg_abc123".into(),
+        scopes: scope("read"),
+        created_at: NOW,
+        last_used_at: None,
+        expires_at: Some(FAR),
+        revoked_at: None,
+    };
+    db::api_keys::insert(conn, &key, &digest).unwrap();
+    let listed = db::api_keys::of_account(conn, &account.id).unwrap();
+    assert_eq!(
+        listed.iter().map(key_fields).collect::<Vec<_>>(),
+        [key_fields(&key)]
+    );
+    let (found, owner) = db::api_keys::by_digest(conn, &digest).unwrap().unwrap();
+    assert_eq!(key_fields(&found), key_fields(&key));
+    assert_eq!(account_fields(&owner), account_fields(account));
+    assert!(
+        db::api_keys::by_digest(conn, &[0x08; 32])
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(db::api_keys::touch(conn, &key.id, NOW + 8).unwrap());
+    assert!(db::api_keys::revoke(conn, &key.id, NOW + 9).unwrap());
+    assert!(
+        !db::api_keys::revoke(conn, &key.id, NOW + 10).unwrap(),
+        "once"
+    );
+    key.last_used_at = Some(NOW + 8);
+    key.revoked_at = Some(NOW + 9);
+    let (found, _) = db::api_keys::by_digest(conn, &digest).unwrap().unwrap();
+    assert_eq!(key_fields(&found), key_fields(&key));
+    let (found, _) = db::api_keys::by_id(conn, &key.id).unwrap().unwrap();
+    assert_eq!(key_fields(&found), key_fields(&key));
+    key
+}
+
+fn challenges_round_trip(conn: &mut DbConn, account: &Account, key: &ApiKey) {
+    let mut challenge = Challenge {
+        id: "challenge-1".into(),
+        account_id: Some(account.id.clone()),
+        app_name: "Photo Sync".into(),
+        scopes: scope("read keys"),
+        code: "0042".into(),
+        failed_attempts: 0,
+        status: ChallengeStatus::Pending,
+        created_at: NOW,
+        expires_at: FAR,
+        resolved_at: None,
+        api_key_id: None,
+    };
+    // A challenge for an unknown account is stored without one.
+    let orphan = Challenge {
+        id: "challenge-2".into(),
+        account_id: None,
+        code: "9999".into(),
+        ..challenge.clone()
+    };
+    db::challenges::insert(conn, &challenge).unwrap();
+    db::challenges::insert(conn, &orphan).unwrap();
+    let found = db::challenges::find(conn, &challenge.id).unwrap().unwrap();
+    assert_eq!(challenge_fields(&found), challenge_fields(&challenge));
+    let found = db::challenges::find(conn, &orphan.id).unwrap().unwrap();
+    assert_eq!(challenge_fields(&found), challenge_fields(&orphan));
+    let pending = db::challenges::pending(conn, &account.id, NOW).unwrap();
+    assert_eq!(
+        pending.iter().map(challenge_fields).collect::<Vec<_>>(),
+        [challenge_fields(&challenge)]
+    );
+
+    assert_eq!(
+        db::challenges::record_failed_attempt(conn, &challenge.id, 3, NOW + 1).unwrap(),
+        Some(1)
+    );
+    assert!(
+        db::challenges::resolve(
+            conn,
+            &challenge.id,
+            ChallengeStatus::Approved,
+            Some(&key.id),
+            NOW + 10
+        )
+        .unwrap()
+    );
+    challenge.failed_attempts = 1;
+    challenge.status = ChallengeStatus::Approved;
+    challenge.resolved_at = Some(NOW + 10);
+    challenge.api_key_id = Some(key.id.clone());
+    let found = db::challenges::find(conn, &challenge.id).unwrap().unwrap();
+    assert_eq!(challenge_fields(&found), challenge_fields(&challenge));
+}
+
+fn signing_keys_round_trip(conn: &mut DbConn, master: &MasterKey) {
+    let (key, der) = SigningKey::generate(SigningAlgorithm::EdDSA).unwrap();
+    let mut record = SigningKeyRecord {
+        kid: key.kid().to_owned(),
+        algorithm: SigningAlgorithm::EdDSA,
+        state: KeyState::Active,
+        sealed_private_key: master.seal(&der, key.kid().as_bytes()),
+        public_jwk: key.public_jwk().clone(),
+        created_at: NOW,
+        activated_at: Some(NOW),
+        retired_at: None,
+        publish_until: None,
+    };
+    db::keys::insert(conn, &record).unwrap();
+    let listed = db::keys::list(conn).unwrap();
+    assert_eq!(
+        listed.iter().map(signing_key_fields).collect::<Vec<_>>(),
+        [signing_key_fields(&record)]
+    );
+    // The sealed bytes come back intact: they still open to the same private key.
+    assert_eq!(
+        master
+            .open(&listed[0].sealed_private_key, key.kid().as_bytes())
+            .unwrap(),
+        der
+    );
+    assert_eq!(
+        db::keys::fingerprint(conn).unwrap(),
+        [KeySummary {
+            kid: record.kid.clone(),
+            state: KeyState::Active,
+            publish_until: None,
+        }]
+    );
+
+    assert_eq!(db::keys::retire_active(conn, NOW + 11, FAR).unwrap(), 1);
+    record.state = KeyState::Retired;
+    record.retired_at = Some(NOW + 11);
+    record.publish_until = Some(FAR);
+    let found = db::keys::find(conn, &record.kid).unwrap().unwrap();
+    assert_eq!(signing_key_fields(&found), signing_key_fields(&record));
+    assert_eq!(
+        db::keys::fingerprint(conn).unwrap(),
+        [KeySummary {
+            kid: record.kid.clone(),
+            state: KeyState::Retired,
+            publish_until: Some(FAR),
+        }]
+    );
+    assert_eq!(
+        db::keys::published(conn, NOW + 12)
+            .unwrap()
+            .iter()
+            .map(signing_key_fields)
+            .collect::<Vec<_>>(),
+        [signing_key_fields(&record)],
+        "a retired key is published until publish_until"
+    );
+}
+
+fn revocations_round_trip(conn: &mut DbConn, client: &Client) {
+    db::revocations::insert(conn, "jti-1", &client.id, FAR, NOW + 12).unwrap();
+    db::revocations::insert(conn, "jti-1", &client.id, FAR, NOW + 13).unwrap(); // twice: fine
+    assert_eq!(db::revocations::count(conn).unwrap(), 1);
+    let (found, revoked) = db::revocations::client_and_revocation(conn, &client.id, "jti-1")
+        .unwrap()
+        .unwrap();
+    assert!(revoked);
+    assert_eq!(client_fields(&found), client_fields(client));
+    let (_, revoked) = db::revocations::client_and_revocation(conn, &client.id, "jti-2")
+        .unwrap()
+        .unwrap();
+    assert!(!revoked);
+    assert!(
+        db::revocations::client_and_revocation(conn, "client-2", "jti-1")
+            .unwrap()
+            .is_none()
+    );
+    // `expires_at` is stored as FAR: not pruned now, pruned after.
+    assert_eq!(db::revocations::prune_expired(conn, NOW).unwrap(), 0);
+    assert_eq!(db::revocations::prune_expired(conn, FAR + 1).unwrap(), 1);
+    assert_eq!(db::revocations::count(conn).unwrap(), 0);
+}
+
+fn audit_round_trip(conn: &mut DbConn) {
+    let details = json!({"scopes": "read keys", "n": 3, "nested": {"ok": true}, "none": null});
+    db::audit::insert(
+        conn,
+        "admin:client-1",
+        &NewAuditEvent {
+            action: "client.updated",
+            account_id: Some("account-1"),
+            client_id: Some("client-1"),
+            subject_id: Some("key-1"),
+            details: Some(details.clone()),
+        },
+        NOW + 14,
+    )
+    .unwrap();
+    db::audit::insert(
+        conn,
+        Actor::system().as_str(),
+        &NewAuditEvent {
+            action: "signing_key.rotated",
+            ..NewAuditEvent::default()
+        },
+        FAR,
+    )
+    .unwrap();
+    let first = (
+        NOW + 14,
+        "client.updated".to_owned(),
+        "admin:client-1".to_owned(),
+        Some("account-1".to_owned()),
+        Some("client-1".to_owned()),
+        Some("key-1".to_owned()),
+        details,
+    );
+    let second = (
+        FAR,
+        "signing_key.rotated".to_owned(),
+        "system".to_owned(),
+        None,
+        None,
+        None,
+        serde_json::Value::Null,
+    );
+    let all = db::audit::list(conn, &AuditFilter::default(), 10).unwrap();
+    assert_eq!(
+        all.iter().map(audit_fields).collect::<Vec<_>>(),
+        [second, first.clone()],
+        "newest first"
+    );
+    assert!(all[0].seq > all[1].seq);
+    for filter in [
+        AuditFilter {
+            account_id: Some("account-1".into()),
+            client_id: None,
+        },
+        AuditFilter {
+            account_id: None,
+            client_id: Some("client-1".into()),
+        },
+    ] {
+        let found = db::audit::list(conn, &filter, 10).unwrap();
+        assert_eq!(
+            found.iter().map(audit_fields).collect::<Vec<_>>(),
+            std::slice::from_ref(&first),
+            "{filter:?}"
+        );
+    }
+    assert_eq!(
+        db::audit::list(conn, &AuditFilter::default(), 1)
+            .unwrap()
+            .len(),
+        1,
+        "limit"
+    );
+}
+
 async fn migrations_round_trip_and_models_load(backend: Backend) {
     let test_db = TestDb::new(backend);
     let db = Db::connect(
@@ -34,44 +540,61 @@ async fn migrations_round_trip_and_models_load(backend: Backend) {
     assert!(run_migrations(&mut conn).unwrap() > 0);
     assert_eq!(run_migrations(&mut conn).unwrap(), 0);
 
-    // Every model loads through the shared connection type (catches schema.rs drift).
+    // A row of every table, written and read back through the shared connection type.
+    let master = MasterKey::parse(TEST_MASTER_KEY).unwrap();
+    let client = clients_round_trip(&mut conn);
+    let account = accounts_round_trip(&mut conn);
+    let key = api_keys_round_trip(&mut conn, &account);
+    challenges_round_trip(&mut conn, &account, &key);
+    signing_keys_round_trip(&mut conn, &master);
+    revocations_round_trip(&mut conn, &client);
+    audit_round_trip(&mut conn);
+
+    // And the use cases on top: a client and a rotation, with their audit rows.
     let now = chrono::Utc::now().timestamp();
     let spec = tollgate::service::clients::ClientSpec {
         name: "m".into(),
-        scopes: tollgate::oauth::Scope::parse("a b").unwrap(),
+        scopes: scope("a b"),
         audiences: vec!["https://x.example".into()],
         token_ttl: Some(10),
         grant_types: vec![],
     };
-    let (view, _) = tollgate::service::clients::create(
-        &mut conn,
-        &tollgate::service::audit::Actor::cli(),
-        &spec,
-        now,
-    )
-    .unwrap();
-    assert_eq!(
-        tollgate::db::clients::list(&mut conn).unwrap()[0].id,
-        view.client_id
-    );
-    let master =
-        tollgate::crypto::sealed::MasterKey::parse(crate::helpers::TEST_MASTER_KEY).unwrap();
+    let (view, _) =
+        tollgate::service::clients::create(&mut conn, &Actor::cli(), &spec, now).unwrap();
+    let created = db::clients::find(&mut conn, &view.client_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(created.scopes, scope("a b"));
+    assert_eq!(created.grant_types, [GrantType::ClientCredentials]);
     tollgate::service::signing_keys::rotate(
         &mut conn,
-        &tollgate::service::audit::Actor::cli(),
+        &Actor::cli(),
         &master,
-        tollgate::crypto::signer::SigningAlgorithm::ES256,
+        SigningAlgorithm::ES256,
         60,
         now,
     )
     .unwrap();
     let ring = tollgate::service::signing_keys::load_ring(&mut conn, &master, now).unwrap();
     assert!(!ring.active().kid().is_empty());
+    let states: Vec<KeyState> = db::keys::list(&mut conn)
+        .unwrap()
+        .iter()
+        .map(|k| k.state)
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == KeyState::Active).count(), 1);
+    assert_eq!(states.iter().filter(|s| **s == KeyState::Next).count(), 1);
     assert_eq!(
-        tollgate::db::keys::list(&mut conn).unwrap().len(),
-        2,
-        "active and next"
+        states.len(),
+        3,
+        "the retired key from above, active and next"
     );
+    let actions: Vec<String> = db::audit::list(&mut conn, &AuditFilter::default(), 2)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["signing_key.rotated", "client.created"]);
 }
 
 both_backends!(migrations_round_trip_and_models_load);

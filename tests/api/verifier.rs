@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tollgate_verify::{Verifier, VerifierConfig, VerifyError};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestDb, spawn_app, spawn_app_on};
+use crate::helpers::{Backend, TestApp, TestDb, jwt_payload, spawn_app, spawn_app_on};
 
 #[path = "../../examples/resource_server.rs"]
 mod resource_server;
@@ -159,16 +159,22 @@ async fn verifier_refuses_the_classic_attacks(backend: Backend) {
         "wrong audience",
     );
 
-    // Expired (no leeway configured here).
+    // Expired (no leeway configured here). The verifier reads the system clock, so rather
+    // than sleeping past `exp`, the server issues a token from ten seconds ago.
     let short = app.create_client("short", "read", &["--ttl", "3"]);
-    let expiring = app.access_token(&short, &[]).await;
+    let fresh = app.access_token(&short, &[]).await;
     verifier
-        .verify(&expiring)
+        .verify(&fresh)
         .await
         .expect("valid before it expires");
-    // exp is whole seconds and a token is still valid in its exp second: wait past it.
-    tokio::time::sleep(Duration::from_millis(4100)).await;
-    assert_invalid(verifier.verify(&expiring).await, "expired");
+    app.clock.advance(-10);
+    let expired = app.access_token(&short, &[]).await;
+    app.clock.advance(10);
+    assert!(jwt_payload(&expired)["exp"].as_i64().unwrap() < chrono::Utc::now().timestamp());
+    assert_eq!(
+        verifier.verify(&expired).await.err(),
+        Some(VerifyError::InvalidToken("the token has expired".into()))
+    );
 
     // Missing scope: the error names only what the token lacks, not what it has.
     assert_eq!(
