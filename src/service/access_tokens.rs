@@ -95,14 +95,16 @@ pub fn verify(
     let mut validation = jsonwebtoken::Validation::new(key.algorithm.jwt_algorithm());
     validation.set_issuer(&[&policy.issuer]);
     validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "sub", "aud"]);
-    validation.validate_nbf = true;
+    // Time is checked below against `now`, the application's clock, and only there:
+    // jsonwebtoken would read the system clock. The claims are integers in our struct, so a
+    // string-typed `exp`/`nbf` fails to decode rather than skipping the check.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.leeway = 0;
     let data = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
         .map_err(|e| TokenRejection::Invalid(e.to_string()))?;
     let claims = data.claims;
-    // jsonwebtoken checks against the system clock; also check our `now` (tests and
-    // callers that pass time explicitly).
     if claims.exp <= now || claims.nbf > now {
         return Err(TokenRejection::Invalid(
             "the token is expired or not yet valid".into(),
@@ -195,5 +197,28 @@ mod tests {
             check("not a jwt", None).err(),
             Some(TokenRejection::Malformed)
         );
+    }
+
+    #[test]
+    fn time_comes_from_our_clock_and_string_times_are_refused() {
+        let (ring, policy) = (ring(), policy());
+        let now = chrono::Utc::now().timestamp();
+        let token = token(&ring, |_| {});
+        // An hour from now (the application's clock moved), the token has expired.
+        assert!(matches!(
+            verify(&ring, &policy, &token, None, now + 3600),
+            Err(TokenRejection::Invalid(_))
+        ));
+        // CVE-2026-25537: a string `exp` must not skip the time check.
+        let claims = serde_json::json!({
+            "iss": "https://auth.example", "sub": "c", "aud": "https://api.example",
+            "exp": "99999999999", "iat": now, "nbf": now, "jti": "j", "client_id": "c",
+            "scope": "read",
+        });
+        let forged = ring.active().sign_jwt(&claims).unwrap();
+        assert!(matches!(
+            verify(&ring, &policy, &forged, None, now),
+            Err(TokenRejection::Invalid(_))
+        ));
     }
 }

@@ -148,14 +148,14 @@ fn rotate_with(
         }
         let next = db::keys::in_state(conn, KeyState::Next)?;
         db::keys::retire_active(conn, now, now + retired_grace)?;
-        let (new_kid, how) = match (imported, next) {
+        let (new_kid, active_algorithm, how) = match (imported, next) {
             (Some((key, der)), _) => {
                 insert_sealed(conn, master, &key, &der, KeyState::Active, now)?;
-                (key.kid().to_owned(), "imported")
+                (key.kid().to_owned(), key.algorithm(), "imported")
             }
             (None, Some(next)) if next.algorithm == algorithm => {
                 db::keys::promote(conn, &next.kid, now)?;
-                (next.kid, "promoted the pre-published key")
+                (next.kid, algorithm, "promoted the pre-published key")
             }
             (None, _) => {
                 // No pre-published key of the wanted algorithm: the new key signs at once,
@@ -169,7 +169,7 @@ fn rotate_with(
                     KeyState::Active,
                     now,
                 )?;
-                (fresh_active.kid().to_owned(), "generated")
+                (fresh_active.kid().to_owned(), algorithm, "generated")
             }
         };
         if db::keys::in_state(conn, KeyState::Next)?.is_none() {
@@ -190,7 +190,7 @@ fn rotate_with(
         let details = json!({
             "active": new_kid,
             "retired": active.as_ref().map(|k| k.kid.as_str()),
-            "algorithm": algorithm.as_str(),
+            "algorithm": active_algorithm.as_str(),
             "how": how,
         });
         audit::record(

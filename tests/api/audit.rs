@@ -139,12 +139,9 @@ async fn signing_key_rotation_and_import_are_audited(backend: Backend) {
     assert!(events_since(&app, seq).is_empty());
 }
 
-/// Known bug, not fixed here: `service::signing_keys::import_pem` hands `rotate_with` the
-/// algorithm of the *next* key it pre-publishes (ES256 after an RS256 import), and
-/// `rotate_with` writes that as the event's `algorithm`: the trail says an ES256 key was
-/// imported. Remove the `ignore` with the fix.
+/// An RS256 import pre-publishes an ES256 `next` key (ring cannot generate RSA); the event
+/// still names the algorithm of the key that was imported.
 #[tokio::test]
-#[ignore = "known bug: signing_key.imported names the next key's algorithm (ES256), not RS256"]
 async fn the_import_event_names_the_imported_algorithm() {
     let app = spawn_app(Backend::Sqlite).await;
     let seq = last_seq(&app);
