@@ -278,17 +278,6 @@ impl Db {
         .await
         .map_err(|_| E::from(DbError::Canceled))?
     }
-
-    /// [`Db::run`] inside one transaction: `f`'s writes (a change and its audit row) are
-    /// committed together or not at all.
-    pub async fn run_tx<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-    {
-        self.run(move |conn| transaction(conn, f)).await
-    }
 }
 
 fn connect_error(url: &DbUrl, err: &diesel::r2d2::Error) -> DbError {
