@@ -2,7 +2,7 @@
 
 use crate::oauth::Scope;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: String,
     pub handle: String,
@@ -20,7 +20,7 @@ impl Account {
 }
 
 /// An API key as stored: never the key itself; its digest stays in `db`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,
     pub account_id: String,

@@ -1,7 +1,7 @@
 //! Recorded audit events.
 
 /// One event of the audit trail. Events name ids and settings, never a secret.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     pub seq: i64,
     pub occurred_at: i64,

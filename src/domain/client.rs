@@ -33,7 +33,7 @@ impl std::fmt::Display for GrantType {
 }
 
 /// A client as stored, with its secret digests (never the secret).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: String,
     pub name: String,

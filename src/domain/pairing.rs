@@ -39,7 +39,7 @@ impl ChallengeStatus {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
     pub id: String,
     /// None when the named account did not exist or could not be paired: such a challenge

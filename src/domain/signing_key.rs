@@ -27,7 +27,7 @@ impl KeyState {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct SigningKeyRecord {
     pub kid: String,
     pub algorithm: SigningAlgorithm,

@@ -11,36 +11,24 @@ use crate::helpers::{Backend, TestApp, spawn_app, stderr};
 const API_KEY_TYPE: &str = "urn:tollgate:params:oauth:token-type:api_key";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
-fn cli_json(app: &TestApp, args: &[&str]) -> Value {
-    let output = app.cli(args);
-    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-    serde_json::from_slice(&output.stdout).expect("--json prints JSON only")
-}
-
 fn create_account(app: &TestApp, handle: &str, scope: &str) -> Value {
-    cli_json(
-        app,
-        &[
-            "account", "create", "--handle", handle, "--scope", scope, "--json",
-        ],
-    )
+    app.cli_json(&[
+        "account", "create", "--handle", handle, "--scope", scope, "--json",
+    ])
 }
 
 fn create_key(app: &TestApp, handle: &str, scope: &str) -> (String, String) {
-    let key = cli_json(
-        app,
-        &[
-            "api-key",
-            "create",
-            "--account",
-            handle,
-            "--name",
-            "CI deploy",
-            "--scope",
-            scope,
-            "--json",
-        ],
-    );
+    let key = app.cli_json(&[
+        "api-key",
+        "create",
+        "--account",
+        handle,
+        "--name",
+        "CI deploy",
+        "--scope",
+        scope,
+        "--json",
+    ]);
     (
         key["id"].as_str().unwrap().to_owned(),
         key["api_key"].as_str().unwrap().to_owned(),
@@ -158,7 +146,7 @@ fn stored_challenge(app: &TestApp, id: &str) -> tollgate::domain::Challenge {
 
 /// The account's audit events with `action`, newest first.
 fn audit_events(app: &TestApp, handle: &str, action: &str) -> Vec<Value> {
-    let audit = cli_json(app, &["audit", "--account", handle, "--json"]);
+    let audit = app.cli_json(&["audit", "--account", handle, "--json"]);
     audit
         .as_array()
         .expect("a list of events")
@@ -233,7 +221,7 @@ async fn pairing_flow_end_to_end(backend: Backend) {
     assert_eq!(pending["scopes"], json!(["read", "admin"]));
     let code = pending["code"].as_str().unwrap().to_owned();
     assert!(code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()));
-    let cli_list = cli_json(&app, &["challenge", "list", "--account", "alice", "--json"]);
+    let cli_list = app.cli_json(&["challenge", "list", "--account", "alice", "--json"]);
     assert_eq!(cli_list[0]["code"], code.as_str());
 
     let (status, body) = redeem(&app, &challenge, &code).await;
@@ -263,7 +251,7 @@ async fn pairing_flow_end_to_end(backend: Backend) {
     let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
     assert_eq!(listed["challenges"], json!([]));
 
-    let audit = cli_json(&app, &["audit", "--account", "alice", "--json"]);
+    let audit = app.cli_json(&["audit", "--account", "alice", "--json"]);
     let actions: Vec<&str> = audit
         .as_array()
         .unwrap()
@@ -513,7 +501,7 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(too_much.status(), 400, "scopes beyond the account's");
-    let cli_list = cli_json(&app, &["api-key", "list", "--account", "frank", "--json"]);
+    let cli_list = app.cli_json(&["api-key", "list", "--account", "frank", "--json"]);
     assert!(!cli_list.to_string().contains(&key));
 
     // Used: last_used_at is set at the first use.
@@ -606,7 +594,9 @@ async fn api_keys_shown_once_and_revoked_at_once(backend: Backend) {
     assert!(app.cli(&["api-key", "revoke", &owner_id]).status.success());
     assert_eq!(me(&app, &owner_key).await.0, 401);
     assert!(app.cli(&["api-key", "delete", &owner_id]).status.success());
-    let audit = cli_json(&app, &["audit", "--account", "frank", "--json"]).to_string();
+    let audit = app
+        .cli_json(&["audit", "--account", "frank", "--json"])
+        .to_string();
     assert!(audit.contains("api_key.revoked") && audit.contains("api_key.deleted"));
 }
 
@@ -988,22 +978,19 @@ async fn a_key_cannot_grant_more_than_it_holds(backend: Backend) {
     );
     assert!(stderr(&output).contains("reserved"));
 
-    let limited = cli_json(
-        &app,
-        &[
-            "api-key",
-            "create",
-            "--account",
-            "lena",
-            "--name",
-            "app",
-            "--scope",
-            "read keys",
-            "--expires-in",
-            "3600",
-            "--json",
-        ],
-    );
+    let limited = app.cli_json(&[
+        "api-key",
+        "create",
+        "--account",
+        "lena",
+        "--name",
+        "app",
+        "--scope",
+        "read keys",
+        "--expires-in",
+        "3600",
+        "--json",
+    ]);
     let limited_key = limited["api_key"].as_str().unwrap();
     let wider = app
         .http

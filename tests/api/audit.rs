@@ -6,7 +6,7 @@ use tollgate::db::audit::AuditFilter;
 use tollgate::domain::AuditEvent;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app, stderr};
+use crate::helpers::{Backend, TestApp, spawn_app};
 
 /// Events with a `seq` above `after`, oldest first.
 fn events_since(app: &TestApp, after: i64) -> Vec<AuditEvent> {
@@ -28,12 +28,6 @@ fn active_kid(app: &TestApp) -> String {
         .unwrap()
         .expect("an active key")
         .kid
-}
-
-fn cli_json(app: &TestApp, args: &[&str]) -> Value {
-    let output = app.cli(args);
-    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-    serde_json::from_slice(&output.stdout).expect("--json prints JSON only")
 }
 
 /// Exactly one event was written, and it is this one.
@@ -70,7 +64,7 @@ async fn signing_key_rotation_and_import_are_audited(backend: Backend) {
     assert_eq!(startup, [("signing_key.rotated", "system")]);
 
     let (seq, old) = (last_seq(&app), active_kid(&app));
-    let rotated = cli_json(&app, &["signing-key", "rotate", "--json"]);
+    let rotated = app.cli_json(&["signing-key", "rotate", "--json"]);
     let kid = rotated["kid"].as_str().unwrap();
     assert_eq!(kid, active_kid(&app));
     assert_one_key_event(
@@ -105,18 +99,15 @@ async fn signing_key_rotation_and_import_are_audited(backend: Backend) {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/rsa2048-test-only.pem"
     );
-    let imported = cli_json(
-        &app,
-        &[
-            "signing-key",
-            "import",
-            "--algorithm",
-            "RS256",
-            "--pem",
-            pem,
-            "--json",
-        ],
-    );
+    let imported = app.cli_json(&[
+        "signing-key",
+        "import",
+        "--algorithm",
+        "RS256",
+        "--pem",
+        pem,
+        "--json",
+    ]);
     let kid = imported["kid"].as_str().unwrap();
     assert_eq!(imported["algorithm"], "RS256");
     let events = events_since(&app, seq);
@@ -149,18 +140,15 @@ async fn the_import_event_names_the_imported_algorithm() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/rsa2048-test-only.pem"
     );
-    cli_json(
-        &app,
-        &[
-            "signing-key",
-            "import",
-            "--algorithm",
-            "RS256",
-            "--pem",
-            pem,
-            "--json",
-        ],
-    );
+    app.cli_json(&[
+        "signing-key",
+        "import",
+        "--algorithm",
+        "RS256",
+        "--pem",
+        pem,
+        "--json",
+    ]);
     let events = events_since(&app, seq);
     assert_eq!(events[0].action, "signing_key.imported");
     assert_eq!(

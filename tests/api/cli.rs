@@ -52,7 +52,7 @@ async fn cli_manages_clients_and_the_server_sees_it(backend: Backend) {
     assert!(app.cli(&["client", "enable", &client.id]).status.success());
     app.token(&client, &[]).await;
 
-    let output = app.cli(&[
+    let rotated = app.cli_json(&[
         "client",
         "rotate-secret",
         &client.id,
@@ -60,8 +60,6 @@ async fn cli_manages_clients_and_the_server_sees_it(backend: Backend) {
         "60",
         "--json",
     ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
     let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
     app.token(&client, &[]).await;
     let renewed = crate::helpers::Client {
@@ -102,9 +100,7 @@ async fn cli_key_rotation_reaches_the_running_server(backend: Backend) {
         .kid
         .unwrap();
 
-    let output = app.cli(&["signing-key", "rotate", "--algorithm", "EdDSA", "--json"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rotated = app.cli_json(&["signing-key", "rotate", "--algorithm", "EdDSA", "--json"]);
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_eq!(rotated["algorithm"], "EdDSA");
 
@@ -275,7 +271,7 @@ async fn imported_rsa_key_signs_rs256_tokens(backend: Backend) {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/rsa2048-test-only.pem"
     );
-    let output = app.cli(&[
+    let imported = app.cli_json(&[
         "signing-key",
         "import",
         "--algorithm",
@@ -284,8 +280,6 @@ async fn imported_rsa_key_signs_rs256_tokens(backend: Backend) {
         pem,
         "--json",
     ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let imported: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(imported["algorithm"], "RS256");
     let kid = imported["kid"].as_str().unwrap().to_owned();
     let switched = eventually(5, || async {

@@ -239,6 +239,13 @@ impl TestApp {
         cli(&self.db, args)
     }
 
+    /// Runs a `--json` CLI command that must succeed; its output, parsed.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.cli(args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        serde_json::from_slice(&output.stdout).expect("--json prints JSON only")
+    }
+
     /// Creates a client with the CLI (`--json`), so the CLI is exercised on every backend.
     pub fn create_client(&self, name: &str, scope: &str, extra: &[&str]) -> Client {
         let mut args = vec![

@@ -19,6 +19,28 @@ use tollgate::service::audit::Actor;
 use crate::both_backends;
 use crate::helpers::{Backend, TEST_MASTER_KEY, TestDb};
 
+type AuditFields = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    serde_json::Value,
+);
+
+fn audit_fields(e: &AuditEvent) -> AuditFields {
+    (
+        e.occurred_at,
+        e.action.clone(),
+        e.actor.clone(),
+        e.account_id.clone(),
+        e.client_id.clone(),
+        e.subject_id.clone(),
+        e.details.clone(),
+    )
+}
+
 fn names(dir: &str) -> Vec<String> {
     let mut names: Vec<String> =
         std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
@@ -44,157 +66,8 @@ fn scope(text: &str) -> Scope {
     Scope::parse(text).unwrap()
 }
 
-type ClientFields = (
-    String,
-    String,
-    Vec<u8>,
-    Option<(Vec<u8>, i64)>,
-    Scope,
-    Vec<String>,
-    Vec<GrantType>,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-    Option<i64>,
-);
-
 /// Every field (`Client` has a redacting `Debug` and no `PartialEq`).
-fn client_fields(c: &Client) -> ClientFields {
-    (
-        c.id.clone(),
-        c.name.clone(),
-        c.secret_digest.clone(),
-        c.previous_secret.clone(),
-        c.scopes.clone(),
-        c.audiences.clone(),
-        c.grant_types.clone(),
-        c.token_ttl,
-        c.disabled_at,
-        c.created_at,
-        c.updated_at,
-        c.tokens_not_before,
-    )
-}
-
-type AccountFields = (String, String, String, Scope, i64, Option<i64>);
-
-fn account_fields(a: &Account) -> AccountFields {
-    (
-        a.id.clone(),
-        a.handle.clone(),
-        a.display_name.clone(),
-        a.scopes.clone(),
-        a.created_at,
-        a.disabled_at,
-    )
-}
-
-type KeyFields = (
-    String,
-    String,
-    String,
-    String,
-    Scope,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-
-fn key_fields(k: &ApiKey) -> KeyFields {
-    (
-        k.id.clone(),
-        k.account_id.clone(),
-        k.name.clone(),
-        k.prefix.clone(),
-        k.scopes.clone(),
-        k.created_at,
-        k.last_used_at,
-        k.expires_at,
-        k.revoked_at,
-    )
-}
-
-type ChallengeFields = (
-    String,
-    Option<String>,
-    String,
-    Scope,
-    String,
-    i32,
-    ChallengeStatus,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-);
-
-fn challenge_fields(c: &Challenge) -> ChallengeFields {
-    (
-        c.id.clone(),
-        c.account_id.clone(),
-        c.app_name.clone(),
-        c.scopes.clone(),
-        c.code.clone(),
-        c.failed_attempts,
-        c.status,
-        c.created_at,
-        c.expires_at,
-        c.resolved_at,
-        c.api_key_id.clone(),
-    )
-}
-
-type SigningKeyFields = (
-    String,
-    SigningAlgorithm,
-    KeyState,
-    Vec<u8>,
-    serde_json::Value,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-
-fn signing_key_fields(k: &SigningKeyRecord) -> SigningKeyFields {
-    (
-        k.kid.clone(),
-        k.algorithm,
-        k.state,
-        k.sealed_private_key.clone(),
-        k.public_jwk.clone(),
-        k.created_at,
-        k.activated_at,
-        k.retired_at,
-        k.publish_until,
-    )
-}
-
-type AuditFields = (
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    serde_json::Value,
-);
-
 /// Everything but `seq`, which the database assigns.
-fn audit_fields(e: &AuditEvent) -> AuditFields {
-    (
-        e.occurred_at,
-        e.action.clone(),
-        e.actor.clone(),
-        e.account_id.clone(),
-        e.client_id.clone(),
-        e.subject_id.clone(),
-        e.details.clone(),
-    )
-}
-
 fn clients_round_trip(conn: &mut DbConn) -> Client {
     let mut client = Client {
         id: "client-1".into(),
@@ -212,7 +85,7 @@ fn clients_round_trip(conn: &mut DbConn) -> Client {
     };
     db::clients::insert(conn, &client).unwrap();
     let found = db::clients::find(conn, &client.id).unwrap().unwrap();
-    assert_eq!(client_fields(&found), client_fields(&client));
+    assert_eq!(found, client);
 
     // The columns an insert leaves empty: the rotated-out secret, disabling, bulk revocation.
     let changes = ClientChanges {
@@ -231,12 +104,9 @@ fn clients_round_trip(conn: &mut DbConn) -> Client {
     client.updated_at = NOW + 5;
     client.tokens_not_before = Some(NOW + 6);
     let found = db::clients::find(conn, &client.id).unwrap().unwrap();
-    assert_eq!(client_fields(&found), client_fields(&client));
+    assert_eq!(found, client);
     let listed = db::clients::list(conn).unwrap();
-    assert_eq!(
-        listed.iter().map(client_fields).collect::<Vec<_>>(),
-        [client_fields(&client)]
-    );
+    assert_eq!(listed, [client.clone()]);
     assert_eq!(db::clients::count(conn).unwrap(), 1);
     assert!(db::clients::find(conn, "client-2").unwrap().is_none());
     client
@@ -253,19 +123,12 @@ fn accounts_round_trip(conn: &mut DbConn) -> Account {
     };
     db::accounts::insert(conn, &account).unwrap();
     let by_handle = db::accounts::by_handle(conn, "alice").unwrap().unwrap();
-    assert_eq!(account_fields(&by_handle), account_fields(&account));
+    assert_eq!(by_handle, account);
     assert!(db::accounts::set_disabled(conn, &account.id, Some(NOW + 7)).unwrap());
     account.disabled_at = Some(NOW + 7);
     let by_id = db::accounts::by_id(conn, &account.id).unwrap().unwrap();
-    assert_eq!(account_fields(&by_id), account_fields(&account));
-    assert_eq!(
-        db::accounts::list(conn)
-            .unwrap()
-            .iter()
-            .map(account_fields)
-            .collect::<Vec<_>>(),
-        [account_fields(&account)]
-    );
+    assert_eq!(by_id, account);
+    assert_eq!(db::accounts::list(conn).unwrap(), [account.clone()]);
     account
 }
 
@@ -284,13 +147,10 @@ fn api_keys_round_trip(conn: &mut DbConn, account: &Account) -> ApiKey {
     };
     db::api_keys::insert(conn, &key, &digest).unwrap();
     let listed = db::api_keys::of_account(conn, &account.id).unwrap();
-    assert_eq!(
-        listed.iter().map(key_fields).collect::<Vec<_>>(),
-        [key_fields(&key)]
-    );
+    assert_eq!(listed, [key.clone()]);
     let (found, owner) = db::api_keys::by_digest(conn, &digest).unwrap().unwrap();
-    assert_eq!(key_fields(&found), key_fields(&key));
-    assert_eq!(account_fields(&owner), account_fields(account));
+    assert_eq!(found, key);
+    assert_eq!(owner, *account);
     assert!(
         db::api_keys::by_digest(conn, &[0x08; 32])
             .unwrap()
@@ -306,9 +166,9 @@ fn api_keys_round_trip(conn: &mut DbConn, account: &Account) -> ApiKey {
     key.last_used_at = Some(NOW + 8);
     key.revoked_at = Some(NOW + 9);
     let (found, _) = db::api_keys::by_digest(conn, &digest).unwrap().unwrap();
-    assert_eq!(key_fields(&found), key_fields(&key));
+    assert_eq!(found, key);
     let (found, _) = db::api_keys::by_id(conn, &key.id).unwrap().unwrap();
-    assert_eq!(key_fields(&found), key_fields(&key));
+    assert_eq!(found, key);
     key
 }
 
@@ -336,14 +196,11 @@ fn challenges_round_trip(conn: &mut DbConn, account: &Account, key: &ApiKey) {
     db::challenges::insert(conn, &challenge).unwrap();
     db::challenges::insert(conn, &orphan).unwrap();
     let found = db::challenges::find(conn, &challenge.id).unwrap().unwrap();
-    assert_eq!(challenge_fields(&found), challenge_fields(&challenge));
+    assert_eq!(found, challenge);
     let found = db::challenges::find(conn, &orphan.id).unwrap().unwrap();
-    assert_eq!(challenge_fields(&found), challenge_fields(&orphan));
+    assert_eq!(found, orphan);
     let pending = db::challenges::pending(conn, &account.id, NOW).unwrap();
-    assert_eq!(
-        pending.iter().map(challenge_fields).collect::<Vec<_>>(),
-        [challenge_fields(&challenge)]
-    );
+    assert_eq!(pending, [challenge.clone()]);
 
     assert_eq!(
         db::challenges::record_failed_attempt(conn, &challenge.id, 3, NOW + 1).unwrap(),
@@ -364,7 +221,7 @@ fn challenges_round_trip(conn: &mut DbConn, account: &Account, key: &ApiKey) {
     challenge.resolved_at = Some(NOW + 10);
     challenge.api_key_id = Some(key.id.clone());
     let found = db::challenges::find(conn, &challenge.id).unwrap().unwrap();
-    assert_eq!(challenge_fields(&found), challenge_fields(&challenge));
+    assert_eq!(found, challenge);
 }
 
 fn signing_keys_round_trip(conn: &mut DbConn, master: &MasterKey) {
@@ -382,10 +239,7 @@ fn signing_keys_round_trip(conn: &mut DbConn, master: &MasterKey) {
     };
     db::keys::insert(conn, &record).unwrap();
     let listed = db::keys::list(conn).unwrap();
-    assert_eq!(
-        listed.iter().map(signing_key_fields).collect::<Vec<_>>(),
-        [signing_key_fields(&record)]
-    );
+    assert_eq!(listed, [record.clone()]);
     // The sealed bytes come back intact: they still open to the same private key.
     assert_eq!(
         master
@@ -407,7 +261,7 @@ fn signing_keys_round_trip(conn: &mut DbConn, master: &MasterKey) {
     record.retired_at = Some(NOW + 11);
     record.publish_until = Some(FAR);
     let found = db::keys::find(conn, &record.kid).unwrap().unwrap();
-    assert_eq!(signing_key_fields(&found), signing_key_fields(&record));
+    assert_eq!(found, record);
     assert_eq!(
         db::keys::fingerprint(conn).unwrap(),
         [KeySummary {
@@ -417,12 +271,8 @@ fn signing_keys_round_trip(conn: &mut DbConn, master: &MasterKey) {
         }]
     );
     assert_eq!(
-        db::keys::published(conn, NOW + 12)
-            .unwrap()
-            .iter()
-            .map(signing_key_fields)
-            .collect::<Vec<_>>(),
-        [signing_key_fields(&record)],
+        db::keys::published(conn, NOW + 12).unwrap(),
+        [record.clone()],
         "a retired key is published until publish_until"
     );
 }
@@ -435,7 +285,7 @@ fn revocations_round_trip(conn: &mut DbConn, client: &Client) {
         .unwrap()
         .unwrap();
     assert!(revoked);
-    assert_eq!(client_fields(&found), client_fields(client));
+    assert_eq!(found, *client);
     let (_, revoked) = db::revocations::client_and_revocation(conn, &client.id, "jti-2")
         .unwrap()
         .unwrap();
