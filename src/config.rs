@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db::{DbUrl, PoolOptions};
 use crate::oauth::TokenPolicy;
+use crate::service::sessions::SessionPolicy;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
@@ -35,6 +36,7 @@ pub struct FileSettings {
     pub database: DatabaseSection,
     pub tokens: TokensSection,
     pub signing: SigningSection,
+    pub console: ConsoleSection,
     pub log: LogSection,
 }
 
@@ -124,6 +126,67 @@ impl Default for SigningSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct ConsoleSection {
+    pub enabled: bool,
+    pub session_idle_minutes: i64,
+    pub session_absolute_hours: i64,
+    pub invite_valid_hours: i64,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            invite_valid_hours: 7 * 24,
+        }
+    }
+}
+
+/// `[console]`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    pub enabled: bool,
+    pub sessions: SessionPolicy,
+    pub invite_ttl_seconds: i64,
+}
+
+impl ConsoleSettings {
+    fn validate(section: &ConsoleSection) -> Result<Self, ConfigError> {
+        if !(1..=24 * 60).contains(&section.session_idle_minutes) {
+            return Err(invalid(
+                "console.session_idle_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        if !(1..=24 * 30).contains(&section.session_absolute_hours)
+            || section.session_absolute_hours * 60 < section.session_idle_minutes
+        {
+            return Err(invalid(
+                "console.session_absolute_hours",
+                "must be between 1 and 720, and not shorter than console.session_idle_minutes",
+            ));
+        }
+        if !(1..=24 * 30).contains(&section.invite_valid_hours) {
+            return Err(invalid(
+                "console.invite_valid_hours",
+                "must be between 1 and 720",
+            ));
+        }
+        Ok(Self {
+            enabled: section.enabled,
+            sessions: SessionPolicy {
+                idle_seconds: section.session_idle_minutes * 60,
+                absolute_seconds: section.session_absolute_hours * 3600,
+            },
+            invite_ttl_seconds: section.invite_valid_hours * 3600,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     pub level: String,
 }
@@ -198,6 +261,7 @@ pub struct Settings {
     pub key_refresh: Duration,
     /// Automatic signing key rotation; `None` when off.
     pub rotation_period: Option<i64>,
+    pub console: ConsoleSettings,
     pub log_level: String,
 }
 
@@ -248,6 +312,7 @@ impl Settings {
         let tokens = TokenSettings::validate(&file.tokens, &server.issuer)?;
         let signing = SigningSettings::validate(&file.signing, &file.tokens)?;
         let master_key = master_key_source(overrides, &file.signing, &database_url);
+        let console = ConsoleSettings::validate(&file.console)?;
         Ok(Self {
             bind: server.bind,
             issuer: server.issuer,
@@ -268,6 +333,7 @@ impl Settings {
             master_key,
             key_refresh: signing.key_refresh,
             rotation_period: signing.rotation_period,
+            console,
             log_level: overrides
                 .log_level
                 .clone()

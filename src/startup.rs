@@ -123,6 +123,7 @@ impl Application {
         let state = Arc::new(AppState::new(db, keys, master_key, settings.clone(), clock));
         let app_state = web::Data::from(state.clone());
         let access_log = settings.access_log;
+        let console_enabled = settings.console.enabled;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -132,7 +133,12 @@ impl Application {
                     // credential sent by mistake.
                     actix_web::middleware::Logger::new("%{r}a %m %U %s %Dms"),
                 ))
-                .configure(crate::http::routes)
+                .configure(|cfg| {
+                    if console_enabled {
+                        crate::http::console::routes(cfg);
+                    }
+                    crate::http::routes(cfg);
+                })
         })
         .listen(listener)?;
         let workers = if settings.workers > 0 {

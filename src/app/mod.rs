@@ -33,6 +33,12 @@ pub struct AppState {
     /// Limits on pairing challenge creation, per client address and per account.
     pub pairing_by_address: RateLimiter,
     pub pairing_by_account: RateLimiter,
+    /// Console sign-in attempts per client address (each account also has its own block,
+    /// in the database).
+    pub sign_in_by_address: RateLimiter,
+    /// Password hashing (argon2id, ~19 MiB and tens of milliseconds each) runs on its own
+    /// threads, at most this many at once, never on the database's blocking threads.
+    pub password_permits: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -53,12 +59,31 @@ impl AppState {
             usage: UsageTracker::default(),
             pairing_by_address: RateLimiter::new(10, Duration::from_secs(60)),
             pairing_by_account: RateLimiter::new(5, Duration::from_secs(600)),
+            sign_in_by_address: RateLimiter::new(30, Duration::from_secs(300)),
+            password_permits: tokio::sync::Semaphore::new(2),
         }
     }
 
     /// Unix seconds, from the application's clock.
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Runs a password hash or check on a thread of its own, at most
+    /// [`AppState::password_permits`] at once (others wait their turn).
+    pub async fn password_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.password_permits.acquire().await.ok()?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("password-hash".into())
+            .spawn(move || {
+                let _ = done.send(work());
+            })
+            .ok()?;
+        result.await.ok()
     }
 
     /// Runs `f` with what the token grants need (the current key ring, policy, usage

@@ -4,7 +4,9 @@ use clap::Subcommand;
 
 use super::{now, parse_scope_arg, print_json};
 use crate::db::DbConn;
-use crate::service::accounts::{self, AccountView};
+use crate::config::Settings;
+use crate::service::accounts::{self, AccountView, NewAccount};
+use crate::service::invites;
 use crate::service::audit::Actor;
 
 #[derive(Debug, Subcommand)]
@@ -18,8 +20,30 @@ pub enum AccountCommand {
         name: Option<String>,
         #[arg(long, default_value = "")]
         scope: String,
+        /// May use the console's operator pages (clients, signing keys, accounts, audit).
+        #[arg(long)]
+        operator: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Print a one-time link with which the person sets a password and signs in to the
+    /// console (also to reset a forgotten password). A newer link replaces older ones.
+    Invite {
+        handle: String,
+        /// Hours the link works (default: console.invite_valid_hours).
+        #[arg(long, value_name = "HOURS")]
+        valid_hours: Option<i64>,
+        /// Print {"handle","url","expires_at"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the account an operator of the console.
+    Promote {
+        handle: String,
+    },
+    /// Take the operator role away.
+    Demote {
+        handle: String,
     },
     List {
         #[arg(long)]
@@ -56,31 +80,62 @@ fn print_account(account: &AccountView) {
             "enabled"
         }
     );
+    println!("operator: {}", if account.operator { "yes" } else { "no" });
     println!("created:  {}", account.created_at.to_rfc3339());
 }
 
-pub fn run(conn: &mut DbConn, command: AccountCommand) -> anyhow::Result<()> {
+pub fn run(conn: &mut DbConn, settings: &Settings, command: AccountCommand) -> anyhow::Result<()> {
     let actor = Actor::cli();
     match command {
         AccountCommand::Create {
             handle,
             name,
             scope,
+            operator,
             json,
         } => {
-            let account = accounts::create(
-                conn,
-                &actor,
-                &handle,
-                name.as_deref(),
-                &parse_scope_arg(&scope)?,
-                now(),
-            )?;
+            let new = NewAccount {
+                handle: &handle,
+                display_name: name.as_deref(),
+                scopes: &parse_scope_arg(&scope)?,
+                operator,
+            };
+            let account = accounts::create(conn, &actor, &new, now())?;
             if json {
                 print_json(&account)?;
             } else {
                 print_account(&account);
             }
+        }
+        AccountCommand::Invite {
+            handle,
+            valid_hours,
+            json,
+        } => {
+            let ttl = match valid_hours {
+                Some(hours) if (1..=24 * 30).contains(&hours) => hours * 3600,
+                Some(_) => anyhow::bail!("--valid-hours must be between 1 and 720"),
+                None => settings.console.invite_ttl_seconds,
+            };
+            let link = invites::create(conn, &actor, &handle, &settings.issuer, ttl, now())?;
+            if json {
+                print_json(&link)?;
+            } else {
+                println!("{}", link.url);
+                eprintln!(
+                    "single use, valid until {}; give it to {} over a private channel",
+                    link.expires_at.to_rfc3339(),
+                    link.handle
+                );
+            }
+        }
+        AccountCommand::Promote { handle } => {
+            accounts::set_operator(conn, &actor, &handle, true, now())?;
+            println!("account {handle} is an operator");
+        }
+        AccountCommand::Demote { handle } => {
+            accounts::set_operator(conn, &actor, &handle, false, now())?;
+            println!("account {handle} is no longer an operator");
         }
         AccountCommand::List { json } => {
             let list = accounts::list(conn)?;

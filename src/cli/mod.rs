@@ -121,7 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Account(command)) => {
             crate::telemetry::init("warn");
-            accounts::run(&mut open_connection(&settings)?, command)?;
+            accounts::run(&mut open_connection(&settings)?, &settings, command)?;
         }
         Some(Command::ApiKey(command)) => {
             crate::telemetry::init("warn");

@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about HTTP or the database.
 
+pub mod passwords;
 pub mod sealed;
 pub mod secrets;
 pub mod signer;

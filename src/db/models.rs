@@ -205,6 +205,7 @@ pub(super) struct AccountRow {
     pub scopes: String,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    pub is_operator: bool,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -218,6 +219,7 @@ impl TryFrom<AccountRow> for Account {
             display_name: row.display_name,
             created_at: row.created_at,
             disabled_at: row.disabled_at,
+            is_operator: row.is_operator,
         })
     }
 }
@@ -230,6 +232,7 @@ pub(super) struct NewAccountRow<'a> {
     pub display_name: &'a str,
     pub scopes: String,
     pub created_at: i64,
+    pub is_operator: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -49,6 +49,7 @@ diesel::table! {
         scopes -> Text,
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        is_operator -> Bool,
     }
 }
 
@@ -96,14 +97,85 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_credentials (account_id) {
+        account_id -> Text,
+        password_hash -> Text,
+        password_changed_at -> BigInt,
+        totp_secret -> Nullable<Binary>,
+        totp_enabled_at -> Nullable<BigInt>,
+        totp_last_step -> Nullable<BigInt>,
+        failed_sign_ins -> Integer,
+        sign_in_blocked_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (digest) {
+        digest -> Binary,
+        account_id -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    console_sessions (id) {
+        id -> Text,
+        token_digest -> Binary,
+        account_id -> Text,
+        csrf_token -> Text,
+        second_factor_pending -> Bool,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+        user_agent -> Text,
+        address -> Text,
+    }
+}
+
+diesel::table! {
+    account_invites (id) {
+        id -> Text,
+        token_digest -> Binary,
+        account_id -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    app_authorizations (session_id) {
+        session_id -> Text,
+        account_id -> Nullable<Text>,
+        app_name -> Text,
+        scopes -> Text,
+        callback -> Nullable<Text>,
+        status -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        resolved_at -> Nullable<BigInt>,
+        api_key_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_keys -> accounts (account_id));
+diesel::joinable!(console_sessions -> accounts (account_id));
+diesel::joinable!(account_credentials -> accounts (account_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_credentials,
+    account_invites,
     accounts,
     api_keys,
+    app_authorizations,
     audit_events,
     clients,
+    console_sessions,
     pairing_challenges,
+    recovery_codes,
     revoked_tokens,
     signing_keys,
 );

@@ -11,6 +11,8 @@ pub struct Account {
     pub scopes: Scope,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    /// May use the operators' pages of the console.
+    pub is_operator: bool,
 }
 
 impl Account {

@@ -8,12 +8,14 @@
 pub mod account;
 pub mod audit;
 pub mod client;
+pub mod console;
 pub mod pairing;
 pub mod signing_key;
 
 pub use account::{Account, ApiKey, ApiKeyStatus};
 pub use audit::{AuditEvent, NewAuditEvent};
 pub use client::{Client, GrantType};
+pub use console::{AppAuthorization, AppAuthorizationStatus, ConsoleSession, Credentials, Invite};
 pub use pairing::{Challenge, ChallengeStatus, PairingRefusal};
 pub use signing_key::{KeyState, SigningKeyRecord};
 

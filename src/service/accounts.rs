@@ -45,6 +45,7 @@ pub struct AccountView {
     pub created_at: DateTime<Utc>,
     pub disabled: bool,
     pub disabled_at: Option<DateTime<Utc>>,
+    pub operator: bool,
 }
 
 impl From<&Account> for AccountView {
@@ -57,6 +58,7 @@ impl From<&Account> for AccountView {
             created_at: timestamp(account.created_at),
             disabled: account.is_disabled(),
             disabled_at: account.disabled_at.map(timestamp),
+            operator: account.is_operator,
         }
     }
 }
@@ -112,15 +114,24 @@ pub(crate) fn account_event<'a>(
     }
 }
 
+/// What a new account is: its handle, display name (the handle when absent), the scopes its
+/// keys may carry, and whether it may use the operators' pages of the console.
+#[derive(Debug, Clone)]
+pub struct NewAccount<'a> {
+    pub handle: &'a str,
+    pub display_name: Option<&'a str>,
+    pub scopes: &'a Scope,
+    pub operator: bool,
+}
+
 pub fn create(
     conn: &mut DbConn,
     actor: &Actor,
-    handle: &str,
-    display_name: Option<&str>,
-    scopes: &Scope,
+    new: &NewAccount<'_>,
     now: i64,
 ) -> Result<AccountView, AccountError> {
-    let handle = validate_handle(handle)?;
+    let handle = validate_handle(new.handle)?;
+    let scopes = new.scopes;
     if let Some(reserved) = RESERVED_SCOPES.iter().find(|s| scopes.contains(s)) {
         return Err(AccountError::Invalid(format!(
             "scope {reserved:?} is reserved for OAuth clients; API keys cannot carry it"
@@ -128,11 +139,12 @@ pub fn create(
     }
     let account = Account {
         id: random_id(),
-        display_name: validate_label("name", display_name.unwrap_or(&handle))?,
+        display_name: validate_label("name", new.display_name.unwrap_or(&handle))?,
         handle,
         scopes: scopes.clone(),
         created_at: now,
         disabled_at: None,
+        is_operator: new.operator,
     };
     db::transaction(conn, |conn| {
         match db::accounts::insert(conn, &account) {
@@ -141,7 +153,11 @@ pub fn create(
             }
             other => other?,
         }
-        let details = json!({"handle": account.handle, "scopes": account.scopes.to_string()});
+        let details = json!({
+            "handle": account.handle,
+            "scopes": account.scopes.to_string(),
+            "operator": account.is_operator,
+        });
         audit::record(
             conn,
             actor,
@@ -177,10 +193,44 @@ pub fn set_disabled(
         if account.is_disabled() != disabled {
             account.disabled_at = disabled.then_some(now);
             db::accounts::set_disabled(conn, &account.id, account.disabled_at)?;
+            if disabled {
+                // A disabled person is signed out everywhere at once, not at the next idle timeout.
+                db::console_sessions::delete_for_account(conn, &account.id)?;
+            }
             let action = if disabled {
                 "account.disabled"
             } else {
                 "account.enabled"
+            };
+            audit::record(
+                conn,
+                actor,
+                account_event(action, &account, None, None),
+                now,
+            )?;
+        }
+        Ok(AccountView::from(&account))
+    })
+}
+
+/// Gives or takes the operator role (the console's operator pages). Taking it ends nothing
+/// else: the person's own keys and sessions stay, but operator pages refuse them at once.
+pub fn set_operator(
+    conn: &mut DbConn,
+    actor: &Actor,
+    handle: &str,
+    operator: bool,
+    now: i64,
+) -> Result<AccountView, AccountError> {
+    db::transaction(conn, |conn| {
+        let mut account = by_handle(conn, handle)?;
+        if account.is_operator != operator {
+            account.is_operator = operator;
+            db::accounts::set_operator(conn, &account.id, operator)?;
+            let action = if operator {
+                "account.promoted"
+            } else {
+                "account.demoted"
             };
             audit::record(
                 conn,

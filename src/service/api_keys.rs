@@ -342,3 +342,42 @@ pub fn authenticate(
     }
     Ok(Ok(KeyHolder { key, account }))
 }
+
+/// "Rotate regularly": a new secret under the same name, scopes and lifetime, and the old
+/// key revoked, in one transaction. Only an active key can be regenerated.
+pub fn regenerate(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: &str,
+    account_id: Option<&str>,
+    now: i64,
+) -> Result<(ApiKeyView, ApiKeySecret), AccountError> {
+    db::transaction(conn, |conn| {
+        let (old, account) = owned(conn, id, account_id)?;
+        if old.status(now) != ApiKeyStatus::Active {
+            return Err(AccountError::Invalid(format!(
+                "only an active key can be regenerated; this one is {}",
+                old.status(now).as_str()
+            )));
+        }
+        let spec = KeySpec {
+            name: old.name.clone(),
+            scopes: Some(old.effective_scopes(&account)),
+            expires_in: old.expires_at.map(|expires_at| expires_at - old.created_at),
+        };
+        let (view, secret) = create(conn, actor, &account, &spec, now)?;
+        db::api_keys::revoke(conn, id, now)?;
+        audit::record(
+            conn,
+            actor,
+            account_event(
+                "api_key.regenerated",
+                &account,
+                Some(id),
+                Some(json!({"new_key_id": view.id, "new_prefix": view.prefix})),
+            ),
+            now,
+        )?;
+        Ok((view, secret))
+    })
+}

@@ -10,7 +10,8 @@ use crate::domain::{AuditEvent, timestamp};
 
 pub use crate::domain::NewAuditEvent as Event;
 
-/// Who acted: `cli`, `admin:<client id>`, `account:<handle>`, `app:<app name>`, `system`.
+/// Who acted: `cli`, `admin:<client id>`, `account:<handle>`, `console:<handle>`,
+/// `app:<app name>`, `system`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(String);
 
@@ -25,6 +26,11 @@ impl Actor {
 
     pub fn account(handle: &str) -> Self {
         Self(format!("account:{handle}"))
+    }
+
+    /// A person acting in the web console.
+    pub fn console(handle: &str) -> Self {
+        Self(format!("console:{handle}"))
     }
 
     pub fn app(name: &str) -> Self {

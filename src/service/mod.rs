@@ -15,9 +15,12 @@ pub mod clients;
 pub mod error;
 pub mod grants;
 pub mod introspection;
+pub mod invites;
 pub mod operators;
 pub mod pairing;
 pub mod revocation;
+pub mod sessions;
+pub mod sign_in;
 pub mod signing_keys;
 
 pub use error::{BearerRejection, ProtocolError};

@@ -169,9 +169,12 @@ async fn a_failed_audit_write_leaves_neither_change_nor_audit_row(backend: Backe
         accounts::create(
             &mut conn,
             &actor,
-            "bob",
-            None,
-            &Scope::parse("read").unwrap(),
+            &accounts::NewAccount {
+                handle: "bob",
+                display_name: None,
+                scopes: &Scope::parse("read").unwrap(),
+                operator: false,
+            },
             now,
         ),
         "accounts::create",

@@ -11,6 +11,7 @@ use crate::http::accounts::key_created;
 use crate::http::error::HttpError;
 use crate::http::extract::ScopeInput;
 use crate::service::api_keys::{self, KeySpec};
+use crate::service::accounts::NewAccount;
 use crate::service::{accounts, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -46,6 +47,9 @@ struct CreateAccountBody {
     display_name: Option<String>,
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
+    /// May use the console's operator pages.
+    #[serde(default)]
+    operator: bool,
 }
 
 async fn post_account(
@@ -64,14 +68,13 @@ async fn post_account(
     let account = state
         .db
         .run(move |conn| {
-            accounts::create(
-                conn,
-                &actor,
-                &body.handle,
-                body.display_name.as_deref(),
-                &scopes,
-                now,
-            )
+            let new = NewAccount {
+                handle: &body.handle,
+                display_name: body.display_name.as_deref(),
+                scopes: &scopes,
+                operator: body.operator,
+            };
+            accounts::create(conn, &actor, &new, now)
         })
         .await?;
     Ok(private_json(StatusCode::CREATED, account))

@@ -1,0 +1,148 @@
+//! The web console under `/console/`: server-rendered pages where people sign in, manage
+//! their API keys and answer app requests, and operators manage the server. Pages call the
+//! same service functions as the CLI and the admin API, with the actor `console:<handle>`.
+//!
+//! Every page carries a strict Content-Security-Policy (no inline script or style), and
+//! every state-changing form a CSRF token checked with the request's origin ([`csrf`]).
+
+mod assets;
+mod auth;
+mod csrf;
+mod error;
+mod keys;
+mod session;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+pub use error::ConsoleError;
+pub use session::{Person, Visitor};
+
+/// Pages and assets: none loads anything from elsewhere, frames it, or leaks its URL.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add(("cross-origin-opener-policy", "same-origin"))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/console")
+            .wrap(security_headers())
+            .app_data(
+                web::FormConfig::default()
+                    .limit(16 * 1024)
+                    .error_handler(error::form_error),
+            )
+            .route("", web::get().to(get_home))
+            .route("/", web::get().to(get_home))
+            .route("/static/{name}", web::get().to(assets::get_asset))
+            .route("/sign-in", web::get().to(auth::get_sign_in))
+            .route("/sign-in", web::post().to(auth::post_sign_in))
+            .route("/sign-out", web::post().to(auth::post_sign_out))
+            .route("/invite/{token}", web::get().to(auth::get_invite))
+            .route("/invite/{token}", web::post().to(auth::post_invite))
+            .route("/keys", web::get().to(keys::get_keys))
+            .route("/keys", web::post().to(keys::post_key))
+            .route("/keys/{id}/{action}", web::get().to(keys::get_key_action))
+            .route("/keys/{id}/{action}", web::post().to(keys::post_key_action))
+            .default_service(web::to(error::page_not_found)),
+    );
+}
+
+/// `/console/`: the keys page for a signed-in person, else the sign-in page.
+async fn get_home(visitor: Visitor) -> HttpResponse {
+    let target = if visitor.0.is_some() {
+        "/console/keys"
+    } else {
+        "/console/sign-in"
+    };
+    see_other(target)
+}
+
+/// 303: after a form, the browser GETs the next page (no re-POST on reload).
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// What every page around its content shows.
+pub struct Chrome {
+    pub title: String,
+    pub css: &'static str,
+    pub js: &'static str,
+    /// The signed-in person, for the navigation and the sign-out form.
+    pub nav: Option<Nav>,
+    /// Which navigation entry is the current page.
+    pub current: &'static str,
+    /// Narrow layout (sign-in, invite).
+    pub narrow: bool,
+}
+
+pub struct Nav {
+    pub handle: String,
+    pub operator: bool,
+    pub csrf: String,
+}
+
+impl Chrome {
+    pub fn signed_out(title: &str) -> Self {
+        Self {
+            title: title.to_owned(),
+            css: assets::CSS.path(),
+            js: assets::JS.path(),
+            nav: None,
+            current: "",
+            narrow: true,
+        }
+    }
+
+    pub fn for_person(person: &Person, title: &str, current: &'static str) -> Self {
+        Self {
+            title: title.to_owned(),
+            css: assets::CSS.path(),
+            js: assets::JS.path(),
+            nav: Some(Nav {
+                handle: person.account.handle.clone(),
+                operator: person.account.is_operator,
+                csrf: person.session.csrf_token.clone(),
+            }),
+            current,
+            narrow: false,
+        }
+    }
+}
+
+/// Renders a page as a private, uncacheable HTML answer.
+fn page(status: actix_web::http::StatusCode, template: &impl Template) -> HttpResponse {
+    match template.render() {
+        Ok(html) => HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .body(html),
+        Err(err) => {
+            tracing::error!(error = %err, "console template failed to render");
+            HttpResponse::InternalServerError()
+                .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+                .body("internal server error")
+        }
+    }
+}
+
+fn ok_page(template: &impl Template) -> HttpResponse {
+    page(actix_web::http::StatusCode::OK, template)
+}
+
+/// Times as people read them, in UTC.
+fn human_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M UTC").to_string()
+}
