@@ -3,11 +3,11 @@
 use clap::Subcommand;
 
 use super::{now, parse_scope_arg, print_json};
-use crate::db::DbConn;
 use crate::config::Settings;
+use crate::db::DbConn;
 use crate::service::accounts::{self, AccountView, NewAccount};
-use crate::service::invites;
 use crate::service::audit::Actor;
+use crate::service::invites;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {

@@ -97,7 +97,10 @@ pub fn complete_second_factor(conn: &mut DbConn, id: &str, now: i64) -> Result<b
 pub fn of_account(conn: &mut DbConn, account_id: &str) -> Result<Vec<ConsoleSession>, DbError> {
     Ok(console_sessions::table
         .filter(console_sessions::account_id.eq(account_id))
-        .order((console_sessions::created_at.desc(), console_sessions::id.asc()))
+        .order((
+            console_sessions::created_at.desc(),
+            console_sessions::id.asc(),
+        ))
         .select(SessionRow::as_select())
         .load(conn)?
         .into_iter()

@@ -19,6 +19,7 @@ pub mod invites;
 pub mod operators;
 pub mod pairing;
 pub mod revocation;
+pub mod second_factor;
 pub mod sessions;
 pub mod sign_in;
 pub mod signing_keys;

@@ -53,12 +53,8 @@ pub struct BrowserInfo {
 
 impl BrowserInfo {
     pub fn new(user_agent: &str, address: &str) -> Self {
-        let clip = |text: &str| -> String {
-            text.chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect()
-        };
+        let clip =
+            |text: &str| -> String { text.chars().filter(|c| !c.is_control()).take(200).collect() };
         Self {
             user_agent: clip(user_agent),
             address: clip(address),
@@ -129,7 +125,10 @@ pub fn resume(
     let finished = session.expires_at <= now
         || session.last_seen_at.saturating_add(policy.idle_seconds) <= now
         || (session.second_factor_pending
-            && session.created_at.saturating_add(SECOND_FACTOR_WINDOW_SECONDS) <= now);
+            && session
+                .created_at
+                .saturating_add(SECOND_FACTOR_WINDOW_SECONDS)
+                <= now);
     let account = match account {
         Some(account) if !finished && !account.is_disabled() => account,
         _ => {

@@ -18,7 +18,7 @@ pub const MAX_BLOCK_SECONDS: i64 = 15 * 60;
 #[derive(Debug)]
 pub enum Attempt {
     /// Check the password against these credentials.
-    Check(Account, Credentials),
+    Check(Box<(Account, Credentials)>),
     /// Nothing to check against (unknown handle, no password yet, disabled account): the
     /// caller spends the same time and gives the same answer as for a wrong password.
     Refuse,
@@ -42,7 +42,7 @@ pub fn begin(conn: &mut DbConn, handle: &str, now: i64) -> Result<Attempt, DbErr
     if account.is_disabled() {
         return Ok(Attempt::Refuse);
     }
-    Ok(Attempt::Check(account, credentials))
+    Ok(Attempt::Check(Box::new((account, credentials))))
 }
 
 /// How long an account is blocked after its `failures`-th failure in a row.

@@ -11,6 +11,7 @@ mod admin;
 mod atomicity;
 mod audit;
 mod cli;
+mod console;
 mod damaged_rows;
 mod discovery;
 mod instances;

@@ -120,12 +120,15 @@ fn accounts_round_trip(conn: &mut DbConn) -> Account {
         scopes: scope("read keys"),
         created_at: NOW,
         disabled_at: None,
+        is_operator: true,
     };
     db::accounts::insert(conn, &account).unwrap();
     let by_handle = db::accounts::by_handle(conn, "alice").unwrap().unwrap();
     assert_eq!(by_handle, account);
     assert!(db::accounts::set_disabled(conn, &account.id, Some(NOW + 7)).unwrap());
     account.disabled_at = Some(NOW + 7);
+    assert!(db::accounts::set_operator(conn, &account.id, false).unwrap());
+    account.is_operator = false;
     let by_id = db::accounts::by_id(conn, &account.id).unwrap().unwrap();
     assert_eq!(by_id, account);
     assert_eq!(db::accounts::list(conn).unwrap(), [account.clone()]);
@@ -377,6 +380,79 @@ fn audit_round_trip(conn: &mut DbConn) {
     );
 }
 
+fn console_round_trip(conn: &mut DbConn, account: &Account) {
+    use tollgate::domain::{ConsoleSession, Invite};
+    assert!(
+        db::credentials::of_account(conn, &account.id)
+            .unwrap()
+            .is_none()
+    );
+    db::credentials::set_password(conn, &account.id, "$argon2id$stored", NOW).unwrap();
+    db::credentials::record_failure(conn, &account.id, Some(NOW + 30)).unwrap();
+    assert!(db::credentials::set_totp(conn, &account.id, Some(b"sealed"), Some(NOW)).unwrap());
+    assert!(db::credentials::spend_totp_step(conn, &account.id, 10).unwrap());
+    assert!(!db::credentials::spend_totp_step(conn, &account.id, 10).unwrap());
+    let stored = db::credentials::of_account(conn, &account.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.password_hash, "$argon2id$stored");
+    assert_eq!(stored.failed_sign_ins, 1);
+    assert_eq!(stored.sign_in_blocked_until, Some(NOW + 30));
+    assert_eq!(stored.sealed_totp_secret.as_deref(), Some(&b"sealed"[..]));
+    assert_eq!(
+        (stored.totp_enabled_at, stored.totp_last_step),
+        (Some(NOW), Some(10))
+    );
+    db::credentials::replace_recovery_codes(conn, &account.id, &[vec![1; 32], vec![2; 32]], NOW)
+        .unwrap();
+    assert!(db::credentials::spend_recovery_code(conn, &account.id, &[1; 32], NOW).unwrap());
+    assert!(!db::credentials::spend_recovery_code(conn, &account.id, &[1; 32], NOW).unwrap());
+    assert_eq!(
+        db::credentials::unused_recovery_codes(conn, &account.id).unwrap(),
+        1
+    );
+
+    let session = ConsoleSession {
+        id: "session-1".into(),
+        account_id: account.id.clone(),
+        csrf_token: "csrf".into(),
+        second_factor_pending: true,
+        created_at: NOW,
+        last_seen_at: NOW,
+        expires_at: NOW + 100,
+        user_agent: "agent".into(),
+        address: "192.0.2.1".into(),
+    };
+    db::console_sessions::insert(conn, &session, &[9; 32]).unwrap();
+    assert_eq!(
+        db::console_sessions::by_token_digest(conn, &[9; 32]).unwrap(),
+        Some(session.clone())
+    );
+    assert!(db::console_sessions::complete_second_factor(conn, &session.id, NOW + 1).unwrap());
+    assert_eq!(
+        db::console_sessions::of_account(conn, &account.id)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let invite = Invite {
+        id: "invite-1".into(),
+        account_id: account.id.clone(),
+        created_by: "cli".into(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+        used_at: None,
+    };
+    db::invites::insert(conn, &invite, &[7; 32]).unwrap();
+    assert_eq!(
+        db::invites::by_token_digest(conn, &[7; 32]).unwrap(),
+        Some(invite.clone())
+    );
+    assert!(db::invites::mark_used(conn, &invite.id, NOW).unwrap());
+    assert!(!db::invites::mark_used(conn, &invite.id, NOW).unwrap());
+}
+
 async fn migrations_round_trip_and_models_load(backend: Backend) {
     let test_db = TestDb::new(backend);
     let db = Db::connect(
@@ -399,6 +475,7 @@ async fn migrations_round_trip_and_models_load(backend: Backend) {
     signing_keys_round_trip(&mut conn, &master);
     revocations_round_trip(&mut conn, &client);
     audit_round_trip(&mut conn);
+    console_round_trip(&mut conn, &account);
 
     // And the use cases on top: a client and a rotation, with their audit rows.
     let now = chrono::Utc::now().timestamp();

@@ -10,8 +10,8 @@ use crate::app::AppState;
 use crate::http::accounts::key_created;
 use crate::http::error::HttpError;
 use crate::http::extract::ScopeInput;
-use crate::service::api_keys::{self, KeySpec};
 use crate::service::accounts::NewAccount;
+use crate::service::api_keys::{self, KeySpec};
 use crate::service::{accounts, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

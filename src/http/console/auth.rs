@@ -8,15 +8,18 @@ use serde::Deserialize;
 
 use super::error::ConsoleError;
 use super::session::{
-    Person, Visitor, browser_info, expired_session_cookie, safe_return_path, session_cookie,
+    HalfSignedIn, Person, Visitor, browser_info, expired_session_cookie, safe_return_path,
+    session_cookie,
 };
 use super::{Chrome, csrf, page};
 use crate::app::AppState;
 use crate::app::rate_limit::{address_key, client_ip};
 use crate::crypto::passwords::{self, MIN_PASSWORD_CHARS};
+use crate::domain::ConsoleSession;
 use crate::service::audit::{self, Actor};
 use crate::service::invites::{self, InviteError};
-use crate::service::sessions::{self, StartedSession};
+use crate::service::second_factor::{self, SecondFactorError};
+use crate::service::sessions::{self, SignedIn};
 use crate::service::sign_in::{self, Attempt};
 
 /// One answer for an unknown handle, a disabled account, no password yet and a wrong one.
@@ -104,7 +107,14 @@ pub async fn post_sign_in(
     let next = return_path(form.next.as_deref());
     let handle: String = form.handle.trim().chars().take(40).collect();
     let refuse = |status, message: String| {
-        Ok(sign_in_page(&req, &state, status, handle.clone(), next.clone(), Some(message)))
+        Ok(sign_in_page(
+            &req,
+            &state,
+            status,
+            handle.clone(),
+            next.clone(),
+            Some(message),
+        ))
     };
     let address = client_ip(
         req.peer_addr().map(|a| a.ip()),
@@ -148,7 +158,7 @@ pub async fn post_sign_in(
                 .ok_or_else(password_work_failed)?;
             return refuse(StatusCode::FORBIDDEN, REFUSED.into());
         }
-        Attempt::Check(account, credentials) => (account, credentials),
+        Attempt::Check(found) => *found,
     };
     let stored = credentials.password_hash.clone();
     let matches = state
@@ -177,7 +187,7 @@ pub async fn post_sign_in(
             sign_in::record_success(conn, &credentials)?;
             let started = sessions::start(conn, &account, pending, &browser, &policy, now)?;
             if !pending {
-                record_sign_in(conn, &account, &started, now)?;
+                record_sign_in(conn, &account, &started.session, now)?;
             }
             Ok::<_, crate::db::DbError>(started)
         })
@@ -197,7 +207,7 @@ pub async fn post_sign_in(
 pub(super) fn record_sign_in(
     conn: &mut crate::db::DbConn,
     account: &crate::domain::Account,
-    started: &StartedSession,
+    session: &ConsoleSession,
     now: i64,
 ) -> Result<(), crate::db::DbError> {
     audit::record(
@@ -206,8 +216,8 @@ pub(super) fn record_sign_in(
         crate::service::accounts::account_event(
             "console.signed_in",
             account,
-            Some(&started.session.id),
-            Some(serde_json::json!({"address": started.session.address})),
+            Some(&session.id),
+            Some(serde_json::json!({"address": session.address})),
         ),
         now,
     )
@@ -411,7 +421,7 @@ pub async fn post_invite(
             crate::db::transaction(conn, |conn| {
                 let account = invites::accept(conn, &token, &hash, now)?;
                 let started = sessions::start(conn, &account, false, &browser, &policy, now)?;
-                record_sign_in(conn, &account, &started, now)?;
+                record_sign_in(conn, &account, &started.session, now)?;
                 Ok::<_, InviteError>(started)
             })
         })
@@ -436,4 +446,118 @@ fn capitalized(text: &str) -> String {
         .next()
         .map(|first| first.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "console/second_factor.html")]
+struct SecondFactorPage {
+    chrome: Chrome,
+    csrf: String,
+    handle: String,
+    error: Option<String>,
+}
+
+fn second_factor_page(
+    status: StatusCode,
+    signed_in: &SignedIn,
+    error: Option<String>,
+) -> HttpResponse {
+    page(
+        status,
+        &SecondFactorPage {
+            chrome: Chrome::signed_out("Second factor"),
+            csrf: signed_in.session.csrf_token.clone(),
+            handle: signed_in.account.handle.clone(),
+            error,
+        },
+    )
+}
+
+/// `GET /console/sign-in/second-factor`
+pub async fn get_second_factor(half: HalfSignedIn) -> HttpResponse {
+    second_factor_page(StatusCode::OK, &half.0, None)
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+/// What a second-factor code did.
+enum CodeOutcome {
+    SignedIn,
+    Wrong,
+    /// Wrong, and the account is now blocked for this many seconds: the half session ends.
+    Blocked(i64),
+}
+
+/// `POST /console/sign-in/second-factor`: a wrong code counts as a failed sign-in, so
+/// guessing codes meets the same block as guessing passwords.
+pub async fn post_second_factor(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    half: HalfSignedIn,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (form, signed_in) = (form.into_inner(), half.0);
+    csrf::check_session(&req, &state, &signed_in.session, &form.csrf)?;
+    let (master, now) = (state.master_key.clone(), state.now());
+    let (account, session) = (signed_in.account.clone(), signed_in.session.clone());
+    let code = form.code;
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let credentials = crate::db::credentials::of_account(conn, &account.id)?;
+            match second_factor::verify(conn, &master, &account, &code, now) {
+                Ok(()) => {
+                    sessions::complete_second_factor(conn, &session, now)?;
+                    if let Some(credentials) = &credentials {
+                        sign_in::record_success(conn, credentials)?;
+                    }
+                    record_sign_in(conn, &account, &session, now)?;
+                    Ok(CodeOutcome::SignedIn)
+                }
+                Err(SecondFactorError::WrongCode) => {
+                    let block = match &credentials {
+                        Some(credentials) => sign_in::record_failure(conn, credentials, now)?,
+                        None => None,
+                    };
+                    match block {
+                        Some(seconds) => {
+                            sessions::end(conn, &session)?;
+                            Ok(CodeOutcome::Blocked(seconds))
+                        }
+                        None => Ok(CodeOutcome::Wrong),
+                    }
+                }
+                Err(err) => Err(err),
+            }
+        })
+        .await;
+    match outcome {
+        Ok(CodeOutcome::SignedIn) => Ok(super::see_other("/console/keys")),
+        Ok(CodeOutcome::Wrong) => Ok(second_factor_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &signed_in,
+            Some("That code is not right, or it was already used.".into()),
+        )),
+        Ok(CodeOutcome::Blocked(seconds)) => {
+            let mut response = sign_in_page(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                signed_in.account.handle.clone(),
+                "/console/keys".into(),
+                Some(format!(
+                    "Too many wrong codes. Try again in {}.",
+                    minutes(seconds)
+                )),
+            );
+            let _ = response.add_cookie(&expired_session_cookie(&state));
+            Ok(response)
+        }
+        Err(SecondFactorError::Store(err)) => Err(err.into()),
+        Err(err) => Err(ConsoleError::Internal(err.to_string())),
+    }
 }

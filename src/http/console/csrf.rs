@@ -16,6 +16,7 @@ use super::error::ConsoleError;
 use super::session::{Person, cookie, secure};
 use crate::app::AppState;
 use crate::crypto::secrets::random_bytes;
+use crate::domain::ConsoleSession;
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -55,8 +56,23 @@ fn equal(a: &str, b: &str) -> bool {
 }
 
 /// A signed-in form: the session's token and this server's origin.
-pub fn check(req: &HttpRequest, state: &AppState, person: &Person, presented: &str) -> Result<(), ConsoleError> {
-    if same_origin(req, state) && equal(presented, &person.session.csrf_token) {
+pub fn check(
+    req: &HttpRequest,
+    state: &AppState,
+    person: &Person,
+    presented: &str,
+) -> Result<(), ConsoleError> {
+    check_session(req, state, &person.session, presented)
+}
+
+/// A form of any session, also one that still owes its second factor.
+pub fn check_session(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &ConsoleSession,
+    presented: &str,
+) -> Result<(), ConsoleError> {
+    if same_origin(req, state) && equal(presented, &session.csrf_token) {
         Ok(())
     } else {
         Err(ConsoleError::Forgery)
@@ -87,7 +103,11 @@ pub fn pre_session_token(req: &HttpRequest, state: &AppState) -> (String, Option
 }
 
 /// A form sent before sign-in: the cookie and the field agree, from this server's origin.
-pub fn check_pre_session(req: &HttpRequest, state: &AppState, presented: &str) -> Result<(), ConsoleError> {
+pub fn check_pre_session(
+    req: &HttpRequest,
+    state: &AppState,
+    presented: &str,
+) -> Result<(), ConsoleError> {
     let cookie = req
         .cookie(pre_session_cookie_name(state))
         .map(|c| c.value().to_owned())

@@ -13,7 +13,9 @@ use crate::service::accounts::AccountError;
 #[derive(Debug)]
 pub enum ConsoleError {
     /// Not signed in: to the sign-in page, then back to `next`.
-    SignInRequired { next: String },
+    SignInRequired {
+        next: String,
+    },
     /// Signed in with a password; the second factor is still owed.
     SecondFactorRequired,
     /// A sign-in page asked for while signed in.
@@ -70,7 +72,11 @@ struct ErrorPage {
     message: String,
 }
 
-fn error_page(status: StatusCode, heading: &'static str, message: impl Into<String>) -> HttpResponse {
+fn error_page(
+    status: StatusCode,
+    heading: &'static str,
+    message: impl Into<String>,
+) -> HttpResponse {
     let mut chrome = Chrome::signed_out(heading);
     chrome.narrow = false;
     page(
@@ -151,8 +157,10 @@ impl ResponseError for ConsoleError {
 /// Malformed or oversized form bodies.
 pub fn form_error(err: actix_web::error::UrlencodedError, _: &HttpRequest) -> actix_web::Error {
     tracing::debug!(error = %err, "console form refused");
-    ConsoleError::BadForm("The form could not be read. Go back, reload the page and try again.".into())
-        .into()
+    ConsoleError::BadForm(
+        "The form could not be read. Go back, reload the page and try again.".into(),
+    )
+    .into()
 }
 
 pub async fn page_not_found() -> Result<HttpResponse, ConsoleError> {

@@ -153,7 +153,14 @@ pub async fn get_keys(
         Some("deleted") => Some("Key deleted permanently.".to_owned()),
         _ => None,
     };
-    keys_page(&state, &person, StatusCode::OK, CreateForm::default(), notice).await
+    keys_page(
+        &state,
+        &person,
+        StatusCode::OK,
+        CreateForm::default(),
+        notice,
+    )
+    .await
 }
 
 /// Parses `csrf=…&name=…&scope=a&scope=b&expires_in_days=…` (repeated `scope` fields, which
@@ -204,7 +211,14 @@ pub async fn post_key(
         (Ok(expires_in), Ok(scopes)) => (expires_in, scopes),
         (Err(problem), _) | (_, Err(problem)) => {
             form.error = Some(problem);
-            return keys_page(&state, &person, StatusCode::UNPROCESSABLE_ENTITY, form, None).await;
+            return keys_page(
+                &state,
+                &person,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                None,
+            )
+            .await;
         }
     };
     let spec = KeySpec {
@@ -221,7 +235,14 @@ pub async fn post_key(
         Ok((view, secret)) => Ok(created_page(&person, "Key created", view, &secret)),
         Err(crate::service::accounts::AccountError::Invalid(problem)) => {
             form.error = Some(problem);
-            keys_page(&state, &person, StatusCode::UNPROCESSABLE_ENTITY, form, None).await
+            keys_page(
+                &state,
+                &person,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                None,
+            )
+            .await
         }
         Err(err) => Err(err.into()),
     }
@@ -261,11 +282,7 @@ impl KeyAction {
     }
 }
 
-async fn own_key(
-    state: &AppState,
-    person: &Person,
-    id: &str,
-) -> Result<ApiKeyView, ConsoleError> {
+async fn own_key(state: &AppState, person: &Person, id: &str) -> Result<ApiKeyView, ConsoleError> {
     let (account_id, now) = (person.account.id.clone(), state.now());
     let keys = state
         .db

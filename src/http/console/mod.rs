@@ -5,6 +5,7 @@
 //! Every page carries a strict Content-Security-Policy (no inline script or style), and
 //! every state-changing form a CSRF token checked with the request's origin ([`csrf`]).
 
+mod account;
 mod assets;
 mod auth;
 mod csrf;
@@ -47,7 +48,37 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/static/{name}", web::get().to(assets::get_asset))
             .route("/sign-in", web::get().to(auth::get_sign_in))
             .route("/sign-in", web::post().to(auth::post_sign_in))
+            .route(
+                "/sign-in/second-factor",
+                web::get().to(auth::get_second_factor),
+            )
+            .route(
+                "/sign-in/second-factor",
+                web::post().to(auth::post_second_factor),
+            )
             .route("/sign-out", web::post().to(auth::post_sign_out))
+            .route("/account", web::get().to(account::get_account))
+            .route("/account/password", web::post().to(account::post_password))
+            .route(
+                "/account/second-factor",
+                web::get().to(account::get_second_factor),
+            )
+            .route(
+                "/account/second-factor",
+                web::post().to(account::post_second_factor),
+            )
+            .route(
+                "/account/second-factor/disable",
+                web::post().to(account::post_disable_second_factor),
+            )
+            .route(
+                "/account/sessions/end-others",
+                web::post().to(account::post_end_other_sessions),
+            )
+            .route(
+                "/account/sessions/{id}/end",
+                web::post().to(account::post_end_session),
+            )
             .route("/invite/{token}", web::get().to(auth::get_invite))
             .route("/invite/{token}", web::post().to(auth::post_invite))
             .route("/keys", web::get().to(keys::get_keys))

@@ -186,7 +186,10 @@ impl FromRequest for HalfSignedIn {
 /// Where to come back after signing in: this page, when it is a console page someone may
 /// GET (never a form target or another site).
 fn sign_in_return_path(req: &HttpRequest) -> String {
-    let path = req.uri().path_and_query().map_or("/console/", |p| p.as_str());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/console/", |p| p.as_str());
     if req.method() == actix_web::http::Method::GET && safe_return_path(path) {
         path.to_owned()
     } else {
@@ -210,7 +213,9 @@ mod tests {
     #[test]
     fn only_console_paths_are_return_targets() {
         assert!(safe_return_path("/console/keys"));
-        assert!(safe_return_path("/console/authorize-app?session=abc&name=x"));
+        assert!(safe_return_path(
+            "/console/authorize-app?session=abc&name=x"
+        ));
         assert!(!safe_return_path("https://evil.example/console/"));
         assert!(!safe_return_path("//evil.example/console/"));
         assert!(!safe_return_path("/console//evil.example"));
