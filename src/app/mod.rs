@@ -16,6 +16,7 @@ use crate::db::Db;
 use crate::oauth::TokenPolicy;
 use crate::service::api_keys::UsageTracker;
 use crate::service::grants::Issuer;
+use crate::service::pairing::Pairing;
 
 pub use clock::Clock;
 use rate_limit::RateLimiter;
@@ -33,6 +34,8 @@ pub struct AppState {
     /// Limits on pairing challenge creation, per client address and per account.
     pub pairing_by_address: RateLimiter,
     pub pairing_by_account: RateLimiter,
+    /// The pairing secret (derived from the master key) and decoy challenges' attempts.
+    pub pairing: Pairing,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             db,
             keys,
             policy: settings.token_policy(),
+            pairing: Pairing::new(&master_key),
             master_key: Arc::new(master_key),
             settings,
             clock,

@@ -15,6 +15,7 @@ pub mod challenges;
 pub mod clients;
 pub mod keys;
 mod models;
+pub mod pairing_guesses;
 pub mod revocations;
 pub mod schema;
 

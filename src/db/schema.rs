@@ -73,13 +73,21 @@ diesel::table! {
         account_id -> Nullable<Text>,
         app_name -> Text,
         scopes -> Text,
-        code -> Text,
         failed_attempts -> Integer,
         status -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
         resolved_at -> Nullable<BigInt>,
         api_key_id -> Nullable<Text>,
+        owner_approved_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    pairing_guesses (account_id, day) {
+        account_id -> Text,
+        day -> BigInt,
+        guesses -> Integer,
     }
 }
 
@@ -104,6 +112,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     clients,
     pairing_challenges,
+    pairing_guesses,
     revoked_tokens,
     signing_keys,
 );

@@ -256,6 +256,9 @@ impl From<AccountError> for HttpError {
                 Self::conflict(err.to_string())
             }
             AccountError::Invalid(message) => Self::bad_request(message),
+            AccountError::Broader(message) => {
+                Self::api(StatusCode::FORBIDDEN, "forbidden", message)
+            }
             AccountError::Pairing(refusal) => refusal.into(),
             AccountError::Store(db) => db.into(),
         }

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::http::accounts::key_created;
 use crate::http::error::HttpError;
 use crate::http::extract::ScopeInput;
-use crate::service::api_keys::{self, KeySpec};
+use crate::service::api_keys::{self, KeySpec, Within};
 use crate::service::{accounts, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -202,7 +202,7 @@ async fn post_revoke_key(
     let (actor, now) = (admin.actor(), state.now());
     let view = state
         .db
-        .run(move |conn| api_keys::revoke(conn, &actor, &id, Some(&owner), now))
+        .run(move |conn| api_keys::revoke(conn, &actor, &id, Within::Account(&owner), now))
         .await?;
     Ok(private_json(StatusCode::OK, view))
 }
@@ -217,7 +217,7 @@ async fn delete_key(
     let (actor, now) = (admin.actor(), state.now());
     state
         .db
-        .run(move |conn| api_keys::delete(conn, &actor, &id, Some(&owner), now))
+        .run(move |conn| api_keys::delete(conn, &actor, &id, Within::Account(&owner), now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -227,10 +227,10 @@ async fn list_challenges(
     state: web::Data<AppState>,
     handle: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let now = state.now();
+    let (app, now) = (state.clone(), state.now());
     let challenges = state
         .db
-        .run(move |conn| pairing::pending_challenges_for(conn, &handle, now))
+        .run(move |conn| pairing::pending_challenges_for(conn, &app.pairing, &handle, now))
         .await?;
     // The answer holds live pairing codes.
     Ok(private_json(
