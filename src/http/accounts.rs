@@ -284,15 +284,15 @@ async fn list_keys(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CreateKeyBody {
-    pub name: String,
+struct CreateKeyBody {
+    name: String,
     #[serde(default, alias = "scope")]
-    pub scopes: Option<ScopeInput>,
+    scopes: Option<ScopeInput>,
     #[serde(default)]
-    pub expires_in: Option<i64>,
+    expires_in: Option<i64>,
     /// RFC 3339, instead of `expires_in`.
     #[serde(default)]
-    pub expires_at: Option<String>,
+    expires_at: Option<String>,
     /// The credential, when sent in the body (Misskey style); not a key setting.
     #[serde(default, rename = "i")]
     _credential: Option<Value>,
@@ -300,34 +300,52 @@ pub(super) struct CreateKeyBody {
 
 impl CreateKeyBody {
     /// What the caller asked for, with `expires_at` turned into a lifetime from `now`.
-    pub(super) fn spec(self, now: i64) -> Result<KeySpec, HttpError> {
-        let expires_in = match (self.expires_in, self.expires_at.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(HttpError::bad_request(
-                    "give expires_in or expires_at, not both",
-                ));
-            }
-            (Some(seconds), None) => Some(seconds),
-            (None, Some(text)) => {
-                let at = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| {
-                    HttpError::bad_request(
-                        "expires_at must be an RFC 3339 time, e.g. 2027-01-31T12:00:00Z",
-                    )
-                })?;
-                let seconds = at.timestamp() - now;
-                if seconds <= 0 {
-                    return Err(HttpError::bad_request("expires_at is in the past"));
-                }
-                Some(seconds)
-            }
-            (None, None) => None,
-        };
-        Ok(KeySpec {
-            name: self.name,
-            scopes: self.scopes.as_ref().map(ScopeInput::parse).transpose()?,
-            expires_in,
-        })
+    fn spec(self, now: i64) -> Result<KeySpec, HttpError> {
+        key_spec(
+            self.name,
+            self.scopes.as_ref(),
+            self.expires_in,
+            self.expires_at.as_deref(),
+            now,
+        )
     }
+}
+
+/// A key request of the account or admin API: `expires_in` (seconds) or `expires_at`
+/// (RFC 3339), not both, and not in the past.
+pub(crate) fn key_spec(
+    name: String,
+    scopes: Option<&ScopeInput>,
+    expires_in: Option<i64>,
+    expires_at: Option<&str>,
+    now: i64,
+) -> Result<KeySpec, HttpError> {
+    let expires_in = match (expires_in, expires_at) {
+        (Some(_), Some(_)) => {
+            return Err(HttpError::bad_request(
+                "give expires_in or expires_at, not both",
+            ));
+        }
+        (Some(seconds), None) => Some(seconds),
+        (None, Some(text)) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| {
+                HttpError::bad_request(
+                    "expires_at must be an RFC 3339 time, e.g. 2027-01-31T12:00:00Z",
+                )
+            })?;
+            let seconds = at.timestamp().saturating_sub(now);
+            if seconds <= 0 {
+                return Err(HttpError::bad_request("expires_at is in the past"));
+            }
+            Some(seconds)
+        }
+        (None, None) => None,
+    };
+    Ok(KeySpec {
+        name,
+        scopes: scopes.map(ScopeInput::parse).transpose()?,
+        expires_in,
+    })
 }
 
 /// The new key is in the answer once, and never again. The body is JSON or, per RFC 6750

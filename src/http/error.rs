@@ -345,7 +345,12 @@ pub fn json_body_error(
         JsonPayloadError::ContentType => {
             HttpError::bad_request("the request body must be application/json")
         }
-        other => HttpError::bad_request(format!("invalid JSON body: {other}")),
+        // serde's message names an unknown or missing field; `"` is not allowed in an
+        // error_description.
+        other => HttpError::bad_request(format!(
+            "invalid JSON body: {}",
+            other.to_string().replace('"', "'")
+        )),
     };
     error.into()
 }

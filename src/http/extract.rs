@@ -66,10 +66,15 @@ impl ScopeInput {
     }
 }
 
-/// Parses a JSON body read as bytes, with our 400.
+/// Parses a JSON body read as bytes, with our 400. serde's message names an unknown or
+/// missing field; its `"` (not allowed in an `error_description`) become `'`.
 pub fn json_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
 ) -> Result<T, super::error::HttpError> {
-    serde_json::from_slice(body)
-        .map_err(|e| super::error::HttpError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        super::error::HttpError::bad_request(format!(
+            "invalid JSON body: {}",
+            e.to_string().replace('"', "'")
+        ))
+    })
 }

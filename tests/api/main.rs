@@ -12,6 +12,7 @@ mod atomicity;
 mod audit;
 mod cli;
 mod damaged_rows;
+mod delegation;
 mod discovery;
 mod instances;
 mod migrations;

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::{Admin, private_json};
 use crate::app::AppState;
-use crate::http::accounts::key_created;
+use crate::http::accounts::{key_created, key_spec};
 use crate::http::error::HttpError;
 use crate::http::extract::ScopeInput;
-use crate::service::api_keys::{self, KeySpec, Within};
+use crate::service::api_keys::{self, Within};
 use crate::service::{accounts, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -148,6 +148,9 @@ struct CreateKeyBody {
     scopes: Option<ScopeInput>,
     #[serde(default)]
     expires_in: Option<i64>,
+    /// RFC 3339, instead of `expires_in`.
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 async fn post_key(
@@ -157,12 +160,14 @@ async fn post_key(
     body: web::Json<CreateKeyBody>,
 ) -> Result<HttpResponse, HttpError> {
     let body = body.into_inner();
-    let spec = KeySpec {
-        name: body.name,
-        scopes: body.scopes.as_ref().map(ScopeInput::parse).transpose()?,
-        expires_in: body.expires_in,
-    };
     let (actor, now) = (admin.actor(), state.now());
+    let spec = key_spec(
+        body.name,
+        body.scopes.as_ref(),
+        body.expires_in,
+        body.expires_at.as_deref(),
+        now,
+    )?;
     let (view, secret) = state
         .db
         .run(move |conn| api_keys::create_for(conn, &actor, &handle, &spec, now))
