@@ -393,3 +393,78 @@ pub fn authenticate(
     }
     Ok(Ok(KeyHolder { key, account }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(account_scopes: &str, key_scopes: &str, expires_at: Option<i64>) -> KeyHolder {
+        let scope = |text: &str| Scope::parse(text).unwrap();
+        KeyHolder {
+            key: ApiKey {
+                id: "k".into(),
+                account_id: "a".into(),
+                name: "k".into(),
+                prefix: "tg_12345678".into(),
+                scopes: scope(key_scopes),
+                created_at: 0,
+                last_used_at: None,
+                expires_at,
+                revoked_at: None,
+            },
+            account: Account {
+                id: "a".into(),
+                handle: "alice".into(),
+                display_name: "Alice".into(),
+                scopes: scope(account_scopes),
+                created_at: 0,
+                disabled_at: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_key_covers_only_what_it_could_have_minted() {
+        let scope = |text: &str| Scope::parse(text).unwrap();
+        let full = holder("read write keys", "read write keys", None);
+        assert!(full.covers(&scope("read write keys"), None));
+        assert!(full.covers(&scope("read"), Some(100)));
+
+        let narrow = holder("read write keys", "keys", Some(600));
+        assert!(
+            !narrow.covers(&scope("read"), Some(100)),
+            "a scope it lacks"
+        );
+        assert!(!narrow.covers(&scope("keys"), None), "an unexpiring key");
+        assert!(!narrow.covers(&scope("keys"), Some(601)), "a later expiry");
+        assert!(narrow.covers(&scope("keys"), Some(600)));
+
+        // Scopes the account no longer grants are not held, whatever the key says.
+        let shrunk = holder("read", "read write", None);
+        assert!(!shrunk.covers(&scope("write"), None));
+        assert!(shrunk.covers(&scope("read"), None));
+
+        assert!(!Within::Key(&narrow).covers(&scope("read"), None));
+        assert!(Within::Account("a").covers(&scope("read"), None));
+        assert!(Within::Any.covers(&scope("read"), None));
+    }
+
+    #[test]
+    fn delegation_refuses_scopes_and_caps_the_lifetime() {
+        let scope = |text: &str| Scope::parse(text).unwrap();
+        let narrow = holder("read write keys", "read keys", Some(1_000));
+        let asked = |scopes: Option<&str>, expires_in| KeySpec {
+            name: "child".into(),
+            scopes: scopes.map(scope),
+            expires_in,
+        };
+        assert!(delegated_spec(&narrow, asked(Some("write"), None), 400).is_err());
+        let spec = delegated_spec(&narrow, asked(None, None), 400).unwrap();
+        assert_eq!(spec.scopes, Some(scope("read keys")));
+        assert_eq!(spec.expires_in, Some(600));
+        let spec = delegated_spec(&narrow, asked(Some("read"), Some(99_999)), 400).unwrap();
+        assert_eq!(spec.expires_in, Some(600));
+        let spec = delegated_spec(&narrow, asked(Some("read"), Some(120)), 400).unwrap();
+        assert_eq!(spec.expires_in, Some(120));
+    }
+}

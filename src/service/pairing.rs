@@ -560,3 +560,78 @@ pub fn approve_challenge(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairing() -> Pairing {
+        Pairing::new(&MasterKey::parse(&MasterKey::generate_encoded()).unwrap())
+    }
+
+    #[test]
+    fn ids_are_recognised_only_by_the_server_that_made_them() {
+        let (ours, theirs) = (pairing(), pairing());
+        let id = ours.new_id(1_700_000_000);
+        assert_eq!(ours.created_at(&id), Some(1_700_000_000));
+        assert_eq!(theirs.created_at(&id), None, "another master key");
+        let mut tampered = id.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'2' { b'3' } else { b'2' };
+        assert_eq!(ours.created_at(&String::from_utf8(tampered).unwrap()), None);
+        assert_eq!(ours.created_at("no-such-challenge"), None);
+        assert_eq!(ours.created_at(&"1".repeat(500)), None);
+    }
+
+    #[test]
+    fn codes_are_four_digits_stable_per_id_and_secret() {
+        let (ours, theirs) = (pairing(), pairing());
+        let id = ours.new_id(0);
+        let code = ours.code(&id);
+        assert!(code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(ours.code(&id), code);
+        // Over many ids, codes differ between secrets and spread over the range.
+        let ids: Vec<String> = (0..200).map(|_| ours.new_id(0)).collect();
+        let differing = ids
+            .iter()
+            .filter(|id| ours.code(id) != theirs.code(id))
+            .count();
+        assert!(differing > 190, "{differing}");
+        let distinct: std::collections::BTreeSet<String> =
+            ids.iter().map(|id| ours.code(id)).collect();
+        assert!(distinct.len() > 190, "{}", distinct.len());
+    }
+
+    #[test]
+    fn decoys_answer_like_challenges_and_stay_bounded() {
+        let pairing = pairing();
+        let id = pairing.new_id(1_000);
+        let created = pairing.created_at(&id).unwrap();
+        assert_eq!(
+            decoy_refusal(&pairing, &id, created, 1_010),
+            PairingRefusal::WrongCode { remaining: 2 }
+        );
+        assert_eq!(
+            decoy_refusal(&pairing, &id, created, 1_020),
+            PairingRefusal::WrongCode { remaining: 1 }
+        );
+        assert_eq!(
+            decoy_refusal(&pairing, &id, created, 1_030),
+            PairingRefusal::TooManyAttempts
+        );
+        assert_eq!(
+            decoy_refusal(&pairing, &id, created, 9_999),
+            PairingRefusal::TooManyAttempts
+        );
+        let late = pairing.new_id(1_000);
+        assert_eq!(
+            decoy_refusal(&pairing, &late, 1_000, 1_300),
+            PairingRefusal::Expired
+        );
+
+        for _ in 0..MAX_DECOYS + 10 {
+            pairing.decoy_attempt(&pairing.new_id(1_000), 1_001);
+        }
+        assert!(pairing.decoys.lock().unwrap().len() <= MAX_DECOYS);
+    }
+}
