@@ -1,7 +1,7 @@
 //! App pairing (`/v1/auth`): an app asks an account for a key, then trades the challenge
 //! id and the owner's 4-digit code for it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -78,15 +78,21 @@ async fn post_challenge(
     if let Err(wait) = state.pairing_by_account.check(&request.handle) {
         return Ok(slow_down(wait));
     }
-    let (app, now) = (state.clone(), state.now());
-    let challenge_id = state
+    let (app, now, started) = (state.clone(), state.now(), Instant::now());
+    let created = state
         .db
         .run(move |conn| pairing::create_challenge(conn, &app.pairing, &request, now))
         .await?;
+    // An unknown account's answer takes about as long as a real one's (which also writes).
+    if created.stored {
+        state.pairing.note_write_cost(started.elapsed());
+    } else {
+        actix_web::rt::time::sleep(state.pairing.decoy_delay(started.elapsed())).await;
+    }
     Ok(private_json(
         StatusCode::CREATED,
         json!({
-            "challenge_id": challenge_id,
+            "challenge_id": created.challenge_id,
             "expires_in": CHALLENGE_TTL_SECONDS,
         }),
     ))

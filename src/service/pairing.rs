@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ring::hmac;
@@ -47,7 +49,13 @@ const SECONDS_PER_DAY: i64 = 86_400;
 pub struct Pairing {
     key: hmac::Key,
     decoys: Mutex<HashMap<String, i32>>,
+    /// How long storing a real challenge takes (a moving average, in microseconds), so
+    /// that the answer for an unknown account can take about as long.
+    write_cost_micros: AtomicU64,
 }
+
+/// The longest an answer for an unknown account is held back to look like a stored one.
+const MAX_DECOY_DELAY: Duration = Duration::from_millis(250);
 
 impl std::fmt::Debug for Pairing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,7 +74,30 @@ impl Pairing {
                 &master_key.derive("tollgate pairing codes v1"),
             ),
             decoys: Mutex::new(HashMap::new()),
+            write_cost_micros: AtomicU64::new(0),
         }
+    }
+
+    /// Notes how long creating a stored challenge took (moving average over ~8 requests).
+    pub fn note_write_cost(&self, took: Duration) {
+        let took = u64::try_from(took.min(MAX_DECOY_DELAY).as_micros()).unwrap_or(u64::MAX);
+        let _ =
+            self.write_cost_micros
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |average| {
+                    Some(if average == 0 {
+                        took
+                    } else {
+                        (average * 7 + took) / 8
+                    })
+                });
+    }
+
+    /// How much longer an answer for an unknown account that took `took` should wait to
+    /// take about as long as one for a real account (at most 250 ms in all).
+    pub fn decoy_delay(&self, took: Duration) -> Duration {
+        Duration::from_micros(self.write_cost_micros.load(Ordering::Relaxed))
+            .min(MAX_DECOY_DELAY)
+            .saturating_sub(took)
     }
 
     fn mac(&self, label: &[u8], data: &[u8]) -> hmac::Tag {
@@ -201,20 +232,32 @@ pub fn validate_request(
     })
 }
 
-/// Starts pairing; returns the challenge id. Answers alike whether or not the account
-/// exists: for an unknown or disabled account nothing is written, and the id (which the
-/// server recognises by its tag) behaves like a real challenge's that never succeeds.
+/// A challenge id as handed to the app.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub challenge_id: String,
+    /// Whether a challenge was stored (the account exists). Never shown to the app; the
+    /// caller uses it only to make both answers take about as long.
+    pub stored: bool,
+}
+
+/// Starts pairing. Answers alike whether or not the account exists: for an unknown or
+/// disabled account nothing is written, and the id (which the server recognises by its
+/// tag) behaves like a real challenge's that never succeeds.
 pub fn create_challenge(
     conn: &mut DbConn,
     pairing: &Pairing,
     request: &ChallengeRequest,
     now: i64,
-) -> Result<String, AccountError> {
+) -> Result<Created, AccountError> {
     let id = pairing.new_id(now);
     let Some(account) =
         db::accounts::by_handle(conn, &request.handle)?.filter(|a| !a.is_disabled())
     else {
-        return Ok(id);
+        return Ok(Created {
+            challenge_id: id,
+            stored: false,
+        });
     };
     let actor = Actor::app(&request.app_name);
     let challenge = Challenge {
@@ -246,7 +289,10 @@ pub fn create_challenge(
         )?;
         Ok::<_, AccountError>(())
     })?;
-    Ok(challenge.id)
+    Ok(Created {
+        challenge_id: challenge.id,
+        stored: true,
+    })
 }
 
 /// A successful code exchange: the new key (its secret shown once) and its account.
@@ -633,5 +679,36 @@ mod tests {
             pairing.decoy_attempt(&pairing.new_id(1_000), 1_001);
         }
         assert!(pairing.decoys.lock().unwrap().len() <= MAX_DECOYS);
+    }
+
+    #[test]
+    fn unknown_accounts_wait_about_as_long_as_a_stored_challenge_takes() {
+        let pairing = pairing();
+        assert_eq!(
+            pairing.decoy_delay(Duration::from_millis(1)),
+            Duration::ZERO
+        );
+        pairing.note_write_cost(Duration::from_millis(8));
+        assert_eq!(
+            pairing.decoy_delay(Duration::from_millis(1)),
+            Duration::from_millis(7)
+        );
+        for _ in 0..50 {
+            pairing.note_write_cost(Duration::from_millis(2));
+        }
+        let delay = pairing.decoy_delay(Duration::ZERO);
+        assert!(
+            delay >= Duration::from_millis(2) && delay < Duration::from_millis(3),
+            "{delay:?}"
+        );
+        // Slow writes cannot make unknown accounts wait long.
+        for _ in 0..50 {
+            pairing.note_write_cost(Duration::from_secs(30));
+        }
+        let delay = pairing.decoy_delay(Duration::ZERO);
+        assert!(
+            delay > Duration::from_millis(240) && delay <= MAX_DECOY_DELAY,
+            "{delay:?}"
+        );
     }
 }

@@ -390,6 +390,7 @@ async fn expired_and_denied_challenges(backend: Backend) {
             six_minutes_ago,
         )
         .unwrap()
+        .challenge_id
     };
     refused_redeem(
         &app,
