@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::HttpError;
-use super::extract::{ScopeInput, bearer_token, header_str, json_body};
+use super::extract::{ScopeInput, bearer_token, describable, header_str, json_body};
 use crate::app::AppState;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::oauth::KEYS_SCOPE;
@@ -88,12 +88,12 @@ impl Body {
             Some("application/x-www-form-urlencoded") => {
                 let pairs: Vec<(String, String)> =
                     form_urlencoded::parse(body).into_owned().collect();
-                for (i, (name, _)) in pairs.iter().enumerate() {
-                    if pairs[..i].iter().any(|(seen, _)| seen == name) {
-                        return Err(HttpError::bad_request(format!(
-                            "form parameter {name} is repeated"
-                        )));
-                    }
+                let mut seen = std::collections::HashSet::new();
+                if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name)) {
+                    return Err(HttpError::bad_request(format!(
+                        "form parameter {} is repeated",
+                        describable(name)
+                    )));
                 }
                 Ok(Self::Form(pairs))
             }
@@ -149,15 +149,10 @@ impl Body {
         serde_json::from_value(Value::Object(object)).map_err(|e| {
             HttpError::bad_request(format!(
                 "invalid request body: {}",
-                sanitized(&e.to_string())
+                describable(&e.to_string())
             ))
         })
     }
-}
-
-/// serde's message with `"` (not allowed in an `error_description`) replaced.
-fn sanitized(message: &str) -> String {
-    message.replace('"', "'")
 }
 
 /// A call with no fields of its own: the body may carry only the credential.

@@ -349,7 +349,7 @@ pub fn json_body_error(
         // error_description.
         other => HttpError::bad_request(format!(
             "invalid JSON body: {}",
-            other.to_string().replace('"', "'")
+            super::extract::describable(&other.to_string())
         )),
     };
     error.into()

@@ -402,6 +402,11 @@ async fn unknown_fields_are_refused_and_expires_at_is_understood(backend: Backen
             "expires",
         ),
         (
+            app.http.post(app.url("/api/v1/keys")).bearer_auth(&key),
+            json!({"name": "n", "odd\"field\u{e9}": 1}),
+            "odd'field?",
+        ),
+        (
             app.http.post(app.url("/v1/auth/challenges")),
             json!({"app_name": "a", "account": "ivy", "scopes": "read", "callback": "x"}),
             "callback",
