@@ -505,6 +505,40 @@ async fn junk_pairing_requests_do_not_count_against_the_limiters(backend: Backen
     }
 }
 
+/// The budget's take is atomic: 8 threads, each with its own connection (as instances
+/// have), racing for 10 guesses 40 times get exactly 10, on a row none of them created.
+async fn the_guessing_budget_cannot_be_overdrawn_by_concurrent_guesses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "zoe", "read");
+    let account_id = app.cli_json(&["account", "show", "zoe", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (db, barrier, account_id) = (app.db.clone(), barrier.clone(), account_id.clone());
+            std::thread::spawn(move || {
+                let mut conn = db.conn();
+                barrier.wait();
+                (0..5)
+                    .filter(|_| {
+                        tollgate::db::pairing_guesses::take(&mut conn, &account_id, 20_000, 10)
+                            .unwrap()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let taken: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(taken, 10);
+    let mut conn = app.db.conn();
+    assert_eq!(
+        tollgate::db::pairing_guesses::taken(&mut conn, &account_id, 20_000).unwrap(),
+        10
+    );
+}
+
 both_backends!(
     a_narrow_key_cannot_escalate_through_pairing_or_act_on_broader_keys,
     the_guessing_budget_is_shared_by_instances,
@@ -512,4 +546,5 @@ both_backends!(
     the_account_api_answers_post_with_the_credential_in_the_body,
     unknown_fields_are_refused_and_expires_at_is_understood,
     junk_pairing_requests_do_not_count_against_the_limiters,
+    the_guessing_budget_cannot_be_overdrawn_by_concurrent_guesses,
 );
