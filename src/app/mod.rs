@@ -16,6 +16,7 @@ use crate::db::Db;
 use crate::oauth::TokenPolicy;
 use crate::service::api_keys::UsageTracker;
 use crate::service::grants::Issuer;
+use crate::service::pairing::Pairing;
 
 pub use clock::Clock;
 use rate_limit::RateLimiter;
@@ -39,6 +40,8 @@ pub struct AppState {
     /// Password hashing (argon2id, ~19 MiB and tens of milliseconds each) runs on its own
     /// threads, at most this many at once, never on the database's blocking threads.
     pub password_permits: tokio::sync::Semaphore,
+    /// The pairing secret (derived from the master key) and decoy challenges' attempts.
+    pub pairing: Pairing,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             db,
             keys,
             policy: settings.token_policy(),
+            pairing: Pairing::new(&master_key),
             master_key: Arc::new(master_key),
             settings,
             clock,

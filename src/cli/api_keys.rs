@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use super::{now, parse_scope_arg, print_json};
 use crate::db::DbConn;
-use crate::service::api_keys::{self, KeySpec};
+use crate::service::api_keys::{self, KeySpec, Within};
 use crate::service::audit::Actor;
 use crate::service::with_secret_once;
 
@@ -87,11 +87,11 @@ pub fn run(conn: &mut DbConn, command: ApiKeyCommand) -> anyhow::Result<()> {
             }
         }
         ApiKeyCommand::Revoke { id } => {
-            api_keys::revoke(conn, &actor, &id, None, now())?;
+            api_keys::revoke(conn, &actor, &id, Within::Any, now())?;
             println!("API key {id} revoked");
         }
         ApiKeyCommand::Delete { id } => {
-            api_keys::delete(conn, &actor, &id, None, now())?;
+            api_keys::delete(conn, &actor, &id, Within::Any, now())?;
             println!("API key {id} deleted");
         }
     }

@@ -4,8 +4,9 @@ use clap::Subcommand;
 
 use super::{now, print_json};
 use crate::db::DbConn;
+use crate::service::api_keys::Within;
 use crate::service::audit::Actor;
-use crate::service::pairing;
+use crate::service::pairing::{self, Pairing};
 
 #[derive(Debug, Subcommand)]
 pub enum ChallengeCommand {
@@ -18,12 +19,16 @@ pub enum ChallengeCommand {
     },
     /// Refuse a pending request.
     Deny { id: String },
+    /// Vouch for a pending request: the app may redeem it with its code even when the
+    /// account's daily guessing budget is spent.
+    Approve { id: String },
 }
 
-pub fn run(conn: &mut DbConn, command: ChallengeCommand) -> anyhow::Result<()> {
+/// `pairing` derives the codes (from the master key, the same as the server's).
+pub fn run(conn: &mut DbConn, pairing: &Pairing, command: ChallengeCommand) -> anyhow::Result<()> {
     match command {
         ChallengeCommand::List { account, json } => {
-            let pending = pairing::pending_challenges_for(conn, &account, now())?;
+            let pending = pairing::pending_challenges_for(conn, pairing, &account, now())?;
             if json {
                 print_json(&pending)?;
             } else if pending.is_empty() {
@@ -33,7 +38,7 @@ pub fn run(conn: &mut DbConn, command: ChallengeCommand) -> anyhow::Result<()> {
                     println!(
                         "{}  code {}  app {:?} asks for: {}  (expires {})",
                         c.id,
-                        c.code,
+                        c.code.as_deref().unwrap_or("----"),
                         c.app_name,
                         c.scopes.join(" "),
                         c.expires_at.to_rfc3339()
@@ -42,8 +47,12 @@ pub fn run(conn: &mut DbConn, command: ChallengeCommand) -> anyhow::Result<()> {
             }
         }
         ChallengeCommand::Deny { id } => {
-            pairing::deny_challenge(conn, &Actor::cli(), &id, None, now())?;
+            pairing::deny_challenge(conn, &Actor::cli(), &id, Within::Any, now())?;
             println!("pairing request {id} denied");
+        }
+        ChallengeCommand::Approve { id } => {
+            pairing::approve_challenge(conn, &Actor::cli(), &id, Within::Any, now())?;
+            println!("pairing request {id} approved: the app may redeem it with its code");
         }
     }
     Ok(())

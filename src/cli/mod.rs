@@ -129,7 +129,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Challenge(command)) => {
             crate::telemetry::init("warn");
-            challenges::run(&mut open_connection(&settings)?, command)?;
+            let pairing = crate::service::pairing::Pairing::new(&crate::startup::load_master_key(
+                &settings.master_key,
+            )?);
+            challenges::run(&mut open_connection(&settings)?, &pairing, command)?;
         }
         Some(Command::Audit(args)) => {
             crate::telemetry::init("warn");

@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hmac;
 
 use super::secrets::random_bytes;
 
@@ -19,8 +20,9 @@ pub enum SealError {
     Open,
 }
 
-/// The 256-bit key that seals signing keys. Never printed.
-pub struct MasterKey(LessSafeKey);
+/// The 256-bit key that seals signing keys. Never printed. It also derives the other
+/// server secrets (see [`MasterKey::derive`]), so there is one secret to keep.
+pub struct MasterKey(LessSafeKey, hmac::Key);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +44,18 @@ impl MasterKey {
             .filter(|b| b.len() == 32)
             .ok_or(SealError::BadMasterKey)?;
         let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::BadMasterKey)?;
-        Ok(Self(LessSafeKey::new(key)))
+        Ok(Self(
+            LessSafeKey::new(key),
+            hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+        ))
+    }
+
+    /// A 256-bit secret for one `purpose` (HMAC-SHA256 of the purpose under the master key):
+    /// independent of the sealing key and of every other purpose's secret.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&self.1, purpose.as_bytes()).as_ref());
+        out
     }
 
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {

@@ -98,19 +98,18 @@ pub fn record_failed_attempt(
     Ok(Some(attempts))
 }
 
-/// Wrong codes entered for the account's challenges created since `since`: the budget that
-/// bounds guessing across challenges (the 3-per-challenge limit alone does not).
-pub fn failed_attempts_since(
-    conn: &mut DbConn,
-    account_id: &str,
-    since: i64,
-) -> Result<i64, DbError> {
-    Ok(pairing_challenges::table
-        .filter(pairing_challenges::account_id.eq(account_id))
-        .filter(pairing_challenges::created_at.gt(since))
-        .select(diesel::dsl::sum(pairing_challenges::failed_attempts))
-        .get_result::<Option<i64>>(conn)?
-        .unwrap_or_default())
+/// The owner approves a pending, unexpired challenge (it may then be redeemed past the
+/// account's guessing budget). Returns whether it was pending.
+pub fn approve(conn: &mut DbConn, id: &str, now: i64) -> Result<bool, DbError> {
+    Ok(diesel::update(
+        pairing_challenges::table
+            .filter(pairing_challenges::id.eq(id))
+            .filter(pairing_challenges::status.eq(PENDING))
+            .filter(pairing_challenges::expires_at.gt(now)),
+    )
+    .set(pairing_challenges::owner_approved_at.eq(now))
+    .execute(conn)?
+        > 0)
 }
 
 /// Deletes challenges that ended (or never could succeed) before `before`.

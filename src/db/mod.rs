@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod invites;
 pub mod keys;
 mod models;
+pub mod pairing_guesses;
 pub mod revocations;
 pub mod schema;
 

@@ -289,13 +289,13 @@ pub(super) struct ChallengeRow {
     pub account_id: Option<String>,
     pub app_name: String,
     pub scopes: String,
-    pub code: String,
     pub failed_attempts: i32,
     pub status: String,
     pub created_at: i64,
     pub expires_at: i64,
     pub resolved_at: Option<i64>,
     pub api_key_id: Option<String>,
+    pub owner_approved_at: Option<i64>,
 }
 
 impl TryFrom<ChallengeRow> for Challenge {
@@ -314,13 +314,13 @@ impl TryFrom<ChallengeRow> for Challenge {
             id: row.id,
             account_id: row.account_id,
             app_name: row.app_name,
-            code: row.code,
             failed_attempts: row.failed_attempts,
             status,
             created_at: row.created_at,
             expires_at: row.expires_at,
             resolved_at: row.resolved_at,
             api_key_id: row.api_key_id,
+            owner_approved_at: row.owner_approved_at,
         })
     }
 }
@@ -332,7 +332,6 @@ pub(super) struct NewChallengeRow<'a> {
     pub account_id: Option<&'a str>,
     pub app_name: &'a str,
     pub scopes: String,
-    pub code: &'a str,
     pub failed_attempts: i32,
     pub status: &'a str,
     pub created_at: i64,
@@ -346,7 +345,6 @@ impl<'a> From<&'a Challenge> for NewChallengeRow<'a> {
             account_id: challenge.account_id.as_deref(),
             app_name: &challenge.app_name,
             scopes: challenge.scopes.to_string(),
-            code: &challenge.code,
             failed_attempts: challenge.failed_attempts,
             status: challenge.status.as_str(),
             created_at: challenge.created_at,

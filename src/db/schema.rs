@@ -74,13 +74,21 @@ diesel::table! {
         account_id -> Nullable<Text>,
         app_name -> Text,
         scopes -> Text,
-        code -> Text,
         failed_attempts -> Integer,
         status -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
         resolved_at -> Nullable<BigInt>,
         api_key_id -> Nullable<Text>,
+        owner_approved_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    pairing_guesses (account_id, day) {
+        account_id -> Text,
+        day -> BigInt,
+        guesses -> Integer,
     }
 }
 
@@ -175,7 +183,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     console_sessions,
     pairing_challenges,
-    recovery_codes,
     revoked_tokens,
     signing_keys,
 );

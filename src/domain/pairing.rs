@@ -42,18 +42,20 @@ impl ChallengeStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
     pub id: String,
-    /// None when the named account did not exist or could not be paired: such a challenge
-    /// is answered like any other and can never succeed.
+    /// Always set for challenges made since 2026-12-02 (requests naming no usable account
+    /// are no longer stored).
     pub account_id: Option<String>,
     pub app_name: String,
     pub scopes: Scope,
-    pub code: String,
     pub failed_attempts: i32,
     pub status: ChallengeStatus,
     pub created_at: i64,
     pub expires_at: i64,
     pub resolved_at: Option<i64>,
     pub api_key_id: Option<String>,
+    /// When the owner (or an operator) approved it: then it may be redeemed even past the
+    /// account's daily guessing budget.
+    pub owner_approved_at: Option<i64>,
 }
 
 /// Why a code exchange was refused. None says whether the account exists.

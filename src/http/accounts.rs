@@ -8,11 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::HttpError;
-use super::extract::{ScopeInput, bearer_token, header_str, json_body};
+use super::extract::{ScopeInput, bearer_token, describable, header_str, json_body};
 use crate::app::AppState;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::oauth::KEYS_SCOPE;
-use crate::service::api_keys::{self, ApiKeyView, KeyHolder, KeyRejection, KeySpec};
+use crate::service::api_keys::{self, ApiKeyView, KeyHolder, KeyRejection, KeySpec, Within};
 use crate::service::{BearerRejection, accounts, pairing, with_secret_once};
 
 /// The API version header, so the pairing flow can evolve without breaking apps.
@@ -24,18 +24,29 @@ pub fn versioned() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new().add((VERSION_HEADER, SUPPORTED_VERSIONS[0]))
 }
 
+/// Every endpoint also answers POST with the credential in the body (`i` in JSON, as
+/// Misskey clients send it, or `access_token` in a form) or in the header; calls whose
+/// natural method is GET or DELETE get a POST path of their own.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .wrap(versioned())
             .app_data(web::PayloadConfig::new(16 * 1024))
             .route("/me", web::get().to(get_me))
+            .route("/me", web::post().to(get_me))
             .route("/keys", web::get().to(list_keys))
             .route("/keys", web::post().to(post_key))
+            .route("/keys/list", web::post().to(list_keys))
             .route("/keys/{id}", web::delete().to(delete_key))
+            .route("/keys/{id}/delete", web::post().to(delete_key))
             .route("/keys/{id}/revoke", web::post().to(post_revoke_key))
             .route("/challenges", web::get().to(list_challenges))
-            .route("/challenges/{id}/deny", web::post().to(post_deny_challenge)),
+            .route("/challenges/list", web::post().to(list_challenges))
+            .route("/challenges/{id}/deny", web::post().to(post_deny_challenge))
+            .route(
+                "/challenges/{id}/approve",
+                web::post().to(post_approve_challenge),
+            ),
     );
 }
 
@@ -55,10 +66,108 @@ pub fn check_version(req: &HttpRequest) -> Result<(), HttpError> {
     }
 }
 
+/// A request body of the account API, parsed once: the credential it may carry and the
+/// call's own fields.
+enum Body {
+    Empty,
+    /// A JSON object (its `i` member, if any, is the credential).
+    Json(serde_json::Map<String, Value>),
+    /// `application/x-www-form-urlencoded` pairs (`access_token` is the credential).
+    Form(Vec<(String, String)>),
+}
+
+impl Body {
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, HttpError> {
+        if body.is_empty() {
+            return Ok(Self::Empty);
+        }
+        let content_type = header_str(req, header::CONTENT_TYPE)
+            .and_then(|ct| ct.split(';').next())
+            .map(|ct| ct.trim().to_ascii_lowercase());
+        match content_type.as_deref() {
+            Some("application/x-www-form-urlencoded") => {
+                let pairs: Vec<(String, String)> =
+                    form_urlencoded::parse(body).into_owned().collect();
+                let mut seen = std::collections::HashSet::new();
+                if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name)) {
+                    return Err(HttpError::bad_request(format!(
+                        "form parameter {} is repeated",
+                        describable(name)
+                    )));
+                }
+                Ok(Self::Form(pairs))
+            }
+            Some("application/json") => match json_body::<Value>(body)? {
+                Value::Object(map) => Ok(Self::Json(map)),
+                _ => Err(HttpError::bad_request(
+                    "invalid JSON body: expected an object",
+                )),
+            },
+            _ => Err(HttpError::bad_request(
+                "the request body must be application/json or application/x-www-form-urlencoded",
+            )),
+        }
+    }
+
+    /// The credential the body carries, if any.
+    fn credential(&self) -> Result<Option<String>, HttpError> {
+        match self {
+            Self::Empty => Ok(None),
+            Self::Json(map) => match map.get("i") {
+                None => Ok(None),
+                Some(Value::String(key)) => Ok(Some(key.clone())),
+                Some(_) => Err(HttpError::bad_request("i must be a string (the API key)")),
+            },
+            Self::Form(pairs) => Ok(pairs
+                .iter()
+                .find(|(name, _)| name == "access_token")
+                .map(|(_, value)| value.clone())),
+        }
+    }
+
+    /// The call's fields as `T` (which must allow and ignore `i`, and refuse unknown
+    /// fields); a form body is read as strings, numbers where `T` wants them.
+    fn fields<T: serde::de::DeserializeOwned>(&self, numeric: &[&str]) -> Result<T, HttpError> {
+        let object = match self {
+            Self::Empty => serde_json::Map::new(),
+            Self::Json(map) => map.clone(),
+            Self::Form(pairs) => {
+                let mut object = serde_json::Map::new();
+                for (name, value) in pairs {
+                    if name == "access_token" {
+                        continue;
+                    }
+                    let value = match value.trim().parse::<i64>() {
+                        Ok(number) if numeric.contains(&name.as_str()) => Value::from(number),
+                        _ => Value::String(value.clone()),
+                    };
+                    object.insert(name.clone(), value);
+                }
+                object
+            }
+        };
+        serde_json::from_value(Value::Object(object)).map_err(|e| {
+            HttpError::bad_request(format!(
+                "invalid request body: {}",
+                describable(&e.to_string())
+            ))
+        })
+    }
+}
+
+/// A call with no fields of its own: the body may carry only the credential.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {
+    #[serde(default, rename = "i")]
+    _credential: Option<Value>,
+}
+
 /// RFC 6750: the API key from `Authorization: Bearer` (§2.1), a form body `access_token`
 /// (§2.2), or, for JSON bodies, the `i` field (as Misskey clients send it). Never from the
-/// URL: a key in a query string ends up in logs and browser history.
-fn presented_credential(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, HttpError> {
+/// URL: a key in a query string ends up in logs and browser history. More than one at
+/// once is refused (§2: a client uses one method).
+fn presented_credential(req: &HttpRequest, body: &Body) -> Result<Option<String>, HttpError> {
     let in_query = form_urlencoded::parse(req.query_string().as_bytes())
         .any(|(name, _)| name == "access_token" || name == "i");
     if in_query {
@@ -66,35 +175,29 @@ fn presented_credential(req: &HttpRequest, body: &[u8]) -> Result<Option<String>
             "credentials must not be sent in the URL; use the Authorization header",
         ));
     }
+    let in_body = body.credential()?;
     if req.headers().contains_key(header::AUTHORIZATION) {
+        if in_body.is_some() {
+            return Err(HttpError::bad_request(
+                "send the credential one way only: the Authorization header or the body",
+            ));
+        }
         return Ok(bearer_token(req));
     }
-    if body.is_empty() {
-        return Ok(None);
-    }
-    let content_type = header_str(req, header::CONTENT_TYPE)
-        .and_then(|ct| ct.split(';').next())
-        .map(|ct| ct.trim().to_ascii_lowercase());
-    Ok(match content_type.as_deref() {
-        Some("application/x-www-form-urlencoded") => form_urlencoded::parse(body)
-            .find(|(name, _)| name == "access_token")
-            .map(|(_, value)| value.into_owned()),
-        Some("application/json") => serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("i").and_then(Value::as_str).map(str::to_owned)),
-        _ => None,
-    })
+    Ok(in_body)
 }
 
-/// Authenticates the request's API key (one indexed read) and checks `scope`.
+/// Authenticates the request's API key (one indexed read) and checks `scope`; returns the
+/// key's holder and the parsed body.
 async fn key_holder(
     req: &HttpRequest,
     body: &[u8],
     state: &web::Data<AppState>,
     scope: Option<&'static str>,
-) -> Result<KeyHolder, HttpError> {
+) -> Result<(KeyHolder, Body), HttpError> {
     check_version(req)?;
-    let credential = presented_credential(req, body)?.ok_or(BearerRejection::Missing)?;
+    let body = Body::parse(req, body)?;
+    let credential = presented_credential(req, &body)?.ok_or(BearerRejection::Missing)?;
     let (app, now) = (state.clone(), state.now());
     let found = state
         .db
@@ -111,6 +214,18 @@ async fn key_holder(
     {
         return Err(BearerRejection::InsufficientScope(scope).into());
     }
+    Ok((holder, body))
+}
+
+/// [`key_holder`] for a call with no fields of its own.
+async fn key_holder_only(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &web::Data<AppState>,
+    scope: Option<&'static str>,
+) -> Result<KeyHolder, HttpError> {
+    let (holder, body) = key_holder(req, body, state, scope).await?;
+    body.fields::<NoFields>(&[])?;
     Ok(holder)
 }
 
@@ -134,7 +249,7 @@ async fn get_me(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let holder = key_holder(&req, &body, &state, None).await?;
+    let holder = key_holder_only(&req, &body, &state, None).await?;
     Ok(private_json(
         StatusCode::OK,
         json!({
@@ -153,7 +268,7 @@ async fn list_keys(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let holder = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
+    let holder = key_holder_only(&req, &body, &state, Some(KEYS_SCOPE)).await?;
     let now = state.now();
     let keys = state
         .db
@@ -163,32 +278,82 @@ async fn list_keys(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateKeyBody {
     name: String,
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
     #[serde(default)]
     expires_in: Option<i64>,
+    /// RFC 3339, instead of `expires_in`.
+    #[serde(default)]
+    expires_at: Option<String>,
     /// The credential, when sent in the body (Misskey style); not a key setting.
     #[serde(default, rename = "i")]
-    _credential: Option<String>,
+    _credential: Option<Value>,
 }
 
-/// The new key is in the answer once, and never again.
+impl CreateKeyBody {
+    /// What the caller asked for, with `expires_at` turned into a lifetime from `now`.
+    fn spec(self, now: i64) -> Result<KeySpec, HttpError> {
+        key_spec(
+            self.name,
+            self.scopes.as_ref(),
+            self.expires_in,
+            self.expires_at.as_deref(),
+            now,
+        )
+    }
+}
+
+/// A key request of the account or admin API: `expires_in` (seconds) or `expires_at`
+/// (RFC 3339), not both, and not in the past.
+pub(crate) fn key_spec(
+    name: String,
+    scopes: Option<&ScopeInput>,
+    expires_in: Option<i64>,
+    expires_at: Option<&str>,
+    now: i64,
+) -> Result<KeySpec, HttpError> {
+    let expires_in = match (expires_in, expires_at) {
+        (Some(_), Some(_)) => {
+            return Err(HttpError::bad_request(
+                "give expires_in or expires_at, not both",
+            ));
+        }
+        (Some(seconds), None) => Some(seconds),
+        (None, Some(text)) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| {
+                HttpError::bad_request(
+                    "expires_at must be an RFC 3339 time, e.g. 2027-01-31T12:00:00Z",
+                )
+            })?;
+            let seconds = at.timestamp().saturating_sub(now);
+            if seconds <= 0 {
+                return Err(HttpError::bad_request("expires_at is in the past"));
+            }
+            Some(seconds)
+        }
+        (None, None) => None,
+    };
+    Ok(KeySpec {
+        name,
+        scopes: scopes.map(ScopeInput::parse).transpose()?,
+        expires_in,
+    })
+}
+
+/// The new key is in the answer once, and never again. The body is JSON or, per RFC 6750
+/// §2.2, a form (`name`, `scope`, `expires_in` or `expires_at`, `access_token`).
 async fn post_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let holder = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
+    let (holder, body) = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
     let now = state.now();
-    let request = json_body::<CreateKeyBody>(&body)?;
-    let asked = KeySpec {
-        name: request.name,
-        scopes: request.scopes.as_ref().map(ScopeInput::parse).transpose()?,
-        expires_in: request.expires_in,
-    };
-    let spec = api_keys::delegated_spec(&holder.key, asked, now)?;
+    let asked = body.fields::<CreateKeyBody>(&["expires_in"])?.spec(now)?;
+    let spec = api_keys::delegated_spec(&holder, asked, now)?;
     let (view, secret) = state
         .db
         .run(move |conn| api_keys::create(conn, &holder.actor(), &holder.account, &spec, now))
@@ -202,13 +367,11 @@ async fn delete_key(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let holder = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
+    let holder = key_holder_only(&req, &body, &state, Some(KEYS_SCOPE)).await?;
     let now = state.now();
     state
         .db
-        .run(move |conn| {
-            api_keys::delete(conn, &holder.actor(), &id, Some(&holder.account.id), now)
-        })
+        .run(move |conn| api_keys::delete(conn, &holder.actor(), &id, Within::Key(&holder), now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -219,13 +382,11 @@ async fn post_revoke_key(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let holder = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
+    let holder = key_holder_only(&req, &body, &state, Some(KEYS_SCOPE)).await?;
     let now = state.now();
     let view = state
         .db
-        .run(move |conn| {
-            api_keys::revoke(conn, &holder.actor(), &id, Some(&holder.account.id), now)
-        })
+        .run(move |conn| api_keys::revoke(conn, &holder.actor(), &id, Within::Key(&holder), now))
         .await?;
     Ok(private_json(StatusCode::OK, view))
 }
@@ -236,11 +397,11 @@ async fn list_challenges(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let holder = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
-    let now = state.now();
+    let holder = key_holder_only(&req, &body, &state, Some(KEYS_SCOPE)).await?;
+    let (app, now) = (state.clone(), state.now());
     let challenges = state
         .db
-        .run(move |conn| pairing::pending_challenges(conn, &holder.account.id, now))
+        .run(move |conn| pairing::pending_challenges(conn, &app.pairing, Within::Key(&holder), now))
         .await?;
     Ok(private_json(
         StatusCode::OK,
@@ -254,24 +415,43 @@ async fn post_deny_challenge(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let holder = key_holder(&req, &body, &state, Some(KEYS_SCOPE)).await?;
+    settle_challenge(req, body, state, id, "denied").await
+}
+
+/// The owner vouches for a request: the app may redeem it even past the daily budget.
+async fn post_approve_challenge(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    settle_challenge(req, body, state, id, "approved").await
+}
+
+async fn settle_challenge(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    outcome: &'static str,
+) -> Result<HttpResponse, HttpError> {
+    let holder = key_holder_only(&req, &body, &state, Some(KEYS_SCOPE)).await?;
     let now = state.now();
     let challenge_id = id.into_inner();
-    let denied = challenge_id.clone();
+    let target = challenge_id.clone();
     state
         .db
         .run(move |conn| {
-            pairing::deny_challenge(
-                conn,
-                &holder.actor(),
-                &denied,
-                Some(&holder.account.id),
-                now,
-            )
+            let (actor, within) = (holder.actor(), Within::Key(&holder));
+            if outcome == "denied" {
+                pairing::deny_challenge(conn, &actor, &target, within, now)
+            } else {
+                pairing::approve_challenge(conn, &actor, &target, within, now)
+            }
         })
         .await?;
     Ok(private_json(
         StatusCode::OK,
-        json!({"challenge_id": challenge_id, "status": "denied"}),
+        json!({"challenge_id": challenge_id, "status": outcome}),
     ))
 }

@@ -256,6 +256,9 @@ impl From<AccountError> for HttpError {
                 Self::conflict(err.to_string())
             }
             AccountError::Invalid(message) => Self::bad_request(message),
+            AccountError::Broader(message) => {
+                Self::api(StatusCode::FORBIDDEN, "forbidden", message)
+            }
             AccountError::Pairing(refusal) => refusal.into(),
             AccountError::Store(db) => db.into(),
         }
@@ -342,7 +345,12 @@ pub fn json_body_error(
         JsonPayloadError::ContentType => {
             HttpError::bad_request("the request body must be application/json")
         }
-        other => HttpError::bad_request(format!("invalid JSON body: {other}")),
+        // serde's message names an unknown or missing field; `"` is not allowed in an
+        // error_description.
+        other => HttpError::bad_request(format!(
+            "invalid JSON body: {}",
+            super::extract::describable(&other.to_string())
+        )),
     };
     error.into()
 }

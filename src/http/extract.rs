@@ -66,10 +66,29 @@ impl ScopeInput {
     }
 }
 
-/// Parses a JSON body read as bytes, with our 400.
+/// Parses a JSON body read as bytes, with our 400. serde's message names an unknown or
+/// missing field (see [`describable`]).
 pub fn json_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
 ) -> Result<T, super::error::HttpError> {
-    serde_json::from_slice(body)
-        .map_err(|e| super::error::HttpError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        super::error::HttpError::bad_request(format!(
+            "invalid JSON body: {}",
+            describable(&e.to_string())
+        ))
+    })
+}
+
+/// `text` (which may quote the request) within RFC 6749 §5.2's `error_description`
+/// characters: `"` becomes `'`, `\` and anything outside printable ASCII `?`; at most 200
+/// characters.
+pub fn describable(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| match c {
+            '"' => '\'',
+            ' '..='~' if c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
 }

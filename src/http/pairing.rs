@@ -1,7 +1,7 @@
 //! App pairing (`/v1/auth`): an app asks an account for a key, then trades the challenge
 //! id and the owner's 4-digit code for it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -14,7 +14,6 @@ use super::error::HttpError;
 use super::extract::{ScopeInput, header_str, json_body};
 use crate::app::AppState;
 use crate::app::rate_limit::{address_key, client_ip};
-use crate::service::accounts::MAX_HANDLE_LEN;
 use crate::service::pairing::{self, CHALLENGE_TTL_SECONDS};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -56,15 +55,16 @@ fn private_json(status: StatusCode, body: serde_json::Value) -> HttpResponse {
 }
 
 /// `POST /v1/auth/challenges`: an app asks an account for a key. The answer is the same
-/// whether or not the account exists.
+/// whether or not the account exists. The request is checked in full before it counts
+/// against either limiter, so junk cannot fill them.
 async fn post_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     check_version(&req)?;
-    let request = json_body::<ChallengeBody>(&body)?;
-    let scopes = request.scopes.parse()?;
+    let body = json_body::<ChallengeBody>(&body)?;
+    let request = pairing::validate_request(&body.app_name, &body.account, body.scopes.parse()?)?;
     let address = client_ip(
         req.peer_addr().map(|a| a.ip()),
         header_str(&req, header::HeaderName::from_static("x-forwarded-for")),
@@ -72,25 +72,27 @@ async fn post_challenge(
     )
     .map(address_key)
     .unwrap_or_default();
-    let handle = request.account.trim().to_ascii_lowercase();
-    if handle.len() > MAX_HANDLE_LEN {
-        return Err(HttpError::bad_request("account must be a handle"));
-    }
     if let Err(wait) = state.pairing_by_address.check(&address) {
         return Ok(slow_down(wait));
     }
-    if let Err(wait) = state.pairing_by_account.check(&handle) {
+    if let Err(wait) = state.pairing_by_account.check(&request.handle) {
         return Ok(slow_down(wait));
     }
-    let now = state.now();
-    let challenge = state
+    let (app, now, started) = (state.clone(), state.now(), Instant::now());
+    let created = state
         .db
-        .run(move |conn| pairing::create_challenge(conn, &request.app_name, &handle, &scopes, now))
+        .run(move |conn| pairing::create_challenge(conn, &app.pairing, &request, now))
         .await?;
+    // An unknown account's answer takes about as long as a real one's (which also writes).
+    if created.stored {
+        state.pairing.note_write_cost(started.elapsed());
+    } else {
+        actix_web::rt::time::sleep(state.pairing.decoy_delay(started.elapsed())).await;
+    }
     Ok(private_json(
         StatusCode::CREATED,
         json!({
-            "challenge_id": challenge.id,
+            "challenge_id": created.challenge_id,
             "expires_in": CHALLENGE_TTL_SECONDS,
         }),
     ))
@@ -117,10 +119,12 @@ async fn post_redeem_challenge(
             "code must be the 4 digits the account owner sees",
         ));
     }
-    let now = state.now();
+    let (app, now) = (state.clone(), state.now());
     let redeemed = state
         .db
-        .run(move |conn| pairing::redeem_challenge(conn, &request.challenge_id, &code, now))
+        .run(move |conn| {
+            pairing::redeem_challenge(conn, &app.pairing, &request.challenge_id, &code, now)
+        })
         .await?;
     Ok(private_json(
         StatusCode::CREATED,

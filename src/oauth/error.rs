@@ -21,6 +21,8 @@ pub enum ErrorCode {
     InvalidScope,
     /// RFC 8707: the requested resource is invalid, unknown, or not allowed for the client.
     InvalidTarget,
+    /// RFC 7009 §2.2.1: the server does not revoke this type of token at this endpoint.
+    UnsupportedTokenType,
     /// The server met an unexpected condition (details are logged, never sent).
     ServerError,
     /// The server is temporarily unable to handle the request (e.g. database pool exhausted).
@@ -37,6 +39,7 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::UnsupportedTokenType => "unsupported_token_type",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }

@@ -29,6 +29,9 @@ pub enum AccountError {
     HandleTaken(String),
     #[error("{0}")]
     Invalid(String),
+    /// An API key tried to act on a key or challenge broader than itself.
+    #[error("{0}")]
+    Broader(String),
     /// A code exchange was refused (the app is told why, never whether the account exists).
     #[error(transparent)]
     Pairing(#[from] PairingRefusal),

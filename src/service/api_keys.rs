@@ -117,24 +117,26 @@ pub fn create(
 }
 
 /// A key creating another key (account API) cannot hand out more than it holds: the new
-/// key's scopes are within the presenting key's, and it expires no later.
+/// key's scopes are within the presenting key's (those its account still grants), and it
+/// expires no later (a longer lifetime asked for is cut to the presenting key's). More
+/// scopes than it holds are refused.
 pub fn delegated_spec(
-    presenting: &ApiKey,
+    presenting: &KeyHolder,
     mut spec: KeySpec,
     now: i64,
 ) -> Result<KeySpec, AccountError> {
-    let held = &presenting.scopes;
+    let held = presenting.scopes();
     match &spec.scopes {
-        Some(asked) if !asked.is_subset_of(held) => {
+        Some(asked) if !asked.is_subset_of(&held) => {
             return Err(AccountError::Invalid(format!(
                 "a key can only create keys with its own scopes or fewer; not: {}",
-                asked.not_in(held).collect::<Vec<_>>().join(" ")
+                asked.not_in(&held).collect::<Vec<_>>().join(" ")
             )));
         }
         Some(_) => {}
-        None => spec.scopes = Some(held.clone()),
+        None => spec.scopes = Some(held),
     }
-    if let Some(expires_at) = presenting.expires_at {
+    if let Some(expires_at) = presenting.key.expires_at {
         let remaining = expires_at - now;
         spec.expires_in = Some(
             spec.expires_in
@@ -142,6 +144,37 @@ pub fn delegated_spec(
         );
     }
     Ok(spec)
+}
+
+/// Whose keys and challenges a caller may act on.
+#[derive(Debug, Clone, Copy)]
+pub enum Within<'a> {
+    /// The CLI: any account's.
+    Any,
+    /// The admin API: those of the account (by id) in the path.
+    Account(&'a str),
+    /// The account API: those of the key's own account that the key covers (see
+    /// [`KeyHolder::covers`]).
+    Key(&'a KeyHolder),
+}
+
+impl Within<'_> {
+    pub fn account_id(&self) -> Option<&str> {
+        match self {
+            Self::Any => None,
+            Self::Account(id) => Some(id),
+            Self::Key(holder) => Some(&holder.account.id),
+        }
+    }
+
+    /// Whether the caller may act on a key (or a challenge that would make one) with
+    /// `scopes` and `expires_at`: operators always, a key only if it covers it.
+    pub fn covers(&self, scopes: &Scope, expires_at: Option<i64>) -> bool {
+        match self {
+            Self::Any | Self::Account(_) => true,
+            Self::Key(holder) => holder.covers(scopes, expires_at),
+        }
+    }
 }
 
 /// CLI and admin API: a key for the account named by `handle`.
@@ -176,15 +209,20 @@ pub fn list_for(
     list(conn, &account.id, now)
 }
 
-/// The key `id`, if it belongs to `account_id` (when given: the account API may touch only
-/// its own keys; the CLI and admin API any).
+/// The key `id`, if it is `within` reach: another account's key is "not found", like an
+/// unknown one; a key of the account broader than the presenting key is refused (403).
 fn owned(
     conn: &mut DbConn,
     id: &str,
-    account_id: Option<&str>,
+    within: Within<'_>,
 ) -> Result<(ApiKey, Account), AccountError> {
     match db::api_keys::by_id(conn, id)? {
-        Some((key, account)) if account_id.is_none_or(|owner| owner == account.id) => {
+        Some((key, account)) if within.account_id().is_none_or(|owner| owner == account.id) => {
+            if !within.covers(&key.scopes, key.expires_at) {
+                return Err(AccountError::Broader(format!(
+                    "API key {id:?} has scopes or a lifetime beyond the presenting key's"
+                )));
+            }
             Ok((key, account))
         }
         _ => Err(AccountError::KeyNotFound(id.to_owned())),
@@ -196,11 +234,11 @@ pub fn revoke(
     conn: &mut DbConn,
     actor: &Actor,
     id: &str,
-    account_id: Option<&str>,
+    within: Within<'_>,
     now: i64,
 ) -> Result<ApiKeyView, AccountError> {
     db::transaction(conn, |conn| {
-        let (mut key, account) = owned(conn, id, account_id)?;
+        let (mut key, account) = owned(conn, id, within)?;
         if db::api_keys::revoke(conn, id, now)? {
             key.revoked_at = Some(now);
             audit::record(
@@ -219,11 +257,11 @@ pub fn delete(
     conn: &mut DbConn,
     actor: &Actor,
     id: &str,
-    account_id: Option<&str>,
+    within: Within<'_>,
     now: i64,
 ) -> Result<(), AccountError> {
     db::transaction(conn, |conn| {
-        let (key, account) = owned(conn, id, account_id)?;
+        let (key, account) = owned(conn, id, within)?;
         db::api_keys::delete(conn, id)?;
         audit::record(
             conn,
@@ -302,6 +340,19 @@ impl KeyHolder {
     pub fn scopes(&self) -> Scope {
         self.key.effective_scopes(&self.account)
     }
+
+    /// Whether this key could itself have created a key with `scopes` and `expires_at`
+    /// (the delegation rule): it holds every one of the scopes, and it expires no earlier
+    /// (a key that expires covers no key that never does). Such a key may act on that key,
+    /// see the code of a challenge that would make it, deny or approve that challenge.
+    pub fn covers(&self, scopes: &Scope, expires_at: Option<i64>) -> bool {
+        let lives_long_enough = match (self.key.expires_at, expires_at) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs <= mine,
+        };
+        lives_long_enough && scopes.is_subset_of(&self.scopes())
+    }
 }
 
 /// Checks a presented key: format and checksum first (no lookup for a typo), then one
@@ -349,11 +400,11 @@ pub fn regenerate(
     conn: &mut DbConn,
     actor: &Actor,
     id: &str,
-    account_id: Option<&str>,
+    within: Within<'_>,
     now: i64,
 ) -> Result<(ApiKeyView, ApiKeySecret), AccountError> {
     db::transaction(conn, |conn| {
-        let (old, account) = owned(conn, id, account_id)?;
+        let (old, account) = owned(conn, id, within)?;
         if old.status(now) != ApiKeyStatus::Active {
             return Err(AccountError::Invalid(format!(
                 "only an active key can be regenerated; this one is {}",
@@ -380,4 +431,80 @@ pub fn regenerate(
         )?;
         Ok((view, secret))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(account_scopes: &str, key_scopes: &str, expires_at: Option<i64>) -> KeyHolder {
+        let scope = |text: &str| Scope::parse(text).unwrap();
+        KeyHolder {
+            key: ApiKey {
+                id: "k".into(),
+                account_id: "a".into(),
+                name: "k".into(),
+                prefix: "tg_12345678".into(),
+                scopes: scope(key_scopes),
+                created_at: 0,
+                last_used_at: None,
+                expires_at,
+                revoked_at: None,
+            },
+            account: Account {
+                id: "a".into(),
+                handle: "alice".into(),
+                display_name: "Alice".into(),
+                scopes: scope(account_scopes),
+                created_at: 0,
+                disabled_at: None,
+                is_operator: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_key_covers_only_what_it_could_have_minted() {
+        let scope = |text: &str| Scope::parse(text).unwrap();
+        let full = holder("read write keys", "read write keys", None);
+        assert!(full.covers(&scope("read write keys"), None));
+        assert!(full.covers(&scope("read"), Some(100)));
+
+        let narrow = holder("read write keys", "keys", Some(600));
+        assert!(
+            !narrow.covers(&scope("read"), Some(100)),
+            "a scope it lacks"
+        );
+        assert!(!narrow.covers(&scope("keys"), None), "an unexpiring key");
+        assert!(!narrow.covers(&scope("keys"), Some(601)), "a later expiry");
+        assert!(narrow.covers(&scope("keys"), Some(600)));
+
+        // Scopes the account no longer grants are not held, whatever the key says.
+        let shrunk = holder("read", "read write", None);
+        assert!(!shrunk.covers(&scope("write"), None));
+        assert!(shrunk.covers(&scope("read"), None));
+
+        assert!(!Within::Key(&narrow).covers(&scope("read"), None));
+        assert!(Within::Account("a").covers(&scope("read"), None));
+        assert!(Within::Any.covers(&scope("read"), None));
+    }
+
+    #[test]
+    fn delegation_refuses_scopes_and_caps_the_lifetime() {
+        let scope = |text: &str| Scope::parse(text).unwrap();
+        let narrow = holder("read write keys", "read keys", Some(1_000));
+        let asked = |scopes: Option<&str>, expires_in| KeySpec {
+            name: "child".into(),
+            scopes: scopes.map(scope),
+            expires_in,
+        };
+        assert!(delegated_spec(&narrow, asked(Some("write"), None), 400).is_err());
+        let spec = delegated_spec(&narrow, asked(None, None), 400).unwrap();
+        assert_eq!(spec.scopes, Some(scope("read keys")));
+        assert_eq!(spec.expires_in, Some(600));
+        let spec = delegated_spec(&narrow, asked(Some("read"), Some(99_999)), 400).unwrap();
+        assert_eq!(spec.expires_in, Some(600));
+        let spec = delegated_spec(&narrow, asked(Some("read"), Some(120)), 400).unwrap();
+        assert_eq!(spec.expires_in, Some(120));
+    }
 }

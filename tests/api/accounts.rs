@@ -135,13 +135,22 @@ async fn pending_code(app: &TestApp, owner_key: &str, challenge: &str) -> String
         .to_owned()
 }
 
-/// A challenge as stored, for what no API shows (the code of a challenge no owner sees).
-fn stored_challenge(app: &TestApp, id: &str) -> tollgate::domain::Challenge {
+/// A challenge as stored, if it is.
+fn find_challenge(app: &TestApp, id: &str) -> Option<tollgate::domain::Challenge> {
     let url = tollgate::db::DbUrl::parse(&app.db.url).unwrap();
     let mut conn = tollgate::db::Db::connect_one(&url).unwrap();
-    tollgate::db::challenges::find(&mut conn, id)
-        .unwrap()
-        .expect("the challenge is stored")
+    tollgate::db::challenges::find(&mut conn, id).unwrap()
+}
+
+/// A challenge as stored, for what no API shows.
+fn stored_challenge(app: &TestApp, id: &str) -> tollgate::domain::Challenge {
+    find_challenge(app, id).expect("the challenge is stored")
+}
+
+/// The code of a challenge, derived as the server does (for codes no owner sees: a
+/// denied challenge's, or one for an unknown account).
+fn code_of(app: &TestApp, id: &str) -> String {
+    tollgate::service::pairing::Pairing::new(&app.db.master_key()).code(id)
 }
 
 /// The account's audit events with `action`, newest first.
@@ -209,7 +218,7 @@ fn wrong(code: &str) -> String {
 async fn pairing_flow_end_to_end(backend: Backend) {
     let app = spawn_app(backend).await;
     let account = create_account(&app, "alice", "read write keys");
-    let (_, owner_key) = create_key(&app, "alice", "keys");
+    let (_, owner_key) = create_key(&app, "alice", "read write keys");
 
     let challenge = start_pairing(&app, "Alice", json!(["read", "admin"])).await;
 
@@ -280,7 +289,7 @@ async fn pairing_flow_end_to_end(backend: Backend) {
 async fn wrong_codes_kill_the_challenge(backend: Backend) {
     let app = spawn_app(backend).await;
     create_account(&app, "bob", "read keys");
-    let (_, owner_key) = create_key(&app, "bob", "keys");
+    let (_, owner_key) = create_key(&app, "bob", "read keys");
     let challenge = start_pairing(&app, "bob", json!("read")).await;
     let code = pending_code(&app, &owner_key, &challenge).await;
 
@@ -319,13 +328,13 @@ async fn unknown_accounts_look_like_real_ones(backend: Backend) {
     };
     assert_eq!(names(&real_headers), names(&fake_headers));
 
-    // Both are stored with a code; only the real one belongs to an account.
-    let (real_row, fake_row) = (stored_challenge(&app, &real), stored_challenge(&app, &fake));
-    assert!(real_row.account_id.is_some());
-    assert_eq!(fake_row.account_id, None);
+    // Only the real one is stored; the made-up account's writes nothing.
+    assert!(stored_challenge(&app, &real).account_id.is_some());
+    assert_eq!(find_challenge(&app, &fake), None);
+    let (real_code, fake_code) = (code_of(&app, &real), code_of(&app, &fake));
     let guess = ["0000", "0001", "0002"]
         .into_iter()
-        .find(|g| *g != real_row.code && *g != fake_row.code)
+        .find(|g| *g != real_code && *g != fake_code)
         .unwrap();
 
     // The same wrong code gets the same refusal, word for word.
@@ -336,12 +345,19 @@ async fn unknown_accounts_look_like_real_ones(backend: Backend) {
         "same refusal for a real and a made-up account"
     );
     // The made-up account's challenge refuses even its own code, as a wrong code.
-    let on_fake = refused_redeem(&app, &fake, &fake_row.code, "invalid_code", Some(1)).await;
+    let on_fake = refused_redeem(&app, &fake, &fake_code, "invalid_code", Some(1)).await;
     let on_real = refused_redeem(&app, &real, guess, "invalid_code", Some(1)).await;
     assert_eq!(on_real, on_fake);
+    let on_fake = refused_redeem(&app, &fake, &fake_code, "challenge_failed", None).await;
+    let on_real = refused_redeem(&app, &real, guess, "challenge_failed", None).await;
+    assert_eq!(on_real, on_fake);
+    assert_eq!(find_challenge(&app, &fake), None);
+    // An id this server did not make is refused without a lookup.
+    refused_redeem(&app, &format!("{fake}x"), guess, "invalid_challenge", None).await;
 
-    // The real one still works with its code.
-    let (status, body) = redeem(&app, &real, &real_row.code).await;
+    // A fresh real one works with its code.
+    let real = start_pairing(&app, "carol", json!(["read"])).await;
+    let (status, body) = redeem(&app, &real, &code_of(&app, &real)).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["account"], "carol");
     assert_eq!(body["scopes"], json!(["read"]));
@@ -350,7 +366,7 @@ async fn unknown_accounts_look_like_real_ones(backend: Backend) {
 async fn expired_and_denied_challenges(backend: Backend) {
     let app = spawn_app(backend).await;
     create_account(&app, "dave", "read keys");
-    let (_, owner_key) = create_key(&app, "dave", "keys");
+    let (_, owner_key) = create_key(&app, "dave", "read keys");
 
     // A challenge made six minutes ago has expired.
     let expired_id = {
@@ -361,19 +377,25 @@ async fn expired_and_denied_challenges(backend: Backend) {
         .unwrap();
         let mut conn = pool.get().unwrap();
         let six_minutes_ago = chrono::Utc::now().timestamp() - 360;
-        tollgate::service::pairing::create_challenge(
-            &mut conn,
+        let request = tollgate::service::pairing::validate_request(
             "Old App",
             "dave",
-            &tollgate::oauth::Scope::parse("read").unwrap(),
+            tollgate::oauth::Scope::parse("read").unwrap(),
+        )
+        .unwrap();
+        tollgate::service::pairing::create_challenge(
+            &mut conn,
+            &tollgate::service::pairing::Pairing::new(&app.db.master_key()),
+            &request,
             six_minutes_ago,
         )
         .unwrap()
+        .challenge_id
     };
     refused_redeem(
         &app,
-        &expired_id.id,
-        &expired_id.code,
+        &expired_id,
+        &code_of(&app, &expired_id),
         "challenge_expired",
         None,
     )
@@ -390,13 +412,13 @@ async fn expired_and_denied_challenges(backend: Backend) {
     assert_eq!(denied.status(), 200);
     let listed: Value = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
     assert_eq!(listed["challenges"], json!([]));
-    let code = stored_challenge(&app, &challenge).code;
+    let code = code_of(&app, &challenge);
     refused_redeem(&app, &challenge, &code, "challenge_denied", None).await;
 
     let second = start_pairing(&app, "dave", json!(["read"])).await;
     let output = app.cli(&["challenge", "deny", &second]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let code = stored_challenge(&app, &second).code;
+    let code = code_of(&app, &second);
     refused_redeem(&app, &second, &code, "challenge_denied", None).await;
     assert_eq!(audit_events(&app, "dave", "challenge.expired").len(), 1);
     assert_eq!(audit_events(&app, "dave", "challenge.denied").len(), 2);
@@ -1032,7 +1054,7 @@ async fn a_key_cannot_grant_more_than_it_holds(backend: Backend) {
 async fn guessing_budget_blocks_an_account_after_ten_wrong_codes(backend: Backend) {
     let app = spawn_app(backend).await;
     create_account(&app, "nora", "read keys");
-    let (_, owner_key) = create_key(&app, "nora", "keys");
+    let (_, owner_key) = create_key(&app, "nora", "read keys");
     // Three challenges, three wrong codes each: every one is answered, and the third kills
     // its challenge.
     for _ in 0..3 {
@@ -1043,43 +1065,62 @@ async fn guessing_budget_blocks_an_account_after_ten_wrong_codes(backend: Backen
         refused_redeem(&app, &challenge, &wrong(&code), "challenge_failed", None).await;
     }
     assert_eq!(audit_events(&app, "nora", "challenge.failed").len(), 3);
-    // Nine wrong codes are within the budget: the next challenge is real (its owner sees
-    // it). The tenth wrong code spends the budget.
+    // Nine wrong codes are within the budget; the tenth spends it.
     let fourth = start_pairing(&app, "nora", json!(["read"])).await;
-    let code = pending_code(&app, &owner_key, &fourth).await;
-    refused_redeem(&app, &fourth, &wrong(&code), "invalid_code", Some(2)).await;
+    let fourth_code = pending_code(&app, &owner_key, &fourth).await;
+    refused_redeem(&app, &fourth, &wrong(&fourth_code), "invalid_code", Some(2)).await;
     assert!(audit_events(&app, "nora", "challenge.blocked").is_empty());
 
-    // Ten wrong codes today: the next challenge looks the same to the app, but the owner
-    // does not see it and it can never succeed, not even with its own code, which is
-    // refused as a wrong one, so the guesser learns nothing.
+    // Spent: a new challenge is real (the owner sees it), but a guess on it is refused
+    // like a wrong code, even the right one, and the owner learns why.
     let blocked = start_pairing(&app, "nora", json!(["read"])).await;
+    let code = pending_code(&app, &owner_key, &blocked).await;
+    refused_redeem(&app, &blocked, &code, "invalid_code", Some(2)).await;
+    let events = audit_events(&app, "nora", "challenge.blocked");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["subject_id"], blocked.as_str());
+
+    // Someone guessing cannot lock the owner out: the owner approves the request it made
+    // itself, and the app redeems it with the code.
+    let (status, body, _) = approve(&app, &owner_key, &blocked).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"challenge_id": blocked, "status": "approved"}));
     let listed = get_with_key(&app, "/api/v1/challenges", &owner_key).await;
-    let pending: Vec<&str> = listed["challenges"]
+    let approved: Vec<&Value> = listed["challenges"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["id"].as_str().unwrap())
+        .filter(|c| c["approved"] == true)
         .collect();
+    assert_eq!(approved.len(), 1, "{listed}");
+    assert_eq!(approved[0]["id"], blocked.as_str());
+    let (status, body) = redeem(&app, &blocked, &code).await;
+    assert_eq!(status, 201, "{body}");
     assert_eq!(
-        pending,
-        [fourth.as_str()],
-        "the owner sees only the real one"
+        audit_events(&app, "nora", "challenge.owner_approved").len(),
+        1
     );
-    let row = stored_challenge(&app, &blocked);
-    assert_eq!(row.account_id, None);
-    refused_redeem(&app, &blocked, &row.code, "invalid_code", Some(2)).await;
-    refused_redeem(&app, &blocked, &row.code, "invalid_code", Some(1)).await;
-    refused_redeem(&app, &blocked, &row.code, "challenge_failed", None).await;
 
-    let events = audit_events(&app, "nora", "challenge.blocked");
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["details"]["failed_codes_last_24h"], 10);
-    assert_eq!(
-        audit_events(&app, "nora", "challenge.failed").len(),
-        3,
-        "a blocked challenge is no account's"
-    );
+    // The operator can do the same from the CLI (for the challenge opened before the
+    // budget ran out, which is refused like the others until then).
+    refused_redeem(&app, &fourth, &fourth_code, "invalid_code", Some(1)).await;
+    let output = app.cli(&["challenge", "approve", &fourth]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (status, body) = redeem(&app, &fourth, &fourth_code).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// `POST /api/v1/challenges/{id}/approve` as the owner of `key`.
+async fn approve(app: &TestApp, key: &str, id: &str) -> (u16, Value, HeaderMap) {
+    let response = app
+        .http
+        .post(app.url(&format!("/api/v1/challenges/{id}/approve")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, response.json().await.expect("a JSON body"), headers)
 }
 
 /// The documented promise of `MAX_FAILED_CODES_PER_DAY`: at most ten wrong codes a day per
@@ -1088,7 +1129,7 @@ async fn guessing_budget_blocks_an_account_after_ten_wrong_codes(backend: Backen
 async fn no_guess_past_the_daily_budget_can_succeed(backend: Backend) {
     let app = spawn_app(backend).await;
     create_account(&app, "olga", "read keys");
-    let (_, owner_key) = create_key(&app, "olga", "keys");
+    let (_, owner_key) = create_key(&app, "olga", "read keys");
     let mut challenges = Vec::new();
     for _ in 0..5 {
         let id = start_pairing(&app, "olga", json!(["read"])).await;
@@ -1168,7 +1209,7 @@ async fn deny(app: &TestApp, key: &str, id: &str) -> (u16, Value, HeaderMap) {
 async fn denying_an_unknown_or_settled_challenge(backend: Backend) {
     let app = spawn_app(backend).await;
     create_account(&app, "gina", "read keys");
-    let (_, owner_key) = create_key(&app, "gina", "keys");
+    let (_, owner_key) = create_key(&app, "gina", "read keys");
     create_account(&app, "hank", "read keys");
 
     let (status, body, headers) = deny(&app, &owner_key, "no-such-challenge").await;
@@ -1190,8 +1231,9 @@ async fn denying_an_unknown_or_settled_challenge(backend: Backend) {
             (404, Some("not_found")),
             "{body}"
         );
-        assert_eq!(stored_challenge(&app, id).status.as_str(), "pending");
     }
+    assert_eq!(stored_challenge(&app, &others).status.as_str(), "pending");
+    assert_eq!(find_challenge(&app, &nobodys), None);
 
     let challenge = start_pairing(&app, "gina", json!(["read"])).await;
     let (status, body, _) = deny(&app, &owner_key, &challenge).await;
@@ -1213,7 +1255,7 @@ async fn pairing_takes_handles_of_up_to_forty_characters(backend: Backend) {
     let longest = format!("a{}", "b".repeat(39));
     assert_eq!(longest.len(), 40);
     create_account(&app, &longest, "read keys");
-    let (_, owner_key) = create_key(&app, &longest, "keys");
+    let (_, owner_key) = create_key(&app, &longest, "read keys");
     let challenge = start_pairing(&app, &longest, json!(["read"])).await;
     // The owner sees it: the handle reached the account, not just an answer-alike 201.
     pending_code(&app, &owner_key, &challenge).await;

@@ -189,7 +189,7 @@ async fn a_failed_audit_write_leaves_neither_change_nor_audit_row(backend: Backe
         "api_keys::create_for",
     );
     assert_audit_down(
-        api_keys::revoke(&mut conn, &actor, &key_id, None, now),
+        api_keys::revoke(&mut conn, &actor, &key_id, api_keys::Within::Any, now),
         "api_keys::revoke",
     );
     assert_audit_down(

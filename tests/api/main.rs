@@ -13,6 +13,7 @@ mod audit;
 mod cli;
 mod console;
 mod damaged_rows;
+mod delegation;
 mod discovery;
 mod instances;
 mod migrations;

@@ -181,19 +181,18 @@ fn challenges_round_trip(conn: &mut DbConn, account: &Account, key: &ApiKey) {
         account_id: Some(account.id.clone()),
         app_name: "Photo Sync".into(),
         scopes: scope("read keys"),
-        code: "0042".into(),
         failed_attempts: 0,
         status: ChallengeStatus::Pending,
         created_at: NOW,
         expires_at: FAR,
         resolved_at: None,
         api_key_id: None,
+        owner_approved_at: None,
     };
-    // A challenge for an unknown account is stored without one.
+    // A challenge made before 2026-12-02 may name no account.
     let orphan = Challenge {
         id: "challenge-2".into(),
         account_id: None,
-        code: "9999".into(),
         ..challenge.clone()
     };
     db::challenges::insert(conn, &challenge).unwrap();
@@ -208,6 +207,26 @@ fn challenges_round_trip(conn: &mut DbConn, account: &Account, key: &ApiKey) {
     assert_eq!(
         db::challenges::record_failed_attempt(conn, &challenge.id, 3, NOW + 1).unwrap(),
         Some(1)
+    );
+    assert!(db::challenges::approve(conn, &challenge.id, NOW + 2).unwrap());
+    challenge.owner_approved_at = Some(NOW + 2);
+
+    // The daily guessing budget: taken up to the limit, given back, pruned by day.
+    let day = NOW / 86_400;
+    for _ in 0..2 {
+        assert!(db::pairing_guesses::take(conn, &account.id, day, 2).unwrap());
+    }
+    assert!(!db::pairing_guesses::take(conn, &account.id, day, 2).unwrap());
+    db::pairing_guesses::give_back(conn, &account.id, day).unwrap();
+    assert_eq!(
+        db::pairing_guesses::taken(conn, &account.id, day).unwrap(),
+        1
+    );
+    assert!(db::pairing_guesses::take(conn, &account.id, day - 1, 2).unwrap());
+    assert_eq!(db::pairing_guesses::prune(conn, day).unwrap(), 1);
+    assert_eq!(
+        db::pairing_guesses::taken(conn, &account.id, day).unwrap(),
+        1
     );
     assert!(
         db::challenges::resolve(

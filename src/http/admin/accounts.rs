@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::{Admin, private_json};
 use crate::app::AppState;
-use crate::http::accounts::key_created;
+use crate::http::accounts::{key_created, key_spec};
 use crate::http::error::HttpError;
 use crate::http::extract::ScopeInput;
 use crate::service::accounts::NewAccount;
-use crate::service::api_keys::{self, KeySpec};
+use crate::service::api_keys::{self, Within};
 use crate::service::{accounts, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -151,6 +151,9 @@ struct CreateKeyBody {
     scopes: Option<ScopeInput>,
     #[serde(default)]
     expires_in: Option<i64>,
+    /// RFC 3339, instead of `expires_in`.
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 async fn post_key(
@@ -160,12 +163,14 @@ async fn post_key(
     body: web::Json<CreateKeyBody>,
 ) -> Result<HttpResponse, HttpError> {
     let body = body.into_inner();
-    let spec = KeySpec {
-        name: body.name,
-        scopes: body.scopes.as_ref().map(ScopeInput::parse).transpose()?,
-        expires_in: body.expires_in,
-    };
     let (actor, now) = (admin.actor(), state.now());
+    let spec = key_spec(
+        body.name,
+        body.scopes.as_ref(),
+        body.expires_in,
+        body.expires_at.as_deref(),
+        now,
+    )?;
     let (view, secret) = state
         .db
         .run(move |conn| api_keys::create_for(conn, &actor, &handle, &spec, now))
@@ -205,7 +210,7 @@ async fn post_revoke_key(
     let (actor, now) = (admin.actor(), state.now());
     let view = state
         .db
-        .run(move |conn| api_keys::revoke(conn, &actor, &id, Some(&owner), now))
+        .run(move |conn| api_keys::revoke(conn, &actor, &id, Within::Account(&owner), now))
         .await?;
     Ok(private_json(StatusCode::OK, view))
 }
@@ -220,7 +225,7 @@ async fn delete_key(
     let (actor, now) = (admin.actor(), state.now());
     state
         .db
-        .run(move |conn| api_keys::delete(conn, &actor, &id, Some(&owner), now))
+        .run(move |conn| api_keys::delete(conn, &actor, &id, Within::Account(&owner), now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -230,10 +235,10 @@ async fn list_challenges(
     state: web::Data<AppState>,
     handle: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let now = state.now();
+    let (app, now) = (state.clone(), state.now());
     let challenges = state
         .db
-        .run(move |conn| pairing::pending_challenges_for(conn, &handle, now))
+        .run(move |conn| pairing::pending_challenges_for(conn, &app.pairing, &handle, now))
         .await?;
     // The answer holds live pairing codes.
     Ok(private_json(

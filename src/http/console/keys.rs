@@ -11,7 +11,7 @@ use super::{Chrome, csrf, human_time, ok_page, page, see_other};
 use crate::app::AppState;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::oauth::Scope;
-use crate::service::api_keys::{self, ApiKeyView, KeySpec};
+use crate::service::api_keys::{self, ApiKeyView, KeySpec, Within};
 
 /// A key as the list shows it.
 pub struct KeyRow {
@@ -374,7 +374,9 @@ pub async fn post_key_action(
         KeyAction::Revoke => {
             let view = state
                 .db
-                .run(move |conn| api_keys::revoke(conn, &actor, &id, Some(&account_id), now))
+                .run(move |conn| {
+                    api_keys::revoke(conn, &actor, &id, Within::Account(&account_id), now)
+                })
                 .await?;
             drop(view);
             Ok(see_other("/console/keys?done=revoked"))
@@ -382,14 +384,18 @@ pub async fn post_key_action(
         KeyAction::Delete => {
             state
                 .db
-                .run(move |conn| api_keys::delete(conn, &actor, &id, Some(&account_id), now))
+                .run(move |conn| {
+                    api_keys::delete(conn, &actor, &id, Within::Account(&account_id), now)
+                })
                 .await?;
             Ok(see_other("/console/keys?done=deleted"))
         }
         KeyAction::Regenerate => {
             let (view, secret) = state
                 .db
-                .run(move |conn| api_keys::regenerate(conn, &actor, &id, Some(&account_id), now))
+                .run(move |conn| {
+                    api_keys::regenerate(conn, &actor, &id, Within::Account(&account_id), now)
+                })
                 .await?;
             Ok(created_page(&person, "Key regenerated", view, &secret))
         }
