@@ -1,7 +1,8 @@
 //! Background upkeep on every instance: picks up signing keys rotated elsewhere (CLI,
 //! another instance) and drops retired keys whose publication ended; runs scheduled
 //! rotations (exactly one instance wins); writes API key usage; expires and prunes pairing
-//! challenges; prunes revocations of tokens that have expired anyway.
+//! challenges; prunes revocations of tokens that have expired anyway, and finished console
+//! sessions, invite links and app authorizations.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,20 @@ async fn prune(state: &Arc<AppState>) {
         Ok(0) => {}
         Ok(pruned) => tracing::debug!(pruned, "pruned revocations of expired tokens"),
         Err(err) => tracing::warn!(error = %err, "pruning revoked tokens failed"),
+    }
+    let sessions = state.settings.console.sessions;
+    let console = state
+        .db
+        .run(move |conn| {
+            Ok::<_, db::DbError>(
+                crate::service::sessions::prune(conn, &sessions, now)?
+                    + crate::service::invites::prune(conn, now)?
+                    + crate::service::app_authorizations::prune(conn, now)?,
+            )
+        })
+        .await;
+    if let Err(err) = console {
+        tracing::warn!(error = %err, "pruning console sessions and links failed");
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod app_authorizations;
 pub mod audit;
 pub mod challenges;
 pub mod clients;

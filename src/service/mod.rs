@@ -9,6 +9,7 @@
 pub mod access_tokens;
 pub mod accounts;
 pub mod api_keys;
+pub mod app_authorizations;
 pub mod audit;
 pub mod client_auth;
 pub mod clients;

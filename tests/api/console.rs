@@ -889,3 +889,231 @@ async fn account_page_changes_password_and_ends_other_sessions(backend: Backend)
     let others = laptop.get("/console/account").await;
     assert_eq!(others.body.matches("/end\"").count(), 0);
 }
+
+async fn post_json(app: &TestApp, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let response = app
+        .http
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+both_backends!(
+    the_app_requests_page_shows_codes_that_redeem_and_denies,
+    apps_authorized_in_the_browser_collect_their_key_once,
+);
+
+async fn the_app_requests_page_shows_codes_that_redeem_and_denies(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = signed_in(&app, "nia", "read write").await;
+    assert!(
+        browser
+            .get("/console/apps")
+            .await
+            .body
+            .contains("No app is asking")
+    );
+
+    let (status, asked) = post_json(
+        &app,
+        "/v1/auth/challenges",
+        serde_json::json!({"app_name": "Photo Sync", "account": "nia", "scopes": ["read"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{asked}");
+    let challenge = asked["challenge_id"].as_str().unwrap().to_owned();
+    let apps = browser.get("/console/apps").await;
+    assert!(apps.body.contains("Photo Sync"));
+    assert!(
+        apps.body.contains("http-equiv=\"refresh\""),
+        "the page refreshes itself"
+    );
+    let code = {
+        let start = apps.body.find("class=\"code-big\"").unwrap();
+        let start = apps.body[start..].find('>').unwrap() + start + 1;
+        apps.body[start..start + 4].to_owned()
+    };
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    let (status, redeemed) = post_json(
+        &app,
+        "/v1/auth/api_keys",
+        serde_json::json!({"challenge_id": challenge, "code": code}),
+    )
+    .await;
+    assert_eq!(status, 201, "{redeemed}");
+    assert_eq!(
+        me_status(&app, redeemed["api_key"].as_str().unwrap()).await,
+        200
+    );
+    assert!(
+        browser
+            .get("/console/apps")
+            .await
+            .body
+            .contains("No app is asking")
+    );
+
+    // Deny another request: its code stops working.
+    let (_, asked) = post_json(
+        &app,
+        "/v1/auth/challenges",
+        serde_json::json!({"app_name": "Bad App", "account": "nia", "scopes": ["write"]}),
+    )
+    .await;
+    let challenge = asked["challenge_id"].as_str().unwrap().to_owned();
+    let apps = browser.get("/console/apps").await;
+    let denied = browser
+        .post(
+            &format!("/console/apps/{challenge}/deny"),
+            &[("csrf", &apps.csrf())],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::SEE_OTHER);
+    let (status, _) = post_json(
+        &app,
+        "/v1/auth/api_keys",
+        serde_json::json!({"challenge_id": challenge, "code": "0000"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let audit = app.cli_json(&["audit", "--account", "nia", "--json"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "challenge.denied" && e["actor"] == "console:nia")
+    );
+}
+
+async fn apps_authorized_in_the_browser_collect_their_key_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let session = "0f8e4b6a-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+    let check = |session: &'static str| {
+        let app = &app;
+        async move {
+            post_json(
+                app,
+                &format!("/api/v1/app-sessions/{session}/check"),
+                serde_json::json!({}),
+            )
+            .await
+        }
+    };
+    let authorize = format!(
+        "/console/authorize-app?session={session}&name=Note%20Taker&permission=read,write,delete&callback=https%3A%2F%2Fnotes.example%2Fdone"
+    );
+
+    // Signed out: sign in first, then back to the request.
+    let link = account_with_invite(&app, "ola", "read write", &[]);
+    let browser = Browser::new(&app);
+    let asked = browser.get(&authorize).await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER);
+    let next = asked.location().to_owned();
+    assert!(
+        next.starts_with("/console/sign-in?next=%2Fconsole%2Fauthorize-app"),
+        "{next}"
+    );
+    browser.accept_invite(&link, PASSWORD).await;
+    assert_eq!(
+        check(session).await,
+        (200, serde_json::json!({"ok": false}))
+    );
+
+    let page = browser.get(&authorize).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Note Taker"));
+    assert!(page.body.contains("notes.example"));
+    assert!(
+        page.body.contains("Not granted"),
+        "delete is not the account's"
+    );
+    let approved = browser
+        .post(
+            "/console/authorize-app",
+            &[
+                ("csrf", &page.csrf()),
+                ("session", session),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK);
+    assert!(
+        approved
+            .body
+            .contains(&format!("https://notes.example/done?session={session}")),
+        "{}",
+        approved.body
+    );
+
+    let (status, granted) = check(session).await;
+    assert_eq!(status, 200);
+    assert_eq!(granted["ok"], true, "{granted}");
+    assert_eq!(granted["account"]["handle"], "ola");
+    let key = granted["api_key"].as_str().unwrap();
+    assert_eq!(me_status(&app, key).await, 200);
+    assert_eq!(
+        granted["key"]["scopes"],
+        serde_json::json!(["read", "write"])
+    );
+    // Once only; the session id cannot be reused for another authorization.
+    assert_eq!(
+        check(session).await,
+        (200, serde_json::json!({"ok": false}))
+    );
+    assert_eq!(
+        browser.get(&authorize).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Denied: nothing to collect.
+    let denied_session = "11111111-2222-4333-8444-555555555555";
+    let ask = format!("/console/authorize-app?session={denied_session}&name=Spy&permission=read");
+    let page = browser.get(&ask).await;
+    browser
+        .post(
+            "/console/authorize-app",
+            &[
+                ("csrf", &page.csrf()),
+                ("session", denied_session),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    assert_eq!(check(denied_session).await.1["ok"], false);
+
+    // Expired: approved too late to collect.
+    let late_session = "99999999-2222-4333-8444-555555555555";
+    let ask = format!("/console/authorize-app?session={late_session}&name=Slow&permission=read");
+    let page = browser.get(&ask).await;
+    browser
+        .post(
+            "/console/authorize-app",
+            &[
+                ("csrf", &page.csrf()),
+                ("session", late_session),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    app.clock.advance(15 * 60 + 1);
+    assert_eq!(check(late_session).await.1["ok"], false);
+
+    // Bad requests are refused on the page, before anything is stored.
+    for bad in [
+        "/console/authorize-app?session=1&name=x&permission=read",
+        "/console/authorize-app?session=22222222-2222-4333-8444-555555555555&name=x&permission=read&callback=javascript%3Aalert(1)",
+        "/console/authorize-app?session=22222222-2222-4333-8444-555555555555&name=x&permission=admin",
+    ] {
+        assert_eq!(
+            browser.get(bad).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! every state-changing form a CSRF token checked with the request's origin ([`csrf`]).
 
 mod account;
+mod apps;
 mod assets;
 mod auth;
 mod csrf;
@@ -35,6 +36,11 @@ fn security_headers() -> DefaultHeaders {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // The app's half of MiAuth is an API call, not a page: JSON, no cookies.
+    cfg.route(
+        "/api/v1/app-sessions/{session}/check",
+        web::post().to(apps::post_check),
+    );
     cfg.service(
         web::scope("/console")
             .wrap(security_headers())
@@ -81,6 +87,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/invite/{token}", web::get().to(auth::get_invite))
             .route("/invite/{token}", web::post().to(auth::post_invite))
+            .route("/apps", web::get().to(apps::get_apps))
+            .route("/apps/{id}/deny", web::post().to(apps::post_deny))
+            .route("/authorize-app", web::get().to(apps::get_authorize))
+            .route("/authorize-app", web::post().to(apps::post_authorize))
             .route("/keys", web::get().to(keys::get_keys))
             .route("/keys", web::post().to(keys::post_key))
             .route("/keys/{id}/{action}", web::get().to(keys::get_key_action))
