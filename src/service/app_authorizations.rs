@@ -208,13 +208,16 @@ pub fn decide(
 #[derive(Debug)]
 pub enum CheckOutcome {
     /// Approved: the key, shown this once, and its account.
-    Granted {
-        key: ApiKeyView,
-        secret: ApiKeySecret,
-        account: Account,
-    },
+    Granted(Box<Grant>),
     /// Unknown, pending, denied, expired or already collected.
     NotGranted,
+}
+
+#[derive(Debug)]
+pub struct Grant {
+    pub key: ApiKeyView,
+    pub secret: ApiKeySecret,
+    pub account: Account,
 }
 
 /// The app collects its key: once, within the time limit, only after approval.
@@ -261,11 +264,11 @@ pub fn check(conn: &mut DbConn, session_id: &str, now: i64) -> Result<CheckOutco
             // Another check collected it first; roll this key back.
             return Err(DbError::Query(diesel::result::Error::RollbackTransaction));
         }
-        Ok(CheckOutcome::Granted {
+        Ok(CheckOutcome::Granted(Box::new(Grant {
             key,
             secret,
             account,
-        })
+        })))
     })
 }
 

@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod atomicity;
 mod audit;
+mod browser;
 mod cli;
 mod console;
 mod damaged_rows;

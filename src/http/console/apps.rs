@@ -281,18 +281,14 @@ pub async fn post_check(
         .run(move |conn| app_authorizations::check(conn, &session, now))
         .await?;
     let body = match outcome {
-        CheckOutcome::Granted {
-            key,
-            secret,
-            account,
-        } => json!({
+        CheckOutcome::Granted(grant) => json!({
             "ok": true,
-            "api_key": secret.expose(),
-            "key": key,
+            "api_key": grant.secret.expose(),
+            "key": grant.key,
             "account": {
-                "id": account.id,
-                "handle": account.handle,
-                "display_name": account.display_name,
+                "id": grant.account.id,
+                "handle": grant.account.handle,
+                "display_name": grant.account.display_name,
             },
         }),
         CheckOutcome::NotGranted => json!({"ok": false}),

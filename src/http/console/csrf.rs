@@ -3,7 +3,7 @@
 //!   time;
 //! - before sign-in (sign-in and invite forms): a random token both in a cookie and in the
 //!   form (double submit), so that another site cannot sign a browser into its own account;
-//! - always: the `Origin` header (or `Sec-Fetch-Site`), when the browser sends one, names
+//! - always: the `Origin` header (or, when it is absent or `null`, `Sec-Fetch-Site`) names
 //!   this server.
 
 use actix_web::HttpRequest;
@@ -34,9 +34,12 @@ fn origin_of(url: &str) -> Option<String> {
 /// The request comes from a page of this server: its `Origin` is the issuer's or this
 /// host's; without `Origin`, `Sec-Fetch-Site` (when sent) says same-origin or none.
 pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
-    match header(req, "origin") {
+    let fetch_site = header(req, "sec-fetch-site");
+    match header(req, "origin").map(|o| o.trim().to_ascii_lowercase()) {
+        // Our pages send `Referrer-Policy: no-referrer`, under which browsers send
+        // `Origin: null` with form posts (Fetch standard); `Sec-Fetch-Site` then tells.
+        Some(origin) if origin == "null" => fetch_site == Some("same-origin"),
         Some(origin) => {
-            let origin = origin.trim().to_ascii_lowercase();
             if origin_of(&state.settings.issuer).is_some_and(|issuer| issuer == origin) {
                 return true;
             }
@@ -44,10 +47,7 @@ pub fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
             let host = header(req, "host").map(str::to_ascii_lowercase);
             authority.is_some() && authority.map(str::to_owned) == host
         }
-        None => matches!(
-            header(req, "sec-fetch-site"),
-            None | Some("same-origin") | Some("none")
-        ),
+        None => matches!(fetch_site, None | Some("same-origin") | Some("none")),
     }
 }
 
