@@ -12,6 +12,7 @@ mod atomicity;
 mod audit;
 mod cli;
 mod console;
+mod console_operator;
 mod damaged_rows;
 mod delegation;
 mod discovery;

@@ -69,9 +69,11 @@ async fn get_operator_home(person: Person) -> Result<HttpResponse, super::Consol
     Ok(see_other("/console/operator/clients"))
 }
 
-/// A form that only carries the CSRF token (confirmation pages).
+/// A form that only carries the CSRF token (confirmation pages). A missing token is an
+/// empty one: refused as a forgery (403), like a wrong one.
 #[derive(Deserialize)]
 pub struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 
