@@ -217,7 +217,7 @@ async fn an_operator_creates_and_edits_a_client_that_gets_tokens(backend: Backen
     assert!(wrong.body.contains("value=\"billing\""));
     let no_audience = create_client(
         &olga,
-        &[("name", "billing"), ("audiences", "https://x/\u{7}")],
+        &[("name", "billing"), ("audiences", "https://x/ and more")],
     )
     .await;
     assert_eq!(no_audience.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -27,6 +27,7 @@ const KNOWN_ACTIONS: &[&str] = &[
     "account.disabled",
     "account.enabled",
     "account.invited",
+    "account.password_changed",
     "account.password_set",
     "account.promoted",
     "account.second_factor_disabled",
@@ -50,6 +51,8 @@ const KNOWN_ACTIONS: &[&str] = &[
     "client.secret_rotated",
     "client.tokens_revoked",
     "client.updated",
+    "console.signed_in",
+    "console.signed_out",
     "signing_key.imported",
     "signing_key.rotated",
 ];

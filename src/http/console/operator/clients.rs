@@ -120,9 +120,12 @@ impl ClientForm {
             self.scopes_error = Some(e.0);
             Scope::default()
         });
+        // One per line: a line with a space in it is the service's error to report.
         let audiences = self
             .audiences
-            .split_whitespace()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
             .map(str::to_owned)
             .collect();
         let ttl = match self.ttl.as_str() {
