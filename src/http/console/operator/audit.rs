@@ -141,7 +141,10 @@ fn link(filter: &AuditFilterQuery, before: Option<i64>) -> String {
     if let Some(before) = before {
         query.append_pair("before", &before.to_string());
     }
-    format!("/console/operator/audit?{}", query.finish())
+    match query.finish() {
+        query if query.is_empty() => "/console/operator/audit".to_owned(),
+        query => format!("/console/operator/audit?{query}"),
+    }
 }
 
 /// `GET /console/operator/audit?account=&client=&action=&from=&to=&before=`
@@ -216,5 +219,37 @@ fn row(event: AuditView, handles: &HashMap<String, String>) -> EventRow {
         client: event.client_id,
         subject: event.subject_id,
         details: (!event.details.is_null()).then(|| event.details.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuditFilterQuery, link, parse_time};
+
+    #[test]
+    fn times_are_read_as_utc_in_the_forms_a_browser_sends() {
+        assert_eq!(parse_time(""), Ok(None));
+        assert_eq!(parse_time("2026-01-01T10:00"), Ok(Some(1_767_261_600)));
+        assert_eq!(parse_time("2026-01-01T10:00:00"), Ok(Some(1_767_261_600)));
+        assert_eq!(parse_time("2026-01-01"), Ok(Some(1_767_225_600)));
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2026-13-01").is_err());
+    }
+
+    #[test]
+    fn page_links_keep_the_filters_encoded() {
+        let filter = AuditFilterQuery {
+            account: " ana ".into(),
+            action: "client.created&x=1".into(),
+            ..AuditFilterQuery::default()
+        };
+        assert_eq!(
+            link(&filter, Some(42)),
+            "/console/operator/audit?account=ana&action=client.created%26x%3D1&before=42"
+        );
+        assert_eq!(
+            link(&AuditFilterQuery::default(), None),
+            "/console/operator/audit"
+        );
     }
 }
