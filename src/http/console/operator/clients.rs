@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::{ConfirmPage, CsrfOnly, DoneQuery, Fields};
+use super::{ConfirmPage, DoneQuery, Fields};
 use crate::app::AppState;
 use crate::domain::GrantType;
 use crate::http::console::error::ConsoleError;
@@ -510,10 +510,7 @@ pub async fn post_client_action(
     let (id, action) = path.into_inner();
     let action = ClientAction::parse(&action)?;
     let fields = Fields::parse(&body)?;
-    let form = CsrfOnly {
-        csrf: fields.get("csrf"),
-    };
-    csrf::check(&req, &state, &person, &form.csrf)?;
+    csrf::check(&req, &state, &person, &fields.get("csrf"))?;
     let (actor, now) = (person.actor(), state.now());
     let done = |what: &str| see_other(&format!("/console/operator/clients/{id}?done={what}"));
     match action {
