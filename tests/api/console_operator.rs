@@ -776,9 +776,16 @@ async fn audit_trail_filters_and_pages_newest_first(backend: Backend) {
     let unknown = olga.get("/console/operator/audit?account=nobody").await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert!(unknown.body.contains("id=\"account-error\""));
-    let bad_time = olga.get("/console/operator/audit?from=yesterday").await;
+    let bad_time = olga
+        .get("/console/operator/audit?from=yesterday&to=2026-01-02&account=nobody")
+        .await;
     assert_eq!(bad_time.status, StatusCode::BAD_REQUEST);
     assert!(bad_time.body.contains("id=\"from-error\""));
+    assert!(!bad_time.body.contains("id=\"to-error\""));
+    assert!(
+        bad_time.body.contains("id=\"account-error\""),
+        "every field's problem at once"
+    );
     assert!(bad_time.body.contains("aria-invalid=\"true\""));
 
     // The admin API has the same filters and paging.

@@ -16,6 +16,7 @@ use crate::http::console::{Chrome, human_time, page};
 use crate::service::audit::{self, AuditError, AuditQuery, AuditView};
 
 const NAV: &str = "audit";
+const NO_SUCH_ACCOUNT: &str = "No account has this handle.";
 /// Events per page.
 const PAGE_SIZE: i64 = 50;
 
@@ -169,6 +170,17 @@ pub async fn get_audit(
         filter,
     };
     let (Ok(since), Ok(until)) = (since, until) else {
+        // Every field's problem at once: also whether the account exists.
+        if let Some(handle) = non_empty(&page_data.filter.account) {
+            let handle = handle.to_ascii_lowercase();
+            let found = state
+                .db
+                .run(move |conn| crate::db::accounts::by_handle(conn, &handle))
+                .await?;
+            if found.is_none() {
+                page_data.account_error = Some(NO_SUCH_ACCOUNT.into());
+            }
+        }
         return Ok(page(StatusCode::BAD_REQUEST, &page_data));
     };
     let wanted = AuditQuery {
@@ -194,7 +206,7 @@ pub async fn get_audit(
     let (mut events, handles) = match found {
         Ok(found) => found,
         Err(AuditError::UnknownAccount(_)) => {
-            page_data.account_error = Some("No account has this handle.".into());
+            page_data.account_error = Some(NO_SUCH_ACCOUNT.into());
             return Ok(page(StatusCode::BAD_REQUEST, &page_data));
         }
         Err(AuditError::Store(err)) => return Err(err.into()),
