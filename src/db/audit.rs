@@ -37,6 +37,14 @@ pub fn insert(
 pub struct AuditFilter {
     pub account_id: Option<String>,
     pub client_id: Option<String>,
+    /// Exactly this action, e.g. `client.created`.
+    pub action: Option<String>,
+    /// Occurred at or after this Unix time.
+    pub since: Option<i64>,
+    /// Occurred before this Unix time.
+    pub until: Option<i64>,
+    /// Keyset paging: only events older than this `seq` (the last one of the page before).
+    pub before_seq: Option<i64>,
 }
 
 /// Newest first.
@@ -45,7 +53,7 @@ pub fn list(
     filter: &AuditFilter,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, DbError> {
-    let wanted = [&filter.account_id, &filter.client_id];
+    let wanted = [&filter.account_id, &filter.client_id, &filter.action];
     if wanted
         .iter()
         .any(|v| v.as_deref().is_some_and(|v| !super::storable(v)))
@@ -63,6 +71,18 @@ pub fn list(
     }
     if let Some(client_id) = &filter.client_id {
         query = query.filter(audit_events::client_id.eq(client_id.clone()));
+    }
+    if let Some(action) = &filter.action {
+        query = query.filter(audit_events::action.eq(action.clone()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::occurred_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.lt(until));
+    }
+    if let Some(before) = filter.before_seq {
+        query = query.filter(audit_events::seq.lt(before));
     }
     super::convert(query.load(conn)?)
 }

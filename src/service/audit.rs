@@ -53,6 +53,8 @@ pub fn record(conn: &mut DbConn, actor: &Actor, event: Event<'_>, now: i64) -> R
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditView {
+    /// The event's place in the trail; pass it as `before_seq` for the next older page.
+    pub seq: i64,
     pub occurred_at: DateTime<Utc>,
     pub action: String,
     pub actor: String,
@@ -65,6 +67,7 @@ pub struct AuditView {
 impl From<AuditEvent> for AuditView {
     fn from(event: AuditEvent) -> Self {
         Self {
+            seq: event.seq,
             occurred_at: timestamp(event.occurred_at),
             action: event.action,
             actor: event.actor,
@@ -87,6 +90,21 @@ pub enum AuditError {
 /// The most events one listing returns.
 pub const MAX_LIMIT: i64 = 1000;
 
+/// Which events a listing wants: every field narrows it, `None` matches any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// The account's handle (any case).
+    pub account_handle: Option<String>,
+    pub client_id: Option<String>,
+    pub action: Option<String>,
+    /// Occurred at or after this Unix time.
+    pub since: Option<i64>,
+    /// Occurred before this Unix time.
+    pub until: Option<i64>,
+    /// Only events older than this one (keyset paging: the last `seq` of the page before).
+    pub before_seq: Option<i64>,
+}
+
 /// Newest first; filtered by account handle and/or client id; at most `limit`
 /// (clamped to 1..=[`MAX_LIMIT`]).
 pub fn list(
@@ -95,7 +113,22 @@ pub fn list(
     client_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditView>, AuditError> {
-    let account_id = match account_handle {
+    let query = AuditQuery {
+        account_handle: account_handle.map(str::to_owned),
+        client_id: client_id.map(str::to_owned),
+        ..AuditQuery::default()
+    };
+    search(conn, &query, limit)
+}
+
+/// Newest first, every filter of `query` applied; at most `limit` (clamped to
+/// 1..=[`MAX_LIMIT`]).
+pub fn search(
+    conn: &mut DbConn,
+    query: &AuditQuery,
+    limit: i64,
+) -> Result<Vec<AuditView>, AuditError> {
+    let account_id = match query.account_handle.as_deref() {
         Some(handle) => Some(
             db::accounts::by_handle(conn, &handle.trim().to_ascii_lowercase())?
                 .ok_or_else(|| AuditError::UnknownAccount(handle.to_owned()))?
@@ -105,7 +138,11 @@ pub fn list(
     };
     let filter = AuditFilter {
         account_id,
-        client_id: client_id.map(str::to_owned),
+        client_id: query.client_id.clone(),
+        action: query.action.clone(),
+        since: query.since,
+        until: query.until,
+        before_seq: query.before_seq,
     };
     Ok(db::audit::list(conn, &filter, limit.clamp(1, MAX_LIMIT))?
         .into_iter()

@@ -13,6 +13,7 @@ mod audit;
 mod browser;
 mod cli;
 mod console;
+mod console_operator;
 mod damaged_rows;
 mod delegation;
 mod discovery;

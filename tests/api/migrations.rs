@@ -376,11 +376,11 @@ fn audit_round_trip(conn: &mut DbConn) {
     for filter in [
         AuditFilter {
             account_id: Some("account-1".into()),
-            client_id: None,
+            ..AuditFilter::default()
         },
         AuditFilter {
-            account_id: None,
             client_id: Some("client-1".into()),
+            ..AuditFilter::default()
         },
     ] {
         let found = db::audit::list(conn, &filter, 10).unwrap();

@@ -12,7 +12,7 @@ use crate::http::error::HttpError;
 use crate::http::extract::ScopeInput;
 use crate::service::accounts::NewAccount;
 use crate::service::api_keys::{self, Within};
-use crate::service::{accounts, pairing};
+use crate::service::{accounts, invites, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -27,6 +27,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/accounts/{handle}/disable").route(web::post().to(post_disable)))
     .service(web::resource("/accounts/{handle}/enable").route(web::post().to(post_enable)))
+    .service(web::resource("/accounts/{handle}/invite").route(web::post().to(post_invite)))
+    .service(web::resource("/accounts/{handle}/promote").route(web::post().to(post_promote)))
+    .service(web::resource("/accounts/{handle}/demote").route(web::post().to(post_demote)))
     .service(
         web::resource("/accounts/{handle}/keys")
             .route(web::get().to(list_keys))
@@ -128,6 +131,58 @@ async fn post_enable(
     handle: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
     set_disabled(admin, state, handle.into_inner(), false).await
+}
+
+/// `POST /admin/accounts/{handle}/invite`: a one-time sign-in link (new person or password
+/// reset), valid for `console.invite_valid_hours`; earlier unused links of the account stop
+/// working. The link is a secret: shown once, never cached.
+async fn post_invite(
+    admin: Admin,
+    state: web::Data<AppState>,
+    handle: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let (actor, now) = (admin.actor(), state.now());
+    let (issuer, ttl) = (
+        state.settings.issuer.clone(),
+        state.settings.console.invite_ttl_seconds,
+    );
+    let link = state
+        .db
+        .run(move |conn| invites::create(conn, &actor, &handle, &issuer, ttl, now))
+        .await?;
+    Ok(private_json(StatusCode::CREATED, link))
+}
+
+async fn set_operator(
+    admin: Admin,
+    state: web::Data<AppState>,
+    handle: String,
+    operator: bool,
+) -> Result<HttpResponse, HttpError> {
+    let (actor, now) = (admin.actor(), state.now());
+    let account = state
+        .db
+        .run(move |conn| accounts::set_operator(conn, &actor, &handle, operator, now))
+        .await?;
+    Ok(private_json(StatusCode::OK, account))
+}
+
+/// `POST /admin/accounts/{handle}/promote`: the account may use the console's operator pages.
+async fn post_promote(
+    admin: Admin,
+    state: web::Data<AppState>,
+    handle: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    set_operator(admin, state, handle.into_inner(), true).await
+}
+
+/// `POST /admin/accounts/{handle}/demote`: takes the operator role away.
+async fn post_demote(
+    admin: Admin,
+    state: web::Data<AppState>,
+    handle: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    set_operator(admin, state, handle.into_inner(), false).await
 }
 
 async fn delete_account(

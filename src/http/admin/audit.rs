@@ -19,10 +19,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct AuditQuery {
     account: Option<String>,
     client: Option<String>,
+    action: Option<String>,
+    /// RFC 3339: events at or after.
+    since: Option<String>,
+    /// RFC 3339: events before.
+    until: Option<String>,
+    /// Only events older than this `seq` (the last one of the page before).
+    before: Option<i64>,
     limit: Option<i64>,
 }
 
-/// `GET /admin/audit?account=HANDLE&client=ID&limit=N`: newest first.
+fn rfc3339(name: &str, text: Option<&str>) -> Result<Option<i64>, HttpError> {
+    text.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.timestamp())
+            .map_err(|_| HttpError::bad_request(format!("{name} must be an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+/// `GET /admin/audit?account=HANDLE&client=ID&action=A&since=T&until=T&before=SEQ&limit=N`:
+/// newest first.
 async fn get_audit(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -31,16 +48,18 @@ async fn get_audit(
     let query = web::Query::<AuditQuery>::from_query(req.query_string())
         .map_err(|e| HttpError::bad_request(format!("invalid query: {e}")))?
         .into_inner();
+    let wanted = audit::AuditQuery {
+        since: rfc3339("since", query.since.as_deref())?,
+        until: rfc3339("until", query.until.as_deref())?,
+        account_handle: query.account,
+        client_id: query.client,
+        action: query.action,
+        before_seq: query.before,
+    };
+    let limit = query.limit.unwrap_or(100);
     let events = state
         .db
-        .run(move |conn| {
-            audit::list(
-                conn,
-                query.account.as_deref(),
-                query.client.as_deref(),
-                query.limit.unwrap_or(100),
-            )
-        })
+        .run(move |conn| audit::search(conn, &wanted, limit))
         .await?;
     Ok(private_json(StatusCode::OK, json!({ "events": events })))
 }

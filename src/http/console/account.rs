@@ -76,7 +76,7 @@ async fn account_page(
             let sessions = sessions::list(conn, &account.id)?;
             let filter = db::audit::AuditFilter {
                 account_id: Some(account.id.clone()),
-                client_id: None,
+                ..db::audit::AuditFilter::default()
             };
             let events = db::audit::list(conn, &filter, 50)?;
             Ok::<_, db::DbError>((credentials, recovery_left, sessions, events))

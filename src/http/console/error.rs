@@ -9,6 +9,8 @@ use askama::Template;
 use super::{Chrome, page};
 use crate::db::DbError;
 use crate::service::accounts::AccountError;
+use crate::service::clients::ClientError;
+use crate::service::signing_keys::KeyServiceError;
 
 #[derive(Debug)]
 pub enum ConsoleError {
@@ -60,6 +62,26 @@ impl From<AccountError> for ConsoleError {
             | AccountError::ChallengeNotFound(_) => Self::NotFound,
             AccountError::Store(err) => Self::Store(err),
             other => Self::BadForm(other.to_string()),
+        }
+    }
+}
+
+impl From<ClientError> for ConsoleError {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::NotFound(_) => Self::NotFound,
+            ClientError::Invalid(why) => Self::BadForm(why),
+            ClientError::Store(err) => Self::Store(err),
+        }
+    }
+}
+
+impl From<KeyServiceError> for ConsoleError {
+    fn from(err: KeyServiceError) -> Self {
+        match err {
+            KeyServiceError::Store(err) => Self::Store(err),
+            KeyServiceError::ConcurrentRotation => Self::BadForm(err.to_string()),
+            other => Self::Internal(other.to_string()),
         }
     }
 }

@@ -12,6 +12,7 @@ mod auth;
 mod csrf;
 mod error;
 mod keys;
+mod operator;
 mod session;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -95,6 +96,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/keys", web::post().to(keys::post_key))
             .route("/keys/{id}/{action}", web::get().to(keys::get_key_action))
             .route("/keys/{id}/{action}", web::post().to(keys::post_key_action))
+            .configure(operator::routes)
             .default_service(web::to(error::page_not_found)),
     );
 }
