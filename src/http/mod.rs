@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod introspection;
+pub mod limits;
 pub mod pairing;
 pub mod token;
 
