@@ -77,7 +77,7 @@ pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
 fn write_new_key_file(path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        db::create_private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -18,7 +18,7 @@ use crate::service::api_keys::UsageTracker;
 use crate::service::grants::Issuer;
 
 pub use clock::Clock;
-use rate_limit::RateLimiter;
+use rate_limit::{AuthThrottle, RateLimiter};
 
 /// Everything a request handler needs, in one place.
 pub struct AppState {
@@ -33,6 +33,8 @@ pub struct AppState {
     /// Limits on pairing challenge creation, per client address and per account.
     pub pairing_by_address: RateLimiter,
     pub pairing_by_account: RateLimiter,
+    /// Failed client authentication on the OAuth endpoints, per client id and address.
+    pub auth_failures: AuthThrottle,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
         settings: Settings,
         clock: Clock,
     ) -> Self {
+        let auth_failures = AuthThrottle::new(&settings.auth_throttle);
         Self {
             db,
             keys,
@@ -53,6 +56,7 @@ impl AppState {
             usage: UsageTracker::default(),
             pairing_by_address: RateLimiter::new(10, Duration::from_secs(60)),
             pairing_by_account: RateLimiter::new(5, Duration::from_secs(600)),
+            auth_failures,
         }
     }
 

@@ -125,6 +125,61 @@ impl RateLimiter {
     }
 }
 
+/// Failed client authentication, counted per (client id, address) and per address
+/// (RFC 6749 §2.3.1: protect the endpoints against brute force). Only failures count, so
+/// correct requests are never slowed; and since a client id is locked only together with
+/// the address that failed, spamming wrong secrets for someone else's id from elsewhere
+/// cannot lock that client out.
+pub struct AuthThrottle {
+    by_client_and_address: RateLimiter,
+    by_address: RateLimiter,
+}
+
+/// Client ids are the caller's text: only this much of one goes into a key.
+const MAX_CLIENT_ID_IN_KEY: usize = 128;
+
+impl AuthThrottle {
+    pub fn new(settings: &crate::config::AuthThrottleSettings) -> Self {
+        Self {
+            by_client_and_address: RateLimiter::new(
+                settings.per_client_and_address,
+                settings.window,
+            ),
+            by_address: RateLimiter::new(settings.per_address, settings.window),
+        }
+    }
+
+    fn pair_key(client_id: &str, address: &str) -> String {
+        let mut end = client_id.len().min(MAX_CLIENT_ID_IN_KEY);
+        while !client_id.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{address} {}", &client_id[..end])
+    }
+
+    /// How long to wait when this client id from this address, or this address, is over
+    /// its failure budget; checked before the secret is.
+    pub fn check(&self, client_id: Option<&str>, address: &str) -> Result<(), Duration> {
+        let pair = client_id.and_then(|id| {
+            self.by_client_and_address
+                .blocked(&Self::pair_key(id, address))
+        });
+        match pair.into_iter().chain(self.by_address.blocked(address)).max() {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one failed authentication.
+    pub fn record_failure(&self, client_id: Option<&str>, address: &str) {
+        if let Some(id) = client_id {
+            self.by_client_and_address
+                .record(&Self::pair_key(id, address));
+        }
+        self.by_address.record(address);
+    }
+}
+
 /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the rightmost
 /// `X-Forwarded-For` entry that is not itself a trusted proxy. Headers from anyone else are
 /// ignored, since any client can write them.
@@ -220,6 +275,31 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(expired.blocked("k"), None);
         assert_eq!(expired.tracked(), 0, "finished windows are dropped");
+    }
+
+    #[test]
+    fn failed_authentication_locks_the_pair_then_the_address() {
+        let throttle = AuthThrottle::new(&crate::config::AuthThrottleSettings {
+            per_client_and_address: 2,
+            per_address: 3,
+            window: Duration::from_secs(60),
+        });
+        assert!(throttle.check(Some("c1"), "198.51.100.1").is_ok());
+        throttle.record_failure(Some("c1"), "198.51.100.1");
+        throttle.record_failure(Some("c1"), "198.51.100.1");
+        assert!(throttle.check(Some("c1"), "198.51.100.1").is_err());
+        // The same client from elsewhere, and another client from here, still pass.
+        assert!(throttle.check(Some("c1"), "203.0.113.9").is_ok());
+        assert!(throttle.check(Some("c2"), "198.51.100.1").is_ok());
+        // A third failure from the address, under another id, locks the whole address.
+        throttle.record_failure(Some("c2"), "198.51.100.1");
+        let wait = throttle.check(Some("c3"), "198.51.100.1").unwrap_err();
+        assert!(wait > Duration::from_secs(50));
+        assert!(throttle.check(None, "198.51.100.1").is_err());
+        // Long client ids are cut, on a character boundary.
+        let long = "é".repeat(200);
+        throttle.record_failure(Some(&long), "203.0.113.50");
+        assert!(throttle.check(Some(&long), "203.0.113.50").is_ok());
     }
 
     #[test]

@@ -526,11 +526,38 @@ fn connect_error(url: &DbUrl, err: &diesel::r2d2::Error) -> DbError {
     DbError::Connect(format!("cannot connect to {}: {message}", url.describe()))
 }
 
+/// Creates the database's directory (owner-only, 0700, for the directories it makes) and
+/// the database file itself (0600) when missing, so that neither the data nor SQLite's
+/// `-wal`/`-shm` files (which take the database file's mode) are readable by others.
 fn create_parent_dir(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent),
-        _ => Ok(()),
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
     }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// `mkdir -p` whose new directories are 0700 (existing ones keep their mode).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Applies every pending migration of the connection's backend; returns how many ran.
