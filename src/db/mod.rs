@@ -588,20 +588,30 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
 {
-    enum Failure<E> {
-        Inner(E),
+    enum Failure {
+        Inner,
         Db(diesel::result::Error),
     }
-    impl<E> From<diesel::result::Error> for Failure<E> {
+    impl From<diesel::result::Error> for Failure {
         fn from(err: diesel::result::Error) -> Self {
             Self::Db(err)
         }
     }
-    conn.transaction(|conn| f(conn).map_err(Failure::Inner))
-        .map_err(|failure| match failure {
-            Failure::Inner(err) => err,
-            Failure::Db(err) => E::from(DbError::Query(err)),
+    let mut inner = None;
+    let result = conn.transaction(|conn| {
+        f(conn).map_err(|err| {
+            inner = Some(err);
+            Failure::Inner
         })
+    });
+    result.map_err(|failure| match (inner, failure) {
+        // When the rollback fails too (SQLite rolls back by itself on SQLITE_FULL and
+        // SQLITE_IOERR, then "cannot rollback - no transaction is active"), the use
+        // case's error is still the cause to report.
+        (Some(err), _) => err,
+        (None, Failure::Db(err)) => E::from(DbError::Query(err)),
+        (None, Failure::Inner) => E::from(DbError::Canceled),
+    })
 }
 
 /// Turns rows into domain values; the first damaged row fails the whole read.
