@@ -64,6 +64,8 @@ impl DbHealth {
             let mut state = self.lock();
             if state.down_since.is_none() {
                 state.down_since = Some(Instant::now());
+                // Driver messages span lines; keep the log on one.
+                let why = why.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
                 tracing::warn!(error = %why, "database unavailable; answering 503 until it is back");
             }
             !std::mem::replace(&mut state.probing, true)

@@ -16,6 +16,7 @@ mod discovery;
 mod instances;
 mod limits;
 mod migrations;
+mod outage;
 mod revocation;
 mod token;
 mod verifier;
