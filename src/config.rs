@@ -406,8 +406,14 @@ impl ServerSettings {
             ));
         }
         for (key, ms) in [
-            ("server.request_head_timeout_ms", section.request_head_timeout_ms),
-            ("server.request_body_timeout_ms", section.request_body_timeout_ms),
+            (
+                "server.request_head_timeout_ms",
+                section.request_head_timeout_ms,
+            ),
+            (
+                "server.request_body_timeout_ms",
+                section.request_body_timeout_ms,
+            ),
         ] {
             if !(100..=300_000).contains(&ms) {
                 return Err(invalid(key, "must be between 100 and 300000"));

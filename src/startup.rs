@@ -126,7 +126,9 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .wrap(actix_web::middleware::from_fn(crate::http::limits::body_deadline))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::limits::body_deadline,
+                ))
                 .wrap(actix_web::middleware::Condition::new(
                     access_log,
                     // Method and path only: never the query string or headers, which could hold a

@@ -164,7 +164,11 @@ impl AuthThrottle {
             self.by_client_and_address
                 .blocked(&Self::pair_key(id, address))
         });
-        match pair.into_iter().chain(self.by_address.blocked(address)).max() {
+        match pair
+            .into_iter()
+            .chain(self.by_address.blocked(address))
+            .max()
+        {
             Some(wait) => Err(wait),
             None => Ok(()),
         }
@@ -267,7 +271,11 @@ mod tests {
         limiter.record("k");
         assert_eq!(limiter.blocked("k"), None);
         limiter.record("k");
-        assert!(limiter.blocked("k").is_some_and(|w| w > Duration::from_secs(50)));
+        assert!(
+            limiter
+                .blocked("k")
+                .is_some_and(|w| w > Duration::from_secs(50))
+        );
         assert_eq!(limiter.blocked("other"), None);
         assert_eq!(limiter.tracked(), 1, "peeking does not track keys");
         let expired = RateLimiter::new(1, Duration::from_millis(1));

@@ -65,7 +65,11 @@ impl DbHealth {
             if state.down_since.is_none() {
                 state.down_since = Some(Instant::now());
                 // Driver messages span lines; keep the log on one.
-                let why = why.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                let why = why
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 tracing::warn!(error = %why, "database unavailable; answering 503 until it is back");
             }
             !std::mem::replace(&mut state.probing, true)

@@ -430,9 +430,7 @@ impl Db {
             url: url.clone(),
             options: options.clone(),
         };
-        manager
-            .connect_conn()
-            .map_err(|e| connect_error(url, &e))
+        manager.connect_conn().map_err(|e| connect_error(url, &e))
     }
 
     /// A pooled connection for synchronous callers (CLI, start-up, background tasks

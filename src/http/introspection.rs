@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{HttpError, no_store};
 use super::extract::{header_str, read_body_limited};
-use super::throttle::AuthAttempt;
+use super::throttle::{AuthAttempt, throttled};
 use crate::app::AppState;
 use crate::oauth::{IntrospectionCaller, IntrospectionRequest, RevocationRequest};
 use crate::service::{introspection, revocation};
@@ -24,7 +24,7 @@ pub async fn post_revoke(
     )?;
     let attempt = match AuthAttempt::begin(&req, &state, Some(&request.credentials.client_id)) {
         Ok(attempt) => attempt,
-        Err(throttled) => return Ok(throttled),
+        Err(wait) => return Ok(throttled(wait)),
     };
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
     attempt.observe(
@@ -54,7 +54,7 @@ pub async fn post_introspect(
     };
     let attempt = match AuthAttempt::begin(&req, &state, client_id) {
         Ok(attempt) => attempt,
-        Err(throttled) => return Ok(throttled),
+        Err(wait) => return Ok(throttled(wait)),
     };
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
     let answer = attempt.observe(

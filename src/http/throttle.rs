@@ -41,18 +41,15 @@ pub struct AuthAttempt<'a> {
 }
 
 impl<'a> AuthAttempt<'a> {
-    /// `Err` holds the 429 to answer when this client id from this address, or this
-    /// address, failed too often lately.
+    /// `Err` holds how long to wait (answer [`throttled`]) when this client id from this
+    /// address, or this address, failed too often lately.
     pub fn begin(
         req: &HttpRequest,
         state: &'a AppState,
         client_id: Option<&str>,
-    ) -> Result<Self, HttpResponse> {
+    ) -> Result<Self, Duration> {
         let address = request_address(req, state);
-        state
-            .auth_failures
-            .check(client_id, &address)
-            .map_err(throttled)?;
+        state.auth_failures.check(client_id, &address)?;
         Ok(Self {
             state,
             client_id: client_id.map(str::to_owned),

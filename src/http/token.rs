@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{HttpError, no_store};
 use super::extract::{header_str, read_body_limited};
-use super::throttle::AuthAttempt;
+use super::throttle::{AuthAttempt, throttled};
 use crate::app::AppState;
 use crate::oauth::TokenRequest;
 use crate::service::grants;
@@ -25,7 +25,7 @@ pub async fn post_token(
     let client_id = request.credentials.as_ref().map(|c| c.client_id.as_str());
     let attempt = match AuthAttempt::begin(&req, &state, client_id) {
         Ok(attempt) => attempt,
-        Err(throttled) => return Ok(throttled),
+        Err(wait) => return Ok(throttled(wait)),
     };
     let app = state.clone();
     let issued = attempt.observe(

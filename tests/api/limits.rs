@@ -24,7 +24,10 @@ async fn raw_exchange(address: &str, bytes: &[u8], patience: Duration) -> (Strin
         "the server held the connection for {patience:?}: {}",
         String::from_utf8_lossy(&answer)
     );
-    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
 }
 
 fn json_body_of(answer: &str) -> Value {
@@ -67,7 +70,11 @@ async fn a_stalled_body_gets_a_json_408_within_the_body_timeout_while_others_are
     for (request, task) in requests.iter().zip(stalled) {
         let (answer, took) = task.await.expect("stalled client");
         let line = request.lines().next().unwrap_or_default().to_owned()
-            + if request.contains("chunked") { " (chunked)" } else { "" };
+            + if request.contains("chunked") {
+                " (chunked)"
+            } else {
+                ""
+            };
         assert!(
             answer.starts_with("HTTP/1.1 408"),
             "{line}: expected 408, got {answer:?}"
@@ -89,7 +96,10 @@ async fn a_stalled_body_gets_a_json_408_within_the_body_timeout_while_others_are
         Duration::from_secs(10),
     )
     .await;
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
     assert!(took < Duration::from_secs(3), "head held for {took:?}");
 }
 
@@ -146,7 +156,9 @@ async fn failed_client_authentication_is_throttled_per_client_and_address() {
     let attacker = "198.51.100.66";
     // Correct requests never count.
     for _ in 0..10 {
-        let response = token_from(attacker, &other.id, &other.secret).await.unwrap();
+        let response = token_from(attacker, &other.id, &other.secret)
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
     for _ in 0..3 {
@@ -166,7 +178,12 @@ async fn failed_client_authentication_is_throttled_per_client_and_address() {
         assert_eq!(response.headers()["cache-control"], "no-store");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "temporarily_unavailable");
-        assert!(body["error_description"].as_str().unwrap().contains("try again"));
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("try again")
+        );
     }
     // The victim from its own address is not locked out, and neither is another client
     // from the attacker's address (under the per-address budget).
@@ -174,7 +191,9 @@ async fn failed_client_authentication_is_throttled_per_client_and_address() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let response = token_from(attacker, &other.id, &other.secret).await.unwrap();
+    let response = token_from(attacker, &other.id, &other.secret)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     // Failures at revocation and introspection count too; past the per-address budget
     // the whole address waits.
@@ -200,7 +219,9 @@ async fn failed_client_authentication_is_throttled_per_client_and_address() {
         .await
         .unwrap();
     assert_eq!(response.status(), 429);
-    let response = token_from(attacker, &other.id, &other.secret).await.unwrap();
+    let response = token_from(attacker, &other.id, &other.secret)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 429);
     let response = token_from("203.0.113.11", &other.id, &other.secret)
         .await
@@ -232,9 +253,10 @@ async fn the_data_directory_and_database_files_are_owner_only() {
         log_level: Some("warn".into()),
         ..Default::default()
     };
-    let settings =
-        tollgate::config::Settings::from_parts(Default::default(), &overrides).unwrap();
-    let app = tollgate::startup::Application::build(settings).await.unwrap();
+    let settings = tollgate::config::Settings::from_parts(Default::default(), &overrides).unwrap();
+    let app = tollgate::startup::Application::build(settings)
+        .await
+        .unwrap();
     let handle = app.handle();
     let port = app.port();
     tokio::spawn(app.run_until_stopped());

@@ -129,7 +129,13 @@ impl OwnPostgres {
     fn stop_immediately(&self) {
         self.tool(
             "pg_ctl",
-            &["-D", &self.data.to_string_lossy(), "-m", "immediate", "stop"],
+            &[
+                "-D",
+                &self.data.to_string_lossy(),
+                "-m",
+                "immediate",
+                "stop",
+            ],
         );
     }
 
@@ -321,7 +327,9 @@ fn assert_all_unavailable(answers: &[(u16, Value)], what: &str) {
 
 fn create_client(url: &str) -> (String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["client", "create", "--name", "svc", "--scope", "read", "--json"])
+        .args([
+            "client", "create", "--name", "svc", "--scope", "read", "--json",
+        ])
         .env("DATABASE_URL", url)
         .env("TOLLGATE_MASTER_KEY", TEST_MASTER_KEY)
         .env_remove("TOLLGATE_CONFIG")
@@ -374,9 +382,7 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
         assert_eq!(server.get(path).await.0, 200, "{path}");
     }
     pg.pg_ctl_start();
-    let back = server
-        .recovery(&id, &secret, Duration::from_secs(3))
-        .await;
+    let back = server.recovery(&id, &secret, Duration::from_secs(3)).await;
     eprintln!("recovered {back:?} after PostgreSQL restarted");
     assert_eq!(server.get("/health/ready").await.0, 200);
 
@@ -400,9 +406,7 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
     assert!(started.elapsed() < Duration::from_millis(1500));
     assert_eq!(server.get("/.well-known/jwks.json").await.0, 200);
     pg.signal("CONT", &pids);
-    let back = server
-        .recovery(&id, &secret, Duration::from_secs(3))
-        .await;
+    let back = server.recovery(&id, &secret, Duration::from_secs(3)).await;
     eprintln!("recovered {back:?} after PostgreSQL was thawed");
     assert_eq!(server.get("/health/ready").await.0, 200);
 
