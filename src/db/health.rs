@@ -131,3 +131,67 @@ fn probe(health: &Weak<DbHealth>, pool: &r2d2::Pool<DbManager>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::DbError;
+
+    fn driver(kind: DatabaseErrorKind, message: &str) -> DbError {
+        DbError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn errors_are_told_apart_outage_refused_write_transient_or_bug() {
+        use DatabaseErrorKind::{ClosedConnection, ReadOnlyTransaction, UniqueViolation, Unknown};
+        let outages = [
+            DbError::TimedOut,
+            DbError::Unavailable,
+            DbError::Connect("cannot connect".into()),
+            driver(ClosedConnection, "no connection to the server"),
+            driver(Unknown, "server closed the connection unexpectedly"),
+            driver(
+                Unknown,
+                "terminating connection due to administrator command",
+            ),
+        ];
+        for err in &outages {
+            assert!(err.is_outage() && err.is_unavailable(), "{err}");
+            assert!(!err.is_write_refused(), "{err}");
+        }
+        let refused = [
+            driver(Unknown, "database or disk is full"),
+            driver(Unknown, "attempt to write a readonly database"),
+            driver(Unknown, "disk I/O error"),
+            driver(Unknown, "unable to open database file"),
+            driver(
+                ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+            driver(
+                Unknown,
+                "could not extend file \"base/5/1234\": No space left on device",
+            ),
+        ];
+        for err in &refused {
+            assert!(err.is_write_refused() && err.is_unavailable(), "{err}");
+            assert!(!err.is_outage(), "{err}: reads still work, no breaker");
+        }
+        let transient = [
+            driver(Unknown, "database is locked"),
+            driver(Unknown, "canceling statement due to statement timeout"),
+        ];
+        for err in &transient {
+            assert!(err.is_unavailable(), "{err}");
+            assert!(!err.is_outage() && !err.is_write_refused(), "{err}");
+        }
+        let bugs = [
+            driver(UniqueViolation, "duplicate key value"),
+            DbError::Query(Error::NotFound),
+        ];
+        for err in &bugs {
+            assert!(!err.is_unavailable(), "{err}");
+        }
+    }
+}

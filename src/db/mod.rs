@@ -561,9 +561,28 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Applies every pending migration of the connection's backend; returns how many ran.
 pub fn run_migrations(conn: &mut DbConn) -> Result<usize, DbError> {
     let applied = match conn {
-        DbConn::Postgres(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
+        DbConn::Postgres(c) => {
+            // A migration over a large table may run long: no statement timeout for it;
+            // the connection gets its own back afterwards.
+            #[derive(diesel::QueryableByName)]
+            struct Setting {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                value: String,
+            }
+            let previous =
+                diesel::sql_query("SELECT current_setting('statement_timeout') AS value")
+                    .get_result::<Setting>(c)?
+                    .value;
+            c.batch_execute("SET statement_timeout = 0")?;
+            let applied = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len());
+            c.batch_execute(&format!(
+                "SET statement_timeout = '{}'",
+                previous.replace('\'', "''")
+            ))?;
+            applied
+        }
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| DbError::Migration(e.to_string()))
