@@ -19,7 +19,7 @@ use crate::service::grants::Issuer;
 use crate::service::pairing::Pairing;
 
 pub use clock::Clock;
-use rate_limit::RateLimiter;
+use rate_limit::{AuthThrottle, RateLimiter};
 
 /// Everything a request handler needs, in one place.
 pub struct AppState {
@@ -36,6 +36,8 @@ pub struct AppState {
     pub pairing_by_account: RateLimiter,
     /// The pairing secret (derived from the master key) and decoy challenges' attempts.
     pub pairing: Pairing,
+    /// Failed client authentication on the OAuth endpoints, per client id and address.
+    pub auth_failures: AuthThrottle,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
         settings: Settings,
         clock: Clock,
     ) -> Self {
+        let auth_failures = AuthThrottle::new(&settings.auth_throttle);
         Self {
             db,
             keys,
@@ -57,6 +60,7 @@ impl AppState {
             usage: UsageTracker::default(),
             pairing_by_address: RateLimiter::new(10, Duration::from_secs(60)),
             pairing_by_account: RateLimiter::new(5, Duration::from_secs(600)),
+            auth_failures,
         }
     }
 

@@ -91,7 +91,12 @@ impl std::fmt::Display for HttpError {
 /// The DbError split, in one place: transient failures are 503, anything else 500.
 fn store_failure(err: &DbError) -> (StatusCode, ErrorCode, &'static str) {
     if err.is_unavailable() {
-        tracing::warn!(error = %err, "database unavailable");
+        // While the breaker is open every request would log this: the breaker logs once.
+        if matches!(err, DbError::Unavailable) {
+            tracing::debug!(error = %err, "database unavailable");
+        } else {
+            tracing::warn!(error = %err, "database unavailable");
+        }
         (
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::TemporarilyUnavailable,

@@ -9,7 +9,9 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod introspection;
+pub mod limits;
 pub mod pairing;
+pub mod throttle;
 pub mod token;
 
 use actix_web::web;

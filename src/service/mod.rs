@@ -19,6 +19,7 @@ pub mod operators;
 pub mod pairing;
 pub mod revocation;
 pub mod signing_keys;
+mod store_failure;
 
 pub use error::{BearerRejection, ProtocolError};
 
