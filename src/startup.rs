@@ -126,6 +126,10 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                // JSON errors, 405 + Allow, HEAD, nosniff: on every answer of every route.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::surface::surface,
+                ))
                 .wrap(actix_web::middleware::Condition::new(
                     access_log,
                     // Method and path only: never the query string or headers, which could hold a

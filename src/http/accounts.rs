@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::HttpError;
 use super::extract::{ScopeInput, bearer_token, header_str, json_body};
+use super::surface;
 use crate::app::AppState;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::oauth::KEYS_SCOPE;
@@ -29,13 +30,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .wrap(versioned())
             .app_data(web::PayloadConfig::new(16 * 1024))
-            .route("/me", web::get().to(get_me))
-            .route("/keys", web::get().to(list_keys))
-            .route("/keys", web::post().to(post_key))
-            .route("/keys/{id}", web::delete().to(delete_key))
-            .route("/keys/{id}/revoke", web::post().to(post_revoke_key))
-            .route("/challenges", web::get().to(list_challenges))
-            .route("/challenges/{id}/deny", web::post().to(post_deny_challenge)),
+            .route("/me", surface::get().to(get_me))
+            .route("/keys", surface::get().to(list_keys))
+            .route("/keys", surface::post().to(post_key))
+            .route("/keys/{id}", surface::delete().to(delete_key))
+            .route("/keys/{id}/revoke", surface::post().to(post_revoke_key))
+            .route("/challenges", surface::get().to(list_challenges))
+            .route(
+                "/challenges/{id}/deny",
+                surface::post().to(post_deny_challenge),
+            ),
     );
 }
 

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Value, json};
 
 use crate::db::DbError;
+pub use crate::oauth::error::rfc_text;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::service::accounts::AccountError;
 use crate::service::audit::AuditError;
@@ -107,14 +108,11 @@ fn store_failure(err: &DbError) -> (StatusCode, ErrorCode, &'static str) {
     }
 }
 
+/// The one place error bodies are written: the description is forced into the RFC 6749
+/// §5.2 character set, whatever the message (see `oauth::error::rfc_text`).
 fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
-    no_store(&mut builder).json(json!({"error": code, "error_description": description}))
-}
-
-/// RFC 6750 §3: the challenge's quoted values may not hold `"` or `\`.
-fn quoted(text: &str) -> String {
-    text.replace(['"', '\\'], "'")
+    no_store(&mut builder).json(json!({"error": code, "error_description": rfc_text(description)}))
 }
 
 fn bearer_response(rejection: &BearerRejection) -> HttpResponse {
@@ -128,13 +126,16 @@ fn bearer_response(rejection: &BearerRejection) -> HttpResponse {
             StatusCode::UNAUTHORIZED,
             format!(
                 "Bearer realm=\"tollgate\", error=\"invalid_token\", error_description=\"{}\"",
-                quoted(why)
+                rfc_text(why)
             ),
             "invalid_token",
         ),
         BearerRejection::InsufficientScope(scope) => (
             StatusCode::FORBIDDEN,
-            format!("Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"{scope}\""),
+            format!(
+                "Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"{}\"",
+                rfc_text(scope)
+            ),
             "insufficient_scope",
         ),
     };
@@ -181,7 +182,8 @@ impl ResponseError for HttpError {
             }
             Self::Bearer(rejection) => bearer_response(rejection),
             Self::Api(err) => {
-                let mut body = json!({"error": err.code, "error_description": err.description});
+                let mut body =
+                    json!({"error": err.code, "error_description": rfc_text(&err.description)});
                 if let Some((name, value)) = &err.extra {
                     body[*name] = value.clone();
                 }

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod introspection;
 pub mod pairing;
+pub mod surface;
 pub mod token;
 
 use actix_web::web;
@@ -56,5 +57,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::scope("/admin").configure(admin::routes))
     .configure(accounts::routes)
     .configure(pairing::routes)
-    .default_service(web::to(error::not_found));
+    .default_service(web::to(surface::fallback));
 }

@@ -85,6 +85,14 @@ pub fn verify(
     }) {
         return Err(TokenRejection::WrongType);
     }
+    // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and we understand
+    // none (an empty list is invalid too).
+    if header.crit.is_some() {
+        return Err(TokenRejection::Invalid(
+            "the token has critical header extensions (crit) this server does not understand"
+                .into(),
+        ));
+    }
     let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
     let key = keys.verifying_key(kid).ok_or(TokenRejection::UnknownKey)?;
     if header.alg != key.algorithm.jwt_algorithm() {

@@ -16,5 +16,6 @@ mod discovery;
 mod instances;
 mod migrations;
 mod revocation;
+mod signing_keys;
 mod token;
 mod verifier;
