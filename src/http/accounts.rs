@@ -52,7 +52,8 @@ pub fn check_version(req: &HttpRequest) -> Result<(), HttpError> {
             StatusCode::BAD_REQUEST,
             "unsupported_version",
             format!(
-                "Tollgate-Version {version:?} is not supported; supported: {}",
+                "Tollgate-Version {} is not supported; supported: {}",
+                crate::oauth::error::echo(version),
                 SUPPORTED_VERSIONS.join(", ")
             ),
         )),

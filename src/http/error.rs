@@ -476,4 +476,68 @@ mod tests {
         assert_eq!(body["error"], "invalid_code");
         assert_eq!(body["attempts_remaining"], 2);
     }
+
+    /// Every message of the service error families, with hostile input where they echo
+    /// any, is within the RFC 6749 §5.2 character set as written; and whatever a message
+    /// holds, the rendered body and challenge are too.
+    #[actix_web::test]
+    async fn every_service_error_message_is_within_the_rfc_character_set() {
+        use crate::oauth::error::is_rfc_text;
+        use crate::service::access_tokens::TokenRejection;
+        use crate::service::api_keys::KeyRejection;
+        let hostile = "x\"y\\z\u{e9}\u{1}\n\u{7f}";
+        let written: Vec<String> = vec![
+            ClientError::NotFound(hostile.into()).to_string(),
+            AccountError::AccountNotFound(hostile.into()).to_string(),
+            AccountError::KeyNotFound(hostile.into()).to_string(),
+            AccountError::ChallengeNotFound(hostile.into()).to_string(),
+            AccountError::ChallengeNotPending(hostile.into()).to_string(),
+            AccountError::HandleTaken(hostile.into()).to_string(),
+            AuditError::UnknownAccount(hostile.into()).to_string(),
+            KeyServiceError::ConcurrentRotation.to_string(),
+            KeyServiceError::NoActiveKey.to_string(),
+            KeyServiceError::WrongMasterKey(hostile.into()).to_string(),
+            KeyRejection::Malformed.to_string(),
+            KeyRejection::Invalid.to_string(),
+            KeyRejection::AccountDisabled.to_string(),
+            TokenRejection::Malformed.to_string(),
+            TokenRejection::UnknownKey.to_string(),
+            TokenRejection::WrongType.to_string(),
+            TokenRejection::WrongAudience.to_string(),
+            BearerRejection::Missing.to_string(),
+            BearerRejection::InsufficientScope("admin").to_string(),
+            PairingRefusal::UnknownChallenge.to_string(),
+            PairingRefusal::WrongCode { remaining: 2 }.to_string(),
+            PairingRefusal::TooManyAttempts.to_string(),
+            PairingRefusal::Expired.to_string(),
+            PairingRefusal::AlreadyUsed.to_string(),
+            PairingRefusal::Denied.to_string(),
+            crate::oauth::error::echo(&hostile.repeat(20)),
+        ];
+        for message in &written {
+            assert!(is_rfc_text(message), "{message:?}");
+        }
+        // The safety net: free text (a library's message, say) is forced into the set.
+        let free_text: Vec<HttpError> = vec![
+            OAuthError::invalid_request(hostile).into(),
+            BearerRejection::InvalidToken(hostile.into()).into(),
+            HttpError::bad_request(hostile),
+            ClientError::Invalid(hostile.into()).into(),
+            AccountError::Invalid(hostile.into()).into(),
+            AccountError::HandleTaken(hostile.into()).into(),
+            PairingRefusal::WrongCode { remaining: 1 }.into(),
+        ];
+        for error in free_text {
+            let (_, headers, body) = render(error).await;
+            let description = body["error_description"].as_str().unwrap();
+            assert!(is_rfc_text(description), "{description:?}");
+            if let Some(challenge) = headers.get("www-authenticate") {
+                let challenge = challenge.to_str().unwrap();
+                // Each quoted value is within the set (the quotes themselves delimit).
+                for value in challenge.split('"').skip(1).step_by(2) {
+                    assert!(is_rfc_text(value), "{challenge}");
+                }
+            }
+        }
+    }
 }

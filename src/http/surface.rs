@@ -1,6 +1,7 @@
 //! What every response shares, whatever produced it: a JSON body on every error (ours,
 //! actix's extractor errors, wrong methods, unknown paths), 405 with `Allow` for a wrong
-//! method, HEAD wherever GET is served, and `X-Content-Type-Options: nosniff`.
+//! method, HEAD wherever GET is served, `X-Content-Type-Options: nosniff`, and
+//! `Cache-Control: no-store` unless the handler chose a cache policy.
 //!
 //! Wrong methods: resources built with `web::resource(..).route(..)` answer 405 themselves
 //! (actix fills `Allow` from their routes). Routes registered on a scope with
@@ -202,10 +203,16 @@ pub async fn surface(
     if (status.is_client_error() || status.is_server_error()) && !is_json(res.headers()) {
         res = as_json_error(res);
     }
-    res.headers_mut().insert(
+    let headers = res.headers_mut();
+    headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Answers carry account or client data unless a handler said otherwise (the JWKS and
+    // the metadata are public and say so): nobody in between may store them.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     Ok(res)
 }
 

@@ -111,7 +111,9 @@ pub fn verify(
     validation.validate_aud = false;
     validation.leeway = 0;
     let data = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
-        .map_err(|e| TokenRejection::Invalid(e.to_string()))?;
+        // The library's message may quote the token's content: keep it in the RFC 6750
+        // character set, since it reaches `error_description` and the challenge.
+        .map_err(|e| TokenRejection::Invalid(crate::oauth::error::rfc_text(&e.to_string())))?;
     let claims = data.claims;
     if claims.exp <= now || claims.nbf > now {
         return Err(TokenRejection::Invalid(

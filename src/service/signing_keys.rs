@@ -26,8 +26,9 @@ pub enum KeyServiceError {
     /// The master key in use does not decrypt the keys already stored: writing a key
     /// sealed under it would leave keys no server can load. Nothing was written.
     #[error(
-        "the master key does not open the stored signing key {0}; nothing was written \
-         (use the master key the existing keys were sealed with)"
+        "the master key does not open the stored signing key {}; nothing was written \
+         (use the master key the existing keys were sealed with)",
+        crate::oauth::error::echo(.0)
     )]
     WrongMasterKey(String),
     #[error(transparent)]
