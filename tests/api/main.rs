@@ -17,5 +17,6 @@ mod instances;
 mod migrations;
 mod revocation;
 mod signing_keys;
+mod surface;
 mod token;
 mod verifier;
