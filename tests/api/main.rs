@@ -14,6 +14,7 @@ mod cli;
 mod damaged_rows;
 mod discovery;
 mod instances;
+mod junk;
 mod migrations;
 mod revocation;
 mod signing_keys;
