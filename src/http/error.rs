@@ -323,10 +323,6 @@ pub async fn get_only() -> HttpResponse {
         .json(json!({"error": "invalid_request", "error_description": "this endpoint accepts GET only"}))
 }
 
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    HttpError::not_found(format!("no such endpoint: {}", req.path())).error_response()
-}
-
 /// Turns actix's JSON body errors into our 400/413 shape.
 pub fn json_body_error(
     err: actix_web::error::JsonPayloadError,

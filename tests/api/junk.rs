@@ -129,7 +129,8 @@ fn generate(rng: &mut Rng, port: u16, credentials: &Credentials) -> Junk {
         .to_owned();
     let path = junk_path(rng);
     let body = junk_body(rng);
-    let mut headers: Vec<(String, Vec<u8>)> = vec![("Host".into(), format!("127.0.0.1:{port}").into_bytes())];
+    let mut headers: Vec<(String, Vec<u8>)> =
+        vec![("Host".into(), format!("127.0.0.1:{port}").into_bytes())];
     if rng.chance(70) {
         let content_type: &str = rng.pick(&[
             "application/json",
@@ -182,11 +183,17 @@ fn generate(rng: &mut Rng, port: u16, credentials: &Credentials) -> Junk {
     match rng.below(20) {
         // Truncated: more declared than sent, then the write side closes.
         0 => {
-            headers.push(("Content-Length".into(), (body.len() + 1 + rng.below(1000)).to_string().into_bytes()));
+            headers.push((
+                "Content-Length".into(),
+                (body.len() + 1 + rng.below(1000)).to_string().into_bytes(),
+            ));
         }
         // Fewer declared than sent: the rest is read as a next (junk) request.
         1 if !body.is_empty() => {
-            headers.push(("Content-Length".into(), (body.len() / 2).to_string().into_bytes()));
+            headers.push((
+                "Content-Length".into(),
+                (body.len() / 2).to_string().into_bytes(),
+            ));
         }
         2 => {
             broken_framing = true;
@@ -266,7 +273,11 @@ fn finish(
         "{} {}{}",
         method,
         &path[..path.len().min(80)],
-        if broken_framing { " (broken framing)" } else { "" }
+        if broken_framing {
+            " (broken framing)"
+        } else {
+            ""
+        }
     );
     Junk {
         bytes,
@@ -285,7 +296,8 @@ struct Answer {
 /// Sends one request and reads the first answer; `Ok(None)` when the server closed without
 /// answering, `Err` on a hang.
 fn exchange(port: u16, junk: &Junk) -> Result<Option<Answer>, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(TIMEOUT)).ok();
     stream.set_write_timeout(Some(TIMEOUT)).ok();
     // The server may answer (and close) before reading everything: ignore write errors.
@@ -298,7 +310,12 @@ fn exchange(port: u16, junk: &Junk) -> Result<Option<Answer>, String> {
         match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(format!("no answer within {:?}", started.elapsed()));
             }
             // Reset after an early answer: keep what came.
@@ -316,7 +333,12 @@ fn parse_answer(received: &[u8], head_request: bool) -> Result<Answer, String> {
     let end = received
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no complete head: {:?}", String::from_utf8_lossy(&received[..received.len().min(200)])))?;
+        .ok_or_else(|| {
+            format!(
+                "no complete head: {:?}",
+                String::from_utf8_lossy(&received[..received.len().min(200)])
+            )
+        })?;
     let head = String::from_utf8_lossy(&received[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -348,7 +370,12 @@ fn parse_answer(received: &[u8], head_request: bool) -> Result<Answer, String> {
 
 fn check(junk: &Junk, answer: &Answer) -> Result<(), String> {
     if answer.status >= 500 {
-        return Err(format!("{}: {} {:?}", junk.what, answer.status, String::from_utf8_lossy(&answer.body)));
+        return Err(format!(
+            "{}: {} {:?}",
+            junk.what,
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        ));
     }
     if answer.status < 400 {
         return Ok(());
@@ -367,11 +394,17 @@ fn check(junk: &Junk, answer: &Answer) -> Result<(), String> {
         )
     })?;
     if !json["error"].is_string() {
-        return Err(format!("{}: {} without an error member: {json}", junk.what, answer.status));
+        return Err(format!(
+            "{}: {} without an error member: {json}",
+            junk.what, answer.status
+        ));
     }
     let description = json["error_description"].as_str().unwrap_or_default();
     if !tollgate::oauth::error::is_rfc_text(description) {
-        return Err(format!("{}: error_description outside the RFC set: {description:?}", junk.what));
+        return Err(format!(
+            "{}: error_description outside the RFC set: {description:?}",
+            junk.what
+        ));
     }
     Ok(())
 }
@@ -380,9 +413,25 @@ async fn junk_requests_get_json_answers(backend: Backend) {
     let app = spawn_app(backend).await;
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
     let client = app.create_client("svc", "read", &[]);
-    app.cli_json(&["account", "create", "--handle", "alice", "--scope", "keys read", "--json"]);
+    app.cli_json(&[
+        "account",
+        "create",
+        "--handle",
+        "alice",
+        "--scope",
+        "keys read",
+        "--json",
+    ]);
     let key = app.cli_json(&[
-        "api-key", "create", "--account", "alice", "--name", "k", "--scope", "keys", "--json",
+        "api-key",
+        "create",
+        "--account",
+        "alice",
+        "--name",
+        "k",
+        "--scope",
+        "keys",
+        "--json",
     ]);
     let credentials = Arc::new(Credentials {
         admin: app.admin_token().await,
@@ -432,15 +481,23 @@ async fn junk_requests_get_json_answers(backend: Backend) {
     for worker in workers {
         worker.await.unwrap();
     }
-    let failures = failures.lock().unwrap();
-    let (answered, closed) = (answered.load(Ordering::Relaxed), closed.load(Ordering::Relaxed));
+    let failures = std::mem::take(&mut *failures.lock().unwrap());
+    let (answered, closed) = (
+        answered.load(Ordering::Relaxed),
+        closed.load(Ordering::Relaxed),
+    );
     assert!(answered + closed >= REQUESTS, "{answered} + {closed}");
     assert!(
         failures.is_empty(),
         "{} of {} junk requests (seed {seed:#x}) got a wrong answer, e.g.:\n{}",
         failures.len(),
         answered + closed,
-        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The server still serves real clients afterwards.
     let (status, _) = app.get_json("/health/ready").await;
