@@ -329,7 +329,9 @@ mod tests {
         let rejection = BearerRejection {
             realm: "api".into(),
             required: vec![],
-            error: Some(VerifyError::InvalidToken("bad \"kid\" \\".into())),
+            error: Some(VerifyError::InvalidToken(
+                "bad \"kid\" \\ \u{e9}\u{1}".into(),
+            )),
         };
         let response = rejection.error_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -337,7 +339,7 @@ mod tests {
         assert_eq!(
             challenge.and_then(|v| v.to_str().ok()),
             Some(
-                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"bad 'kid' '\""
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"bad 'kid' / ??\""
             )
         );
     }
