@@ -129,6 +129,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::http::limits::body_deadline,
                 ))
+                // JSON errors, 405 + Allow, HEAD, nosniff: on every answer of every route.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::surface::surface,
+                ))
                 .wrap(actix_web::middleware::Condition::new(
                     access_log,
                     // Method and path only: never the query string or headers, which could hold a

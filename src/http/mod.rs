@@ -12,6 +12,7 @@ pub mod introspection;
 pub mod limits;
 pub mod pairing;
 pub mod throttle;
+pub mod surface;
 pub mod token;
 
 use actix_web::web;
@@ -58,5 +59,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::scope("/admin").configure(admin::routes))
     .configure(accounts::routes)
     .configure(pairing::routes)
-    .default_service(web::to(error::not_found));
+    .default_service(web::to(surface::fallback));
 }
