@@ -43,7 +43,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/keys/{id}/revoke", surface::post().to(post_revoke_key))
             .route("/challenges", surface::get().to(list_challenges))
             .route("/challenges/list", surface::post().to(list_challenges))
-            .route("/challenges/{id}/deny", surface::post().to(post_deny_challenge))
+            .route(
+                "/challenges/{id}/deny",
+                surface::post().to(post_deny_challenge),
+            )
             .route(
                 "/challenges/{id}/approve",
                 surface::post().to(post_approve_challenge),

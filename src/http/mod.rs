@@ -11,8 +11,8 @@ pub mod health;
 pub mod introspection;
 pub mod limits;
 pub mod pairing;
-pub mod throttle;
 pub mod surface;
+pub mod throttle;
 pub mod token;
 
 use actix_web::web;
