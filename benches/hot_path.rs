@@ -164,7 +164,7 @@ fn client_authentication(c: &mut Criterion) {
             clients::table
                 .find(black_box(&fx.client_id))
                 .select(CLIENT_AUTH_COLUMNS)
-                .first::<(String, Vec<u8>, String)>(&mut *conn)
+                .first::<(String, Vec<u8>, String)>(&mut **conn)
                 .optional()
                 .unwrap()
                 .unwrap()
@@ -175,7 +175,7 @@ fn client_authentication(c: &mut Criterion) {
             clients::table
                 .find(black_box(&fx.client_id))
                 .select(CLIENT_AUTH_COLUMNS)
-                .get_result::<(String, Vec<u8>, String)>(&mut *conn)
+                .get_result::<(String, Vec<u8>, String)>(&mut **conn)
                 .optional()
                 .unwrap()
                 .unwrap()

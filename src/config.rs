@@ -38,6 +38,7 @@ pub struct FileSettings {
     pub signing: SigningSection,
     pub console: ConsoleSection,
     pub log: LogSection,
+    pub limits: LimitsSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +50,9 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     pub access_log: bool,
     pub trusted_proxies: Vec<String>,
+    pub request_head_timeout_ms: u64,
+    pub request_body_timeout_ms: u64,
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -60,6 +64,9 @@ impl Default for ServerSection {
             max_body_bytes: 8 * 1024,
             access_log: false,
             trusted_proxies: Vec::new(),
+            request_head_timeout_ms: 5_000,
+            request_body_timeout_ms: 10_000,
+            max_connections: 1_000,
         }
     }
 }
@@ -70,6 +77,8 @@ pub struct DatabaseSection {
     pub url: String,
     pub pool_size: u32,
     pub connection_timeout_seconds: u64,
+    pub statement_timeout_ms: u64,
+    pub sqlite_max_size_bytes: u64,
 }
 
 impl Default for DatabaseSection {
@@ -77,7 +86,28 @@ impl Default for DatabaseSection {
         Self {
             url: "sqlite://data/tollgate.db".into(),
             pool_size: 4,
-            connection_timeout_seconds: 5,
+            connection_timeout_seconds: 1,
+            statement_timeout_ms: 5_000,
+            sqlite_max_size_bytes: 0,
+        }
+    }
+}
+
+/// `[limits]`: throttling of failed client authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub auth_failures_per_client_and_address: usize,
+    pub auth_failures_per_address: usize,
+    pub auth_failure_window_seconds: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            auth_failures_per_client_and_address: 10,
+            auth_failures_per_address: 50,
+            auth_failure_window_seconds: 300,
         }
     }
 }
@@ -235,6 +265,14 @@ pub enum MasterKeySource {
     Missing(&'static str),
 }
 
+/// `[limits]`, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthThrottleSettings {
+    pub per_client_and_address: usize,
+    pub per_address: usize,
+    pub window: Duration,
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -247,6 +285,13 @@ pub struct Settings {
     pub access_log: bool,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Time allowed to receive a request's head, and then its body.
+    pub request_head_timeout: Duration,
+    pub request_body_timeout: Duration,
+    /// Concurrent connections, over all workers.
+    pub max_connections: usize,
+    /// Failed client authentications tolerated per window.
+    pub auth_throttle: AuthThrottleSettings,
     pub database_url: DbUrl,
     pub pool: PoolOptions,
     pub default_ttl: i64,
@@ -322,6 +367,10 @@ impl Settings {
             max_body_bytes: server.max_body_bytes,
             access_log: file.server.access_log,
             trusted_proxies: server.trusted_proxies,
+            request_head_timeout: server.request_head_timeout,
+            request_body_timeout: server.request_body_timeout,
+            max_connections: server.max_connections,
+            auth_throttle: auth_throttle(&file.limits)?,
             database_url,
             pool,
             default_ttl: file.tokens.default_ttl_seconds,
@@ -383,6 +432,9 @@ struct ServerSettings {
     issuer_from_bind: bool,
     trusted_proxies: Vec<std::net::IpAddr>,
     max_body_bytes: usize,
+    request_head_timeout: Duration,
+    request_body_timeout: Duration,
+    max_connections: usize,
 }
 
 impl ServerSettings {
@@ -419,29 +471,93 @@ impl ServerSettings {
                 "must be between 512 and 1048576",
             ));
         }
+        for (key, ms) in [
+            (
+                "server.request_head_timeout_ms",
+                section.request_head_timeout_ms,
+            ),
+            (
+                "server.request_body_timeout_ms",
+                section.request_body_timeout_ms,
+            ),
+        ] {
+            if !(100..=300_000).contains(&ms) {
+                return Err(invalid(key, "must be between 100 and 300000"));
+            }
+        }
+        if !(1..=1_000_000).contains(&section.max_connections) {
+            return Err(invalid(
+                "server.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
         Ok(Self {
             bind,
             issuer,
             issuer_from_bind,
             trusted_proxies,
             max_body_bytes: section.max_body_bytes,
+            request_head_timeout: Duration::from_millis(section.request_head_timeout_ms),
+            request_body_timeout: Duration::from_millis(section.request_body_timeout_ms),
+            max_connections: section.max_connections,
         })
     }
+}
+
+fn auth_throttle(section: &LimitsSection) -> Result<AuthThrottleSettings, ConfigError> {
+    if section.auth_failures_per_client_and_address == 0 {
+        return Err(invalid(
+            "limits.auth_failures_per_client_and_address",
+            "must be at least 1",
+        ));
+    }
+    if section.auth_failures_per_address < section.auth_failures_per_client_and_address {
+        return Err(invalid(
+            "limits.auth_failures_per_address",
+            "must be at least limits.auth_failures_per_client_and_address",
+        ));
+    }
+    if !(1..=86_400).contains(&section.auth_failure_window_seconds) {
+        return Err(invalid(
+            "limits.auth_failure_window_seconds",
+            "must be between 1 and 86400",
+        ));
+    }
+    Ok(AuthThrottleSettings {
+        per_client_and_address: section.auth_failures_per_client_and_address,
+        per_address: section.auth_failures_per_address,
+        window: Duration::from_secs(section.auth_failure_window_seconds),
+    })
 }
 
 fn pool_options(section: &DatabaseSection) -> Result<PoolOptions, ConfigError> {
     if section.pool_size == 0 || section.pool_size > 1000 {
         return Err(invalid("database.pool_size", "must be between 1 and 1000"));
     }
-    if section.connection_timeout_seconds == 0 {
+    if !(1..=60).contains(&section.connection_timeout_seconds) {
         return Err(invalid(
             "database.connection_timeout_seconds",
-            "must be at least 1",
+            "must be between 1 and 60",
+        ));
+    }
+    if !(100..=600_000).contains(&section.statement_timeout_ms) {
+        return Err(invalid(
+            "database.statement_timeout_ms",
+            "must be between 100 and 600000",
+        ));
+    }
+    if section.sqlite_max_size_bytes != 0 && section.sqlite_max_size_bytes < 64 * 1024 {
+        return Err(invalid(
+            "database.sqlite_max_size_bytes",
+            "must be 0 (no limit) or at least 65536",
         ));
     }
     Ok(PoolOptions {
         max_size: section.pool_size,
         connection_timeout: Duration::from_secs(section.connection_timeout_seconds),
+        statement_timeout: Duration::from_millis(section.statement_timeout_ms),
+        sqlite_max_size_bytes: (section.sqlite_max_size_bytes != 0)
+            .then_some(section.sqlite_max_size_bytes),
     })
 }
 

@@ -77,7 +77,7 @@ pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
 fn write_new_key_file(path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        db::create_private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -127,6 +127,13 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::limits::body_deadline,
+                ))
+                // JSON errors, 405 + Allow, HEAD, nosniff: on every answer of every route.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::surface::surface,
+                ))
                 .wrap(actix_web::middleware::Condition::new(
                     access_log,
                     // Method and path only: never the query string or headers, which could hold a
@@ -149,9 +156,14 @@ impl Application {
         // As many blocking threads as pooled connections: more would only park on the
         // pool's lock and wake to contend for it; fewer queue in the thread pool instead.
         let blocking_threads = (settings.pool.max_size as usize).div_ceil(workers).max(1);
+        // The cap is per worker in actix; at it, new connections wait in the listen backlog.
+        let per_worker = settings.max_connections.div_ceil(workers).max(1);
         server = server
             .workers(workers)
-            .worker_max_blocking_threads(blocking_threads);
+            .worker_max_blocking_threads(blocking_threads)
+            .max_connections(per_worker)
+            .client_request_timeout(settings.request_head_timeout)
+            .keep_alive(settings.request_head_timeout);
         let server = server.disable_signals().run();
         Ok(Self {
             port,

@@ -26,6 +26,10 @@ pub async fn run(state: Arc<AppState>) {
     let mut last_usage_flush = tokio::time::Instant::now();
     loop {
         interval.tick().await;
+        // The breaker's probe watches the database meanwhile; nothing here could succeed.
+        if state.db.health().is_down() {
+            continue;
+        }
         if let Some(period) = state.settings.rotation_period
             && last_rotation_check.is_none_or(|at| at.elapsed() >= ROTATION_CHECK)
         {

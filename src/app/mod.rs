@@ -19,7 +19,7 @@ use crate::service::grants::Issuer;
 use crate::service::pairing::Pairing;
 
 pub use clock::Clock;
-use rate_limit::RateLimiter;
+use rate_limit::{AuthThrottle, RateLimiter};
 
 /// Everything a request handler needs, in one place.
 pub struct AppState {
@@ -42,6 +42,8 @@ pub struct AppState {
     pub password_permits: tokio::sync::Semaphore,
     /// The pairing secret (derived from the master key) and decoy challenges' attempts.
     pub pairing: Pairing,
+    /// Failed client authentication on the OAuth endpoints, per client id and address.
+    pub auth_failures: AuthThrottle,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
         settings: Settings,
         clock: Clock,
     ) -> Self {
+        let auth_failures = AuthThrottle::new(&settings.auth_throttle);
         Self {
             db,
             keys,
@@ -65,6 +68,7 @@ impl AppState {
             pairing_by_account: RateLimiter::new(5, Duration::from_secs(600)),
             sign_in_by_address: RateLimiter::new(30, Duration::from_secs(300)),
             password_permits: tokio::sync::Semaphore::new(2),
+            auth_failures,
         }
     }
 

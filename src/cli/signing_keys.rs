@@ -21,22 +21,33 @@ pub enum SigningKeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Generate a new signing key and make it active; the old one stays published until
-    /// its tokens have expired.
+    /// Rotate: the published `next` key becomes active, the active key retires (still
+    /// published until its tokens have expired), and a new `next` key is published. A new
+    /// key never signs before it was published, unless --immediately is given. Refuses to
+    /// write anything if the master key does not open the stored keys.
     Rotate {
-        /// ES256 or EdDSA (default: signing.algorithm).
+        /// Algorithm of the new `next` key: ES256 or EdDSA (default: signing.algorithm).
+        /// A change of algorithm signs from the rotation after this one.
         #[arg(long)]
         algorithm: Option<String>,
+        /// Make a new key active at once instead of promoting the published `next` key;
+        /// resource servers that cached the JWKS refetch it on the unknown `kid`.
+        #[arg(long)]
+        immediately: bool,
         #[arg(long)]
         json: bool,
     },
-    /// Import a PEM private key (PKCS#8, or PKCS#1 for RSA) and make it active.
+    /// Import a PEM private key (PKCS#8, or PKCS#1 for RSA) as the `next` key: published
+    /// now, active from the next rotation (it replaces a pending `next` key).
     Import {
         #[arg(long, value_name = "FILE")]
         pem: PathBuf,
         /// RS256, ES256 or EdDSA.
         #[arg(long)]
         algorithm: String,
+        /// Make the imported key active at once instead.
+        #[arg(long)]
+        immediately: bool,
         #[arg(long)]
         json: bool,
     },
@@ -79,20 +90,33 @@ pub fn run(
             }
             return Ok(());
         }
-        SigningKeyCommand::Rotate { algorithm, json } => {
+        SigningKeyCommand::Rotate {
+            algorithm,
+            immediately,
+            json,
+        } => {
             let algorithm = match algorithm {
                 Some(text) => parse_algorithm(&text)?,
                 None => settings.signing_algorithm,
             };
             let master = load_master_key(&settings.master_key)?;
             (
-                signing_keys::rotate(conn, &Actor::cli(), &master, algorithm, grace, now())?,
+                signing_keys::rotate(
+                    conn,
+                    &Actor::cli(),
+                    &master,
+                    algorithm,
+                    grace,
+                    now(),
+                    activation(immediately),
+                )?,
                 json,
             )
         }
         SigningKeyCommand::Import {
             pem,
             algorithm,
+            immediately,
             json,
         } => {
             let algorithm = parse_algorithm(&algorithm)?;
@@ -108,6 +132,7 @@ pub fn run(
                     &text,
                     grace,
                     now(),
+                    activation(immediately),
                 )?,
                 json,
             )
@@ -115,6 +140,11 @@ pub fn run(
     };
     if json {
         print_json(&view)?;
+    } else if view.state == KeyState::Next.as_str() {
+        println!(
+            "next signing key: {} ({}), published now; it signs from the next rotation",
+            view.kid, view.algorithm
+        );
     } else {
         println!("active signing key: {} ({})", view.kid, view.algorithm);
         println!(
@@ -124,4 +154,12 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+fn activation(immediately: bool) -> signing_keys::Activation {
+    if immediately {
+        signing_keys::Activation::Immediately
+    } else {
+        signing_keys::Activation::PrePublished
+    }
 }

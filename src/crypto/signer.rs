@@ -224,7 +224,8 @@ impl SigningKey {
         Ok(token)
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+    /// Signs a JWS signing input (`base64url(header).base64url(payload)`) with this key.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.pair {
             Pair::Ecdsa(pair) => pair
                 .sign(&self.rng, message)

@@ -16,6 +16,7 @@ pub mod challenges;
 pub mod clients;
 pub mod console_sessions;
 pub mod credentials;
+pub mod health;
 pub mod invites;
 pub mod keys;
 mod models;
@@ -24,7 +25,8 @@ pub mod revocations;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -33,6 +35,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use secrecy::{ExposeSecret, SecretString};
+
+pub use health::{DbHealth, StoreFailure};
 
 /// One connection, either backend, chosen at run time by the database URL.
 #[derive(diesel::MultiConnection)]
@@ -44,11 +48,16 @@ pub enum DbConn {
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// WAL lets the server and the CLI share one file; the busy timeout makes a writer wait for
-/// the other instead of failing at once. Foreign keys are per connection in SQLite.
-/// The busy timeout comes first so that switching to WAL waits for a lock too.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+/// WAL lets the server and the CLI share one file; the busy timeout (set first, from
+/// [`PoolOptions::statement_timeout`]) makes a writer wait for the other instead of failing
+/// at once, and switching to WAL wait for a lock too. Foreign keys are per connection.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// libpq waits this long for a server to accept a connection (its minimum is 2 s) unless
+/// the URL sets `connect_timeout` itself; without it a frozen server holds a connection
+/// attempt forever.
+const PG_CONNECT_TIMEOUT_SECONDS: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -64,22 +73,97 @@ pub enum DbError {
     Migration(String),
     #[error("the database task was canceled")]
     Canceled,
+    /// The breaker is open: the database was seen down and has not answered since.
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// The database did not answer within the request's bound.
+    #[error("the database did not answer in time")]
+    TimedOut,
 }
 
+/// Driver messages of a lost or unreachable server (libpq and PostgreSQL's own).
+const OUTAGE_MESSAGES: &[&str] = &[
+    "server closed the connection",
+    "no connection to the server",
+    "terminating connection",
+    "could not connect",
+    "connection refused",
+    "connection timed out",
+    "the database system is",
+    "could not receive data",
+    "could not send data",
+    "ssl syscall error",
+    "eof detected",
+];
+
+/// Driver messages of a database that refuses writes: SQLite's SQLITE_FULL, SQLITE_READONLY,
+/// SQLITE_IOERR and SQLITE_CANTOPEN, PostgreSQL's disk_full and read-only transactions.
+const WRITE_REFUSED_MESSAGES: &[&str] = &[
+    "database or disk is full",
+    "readonly database",
+    "disk i/o error",
+    "unable to open database file",
+    "could not extend file",
+    "no space left on device",
+    "read-only transaction",
+];
+
+/// Transient but not an outage: contention past the busy timeout, a statement past
+/// `statement_timeout`.
+const TRANSIENT_MESSAGES: &[&str] = &[
+    "database is locked",
+    "database table is locked",
+    "canceling statement due to statement timeout",
+    "canceling statement due to lock timeout",
+];
+
 impl DbError {
-    /// Pool exhaustion and lost connections are transient (503); anything else is a bug or
-    /// a broken database (500).
-    pub fn is_unavailable(&self) -> bool {
-        use diesel::result::{DatabaseErrorKind, Error};
+    fn message_has(&self, needles: &[&str]) -> bool {
+        use diesel::result::Error;
         match self {
-            DbError::Pool(_) | DbError::Connect(_) | DbError::Canceled => true,
-            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
-            // SQLite under write contention past its busy timeout: transient.
             DbError::Query(Error::DatabaseError(_, info)) => {
-                info.message().contains("database is locked")
+                let message = info.message().to_ascii_lowercase();
+                needles.iter().any(|needle| message.contains(needle))
             }
             _ => false,
         }
+    }
+
+    /// The database is down, frozen or unreachable: the breaker opens and requests fail
+    /// fast until it answers again.
+    pub fn is_outage(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Pool(_) | DbError::Connect(_) | DbError::Unavailable | DbError::TimedOut => {
+                true
+            }
+            DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
+            other => other.message_has(OUTAGE_MESSAGES),
+        }
+    }
+
+    /// The database answers but refuses to write: disk full, read-only.
+    pub fn is_write_refused(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        matches!(
+            self,
+            DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ReadOnlyTransaction,
+                _
+            ))
+        ) || self.message_has(WRITE_REFUSED_MESSAGES)
+    }
+
+    /// Outages, refused writes, contention and timeouts are transient (503); anything else
+    /// is a bug or a broken database (500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Canceled)
+            || self.is_outage()
+            || self.is_write_refused()
+            || self.message_has(TRANSIENT_MESSAGES)
     }
 }
 
@@ -147,52 +231,129 @@ impl DbUrl {
 /// Builds connections by backend and keeps the real connection error (see [`DbUrl::parse`]).
 pub struct DbManager {
     url: DbUrl,
+    options: PoolOptions,
+}
+
+/// A pooled connection; one that failed as if its server were gone is marked `dead` and
+/// dropped at check-in instead of being handed to the next request.
+pub struct PoolConn {
+    conn: DbConn,
+    dead: bool,
+}
+
+impl PoolConn {
+    /// Drops this connection when it goes back to the pool.
+    pub fn discard(&mut self) {
+        self.dead = true;
+    }
+}
+
+impl std::ops::Deref for PoolConn {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PoolConn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
 }
 
 impl r2d2::ManageConnection for DbManager {
-    type Connection = DbConn;
+    type Connection = PoolConn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConn, Self::Error> {
-        Ok(match &self.url {
-            DbUrl::Postgres(url) => DbConn::Postgres(
-                PgConnection::establish(url.expose_secret())
-                    .map_err(diesel::r2d2::Error::ConnectionError)?,
-            ),
-            DbUrl::SqliteFile(path) => sqlite_connection(&path.to_string_lossy())?,
-            DbUrl::SqliteMemory => sqlite_connection(":memory:")?,
+    fn connect(&self) -> Result<PoolConn, Self::Error> {
+        Ok(PoolConn {
+            conn: self.connect_conn()?,
+            dead: false,
         })
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, conn: &mut PoolConn) -> Result<(), Self::Error> {
+        conn.conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        std::thread::panicking() || conn.is_broken()
+    fn has_broken(&self, conn: &mut PoolConn) -> bool {
+        std::thread::panicking() || conn.dead || conn.conn.is_broken()
     }
 }
 
-fn sqlite_connection(path: &str) -> Result<DbConn, diesel::r2d2::Error> {
-    let mut conn =
-        SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
-    conn.batch_execute(SQLITE_PRAGMAS)
-        .map_err(diesel::r2d2::Error::QueryError)?;
-    Ok(DbConn::Sqlite(conn))
+impl DbManager {
+    fn connect_conn(&self) -> Result<DbConn, diesel::r2d2::Error> {
+        let statement_ms = self.options.statement_timeout.as_millis();
+        Ok(match &self.url {
+            DbUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(&with_connect_timeout(url.expose_secret()))
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // Bounds every statement, lock waits included; the server cancels it.
+                conn.batch_execute(&format!("SET statement_timeout = {statement_ms}"))
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                DbConn::Postgres(conn)
+            }
+            DbUrl::SqliteFile(path) => self.sqlite_connection(&path.to_string_lossy())?,
+            DbUrl::SqliteMemory => self.sqlite_connection(":memory:")?,
+        })
+    }
+
+    fn sqlite_connection(&self, path: &str) -> Result<DbConn, diesel::r2d2::Error> {
+        let mut conn =
+            SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
+        let mut pragmas = format!(
+            "PRAGMA busy_timeout = {}; {SQLITE_PRAGMAS}",
+            self.options.statement_timeout.as_millis()
+        );
+        if let Some(bytes) = self.options.sqlite_max_size_bytes {
+            // page_size is 4096 unless the file says otherwise; max_page_count counts pages.
+            let page_size: u64 = 4096;
+            let pages = bytes.div_ceil(page_size).max(1);
+            pragmas.push_str(&format!(" PRAGMA max_page_count = {pages};"));
+        }
+        conn.batch_execute(&pragmas)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        Ok(DbConn::Sqlite(conn))
+    }
+}
+
+/// Adds libpq's `connect_timeout` to a PostgreSQL URL that does not set one.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={PG_CONNECT_TIMEOUT_SECONDS}")
 }
 
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub max_size: u32,
+    /// How long a request waits for a pooled connection.
     pub connection_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` and SQLite's `busy_timeout`.
+    pub statement_timeout: Duration,
+    /// SQLite only: the largest the database file may grow (`max_page_count`); past it,
+    /// writes fail with SQLITE_FULL (503) while reads go on.
+    pub sqlite_max_size_bytes: Option<u64>,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_size: 16,
-            connection_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(5),
+            sqlite_max_size_bytes: None,
         }
+    }
+}
+
+impl PoolOptions {
+    /// The longest a request waits for the database: a checkout, then one statement
+    /// (which the server cancels at its timeout), with a little slack.
+    pub fn request_limit(&self) -> Duration {
+        self.connection_timeout + self.statement_timeout + Duration::from_millis(250)
     }
 }
 
@@ -201,6 +362,8 @@ impl Default for PoolOptions {
 pub struct Db {
     pool: r2d2::Pool<DbManager>,
     is_sqlite: bool,
+    health: Arc<DbHealth>,
+    request_limit: Duration,
 }
 
 impl Db {
@@ -209,7 +372,7 @@ impl Db {
     pub fn connect(url: &DbUrl, options: &PoolOptions) -> Result<Self, DbError> {
         // One direct attempt first: r2d2 would retry until its timeout and report only
         // "timed out"; this surfaces the driver's own message at once.
-        drop(Self::connect_one(url)?);
+        drop(Self::connect_one_with(url, options)?);
         // Every in-memory SQLite connection is a new, empty database: keep exactly one.
         let max_size = if matches!(url, DbUrl::SqliteMemory) {
             1
@@ -229,13 +392,18 @@ impl Db {
         if matches!(url, DbUrl::SqliteMemory) {
             builder = builder.idle_timeout(None).max_lifetime(None);
         }
-        let manager = DbManager { url: url.clone() };
+        let manager = DbManager {
+            url: url.clone(),
+            options: options.clone(),
+        };
         let pool = builder
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
         Ok(Self {
             pool,
             is_sqlite: url.is_sqlite(),
+            health: Arc::default(),
+            request_limit: options.request_limit(),
         })
     }
 
@@ -243,9 +411,18 @@ impl Db {
         self.is_sqlite
     }
 
+    /// The breaker and the last refused write, for `/health/ready`.
+    pub fn health(&self) -> &DbHealth {
+        &self.health
+    }
+
     /// One connection outside any pool, for short-lived commands (the CLI): it is closed
     /// before the process exits, rather than left to a pool's background threads.
     pub fn connect_one(url: &DbUrl) -> Result<DbConn, DbError> {
+        Self::connect_one_with(url, &PoolOptions::default())
+    }
+
+    fn connect_one_with(url: &DbUrl, options: &PoolOptions) -> Result<DbConn, DbError> {
         if let DbUrl::SqliteFile(path) = url {
             create_parent_dir(path).map_err(|e| {
                 DbError::Connect(format!(
@@ -254,34 +431,91 @@ impl Db {
                 ))
             })?;
         }
-        let manager = DbManager { url: url.clone() };
-        r2d2::ManageConnection::connect(&manager).map_err(|e| connect_error(url, &e))
+        let manager = DbManager {
+            url: url.clone(),
+            options: options.clone(),
+        };
+        manager.connect_conn().map_err(|e| connect_error(url, &e))
     }
 
     /// A pooled connection for synchronous callers (CLI, start-up, background tasks
     /// already on a blocking thread).
     pub fn get(&self) -> Result<r2d2::PooledConnection<DbManager>, DbError> {
+        if self.health.is_down() {
+            return Err(DbError::Unavailable);
+        }
         self.pool.get().map_err(DbError::Pool)
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, keeping the
     /// caller's tracing span. Checkout happens there too, since it may block.
+    ///
+    /// Bounded: the caller gets [`DbError::TimedOut`] after the checkout timeout plus the
+    /// statement timeout even when the database is frozen, and [`DbError::Unavailable`] at
+    /// once while the breaker is open (see [`health`]).
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + Send + 'static,
+        E: From<DbError> + StoreFailure + Send + 'static,
     {
-        let pool = self.pool.clone();
+        self.run_within(self.request_limit, f).await
+    }
+
+    /// [`Db::run`] with a bound of its own (the readiness probe's is short).
+    pub async fn run_within<T, E, F>(&self, limit: Duration, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + StoreFailure + Send + 'static,
+    {
+        if self.health.is_down() {
+            return Err(DbError::Unavailable.into());
+        }
+        let deadline = Instant::now() + limit;
+        let (pool, health) = (self.pool.clone(), self.health.clone());
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
-                let mut conn = pool.get().map_err(DbError::Pool)?;
-                f(&mut conn)
+                // Waited in the queue past the caller's patience, or the database went
+                // down meanwhile: do not run work nobody waits for.
+                if Instant::now() >= deadline {
+                    return Err(DbError::TimedOut.into());
+                }
+                if health.is_down() {
+                    return Err(DbError::Unavailable.into());
+                }
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let mut conn = match pool.get_timeout(wait.min(pool.connection_timeout())) {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        let err = DbError::Pool(err);
+                        health.trip(&pool, &err);
+                        return Err(err.into());
+                    }
+                };
+                let result = f(&mut conn);
+                if let Err(err) = &result
+                    && let Some(db_err) = err.store_error()
+                {
+                    if db_err.is_outage() {
+                        conn.discard();
+                        health.trip(&pool, db_err);
+                    } else if db_err.is_write_refused() {
+                        health.note_write_failure();
+                    }
+                }
+                result
             })
-        })
-        .await
-        .map_err(|_| E::from(DbError::Canceled))?
+        });
+        match tokio::time::timeout_at(deadline.into(), task).await {
+            Ok(joined) => joined.map_err(|_| E::from(DbError::Canceled))?,
+            Err(_) => {
+                let err = DbError::TimedOut;
+                self.health.trip(&self.pool, &err);
+                Err(err.into())
+            }
+        }
     }
 }
 
@@ -295,19 +529,65 @@ fn connect_error(url: &DbUrl, err: &diesel::r2d2::Error) -> DbError {
     DbError::Connect(format!("cannot connect to {}: {message}", url.describe()))
 }
 
+/// Creates the database's directory (owner-only, 0700, for the directories it makes) and
+/// the database file itself (0600) when missing, so that neither the data nor SQLite's
+/// `-wal`/`-shm` files (which take the database file's mode) are readable by others.
 fn create_parent_dir(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent),
-        _ => Ok(()),
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
     }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        // An empty file is an empty SQLite database.
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// `mkdir -p` whose new directories are 0700 (existing ones keep their mode).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Applies every pending migration of the connection's backend; returns how many ran.
 pub fn run_migrations(conn: &mut DbConn) -> Result<usize, DbError> {
     let applied = match conn {
-        DbConn::Postgres(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
+        DbConn::Postgres(c) => {
+            // A migration over a large table may run long: no statement timeout for it;
+            // the connection gets its own back afterwards.
+            #[derive(diesel::QueryableByName)]
+            struct Setting {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                value: String,
+            }
+            let previous =
+                diesel::sql_query("SELECT current_setting('statement_timeout') AS value")
+                    .get_result::<Setting>(c)?
+                    .value;
+            c.batch_execute("SET statement_timeout = 0")?;
+            let applied = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len());
+            c.batch_execute(&format!(
+                "SET statement_timeout = '{}'",
+                previous.replace('\'', "''")
+            ))?;
+            applied
+        }
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     };
     applied.map_err(|e| DbError::Migration(e.to_string()))
@@ -330,20 +610,30 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DbError>,
 {
-    enum Failure<E> {
-        Inner(E),
+    enum Failure {
+        Inner,
         Db(diesel::result::Error),
     }
-    impl<E> From<diesel::result::Error> for Failure<E> {
+    impl From<diesel::result::Error> for Failure {
         fn from(err: diesel::result::Error) -> Self {
             Self::Db(err)
         }
     }
-    conn.transaction(|conn| f(conn).map_err(Failure::Inner))
-        .map_err(|failure| match failure {
-            Failure::Inner(err) => err,
-            Failure::Db(err) => E::from(DbError::Query(err)),
+    let mut inner = None;
+    let result = conn.transaction(|conn| {
+        f(conn).map_err(|err| {
+            inner = Some(err);
+            Failure::Inner
         })
+    });
+    result.map_err(|failure| match (inner, failure) {
+        // When the rollback fails too (SQLite rolls back by itself on SQLITE_FULL and
+        // SQLITE_IOERR, then "cannot rollback - no transaction is active"), the use
+        // case's error is still the cause to report.
+        (Some(err), _) => err,
+        (None, Failure::Db(err)) => E::from(DbError::Query(err)),
+        (None, Failure::Inner) => E::from(DbError::Canceled),
+    })
 }
 
 /// Turns rows into domain values; the first damaged row fails the whole read.

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::HttpError;
 use super::extract::{ScopeInput, bearer_token, describable, header_str, json_body};
+use super::surface;
 use crate::app::AppState;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::oauth::KEYS_SCOPE;
@@ -32,20 +33,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .wrap(versioned())
             .app_data(web::PayloadConfig::new(16 * 1024))
-            .route("/me", web::get().to(get_me))
-            .route("/me", web::post().to(get_me))
-            .route("/keys", web::get().to(list_keys))
-            .route("/keys", web::post().to(post_key))
-            .route("/keys/list", web::post().to(list_keys))
-            .route("/keys/{id}", web::delete().to(delete_key))
-            .route("/keys/{id}/delete", web::post().to(delete_key))
-            .route("/keys/{id}/revoke", web::post().to(post_revoke_key))
-            .route("/challenges", web::get().to(list_challenges))
-            .route("/challenges/list", web::post().to(list_challenges))
-            .route("/challenges/{id}/deny", web::post().to(post_deny_challenge))
+            .route("/me", surface::get().to(get_me))
+            .route("/me", surface::post().to(get_me))
+            .route("/keys", surface::get().to(list_keys))
+            .route("/keys", surface::post().to(post_key))
+            .route("/keys/list", surface::post().to(list_keys))
+            .route("/keys/{id}", surface::delete().to(delete_key))
+            .route("/keys/{id}/delete", surface::post().to(delete_key))
+            .route("/keys/{id}/revoke", surface::post().to(post_revoke_key))
+            .route("/challenges", surface::get().to(list_challenges))
+            .route("/challenges/list", surface::post().to(list_challenges))
+            .route(
+                "/challenges/{id}/deny",
+                surface::post().to(post_deny_challenge),
+            )
             .route(
                 "/challenges/{id}/approve",
-                web::post().to(post_approve_challenge),
+                surface::post().to(post_approve_challenge),
             ),
     );
 }
@@ -59,7 +63,8 @@ pub fn check_version(req: &HttpRequest) -> Result<(), HttpError> {
             StatusCode::BAD_REQUEST,
             "unsupported_version",
             format!(
-                "Tollgate-Version {version:?} is not supported; supported: {}",
+                "Tollgate-Version {} is not supported; supported: {}",
+                crate::oauth::error::echo(version),
                 SUPPORTED_VERSIONS.join(", ")
             ),
         )),

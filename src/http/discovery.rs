@@ -26,9 +26,15 @@ pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3.2).
 pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    let scope_lists = state.db.run(db::clients::enabled_scopes).await?;
+    let scope_lists = match state.db.run(db::clients::enabled_scopes).await {
+        Ok(lists) => Some(lists),
+        // Everything but `scopes_supported` (RECOMMENDED only) is known without the
+        // database: answer with the rest, briefly cacheable, rather than 503.
+        Err(err) if err.is_unavailable() => None,
+        Err(err) => return Err(err.into()),
+    };
     let mut scopes: Vec<String> = Vec::new();
-    for list in &scope_lists {
+    for list in scope_lists.iter().flatten() {
         for token in list.tokens() {
             // Operator scopes are nobody else's business.
             if !scopes.contains(token) && !RESERVED_SCOPES.contains(&token.as_str()) {
@@ -43,7 +49,7 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ht
         ClientAuthMethod::ClientSecretBasic.as_str(),
         ClientAuthMethod::ClientSecretPost.as_str(),
     ];
-    let body = json!({
+    let mut body = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}{}", super::TOKEN_PATH),
         "jwks_uri": format!("{issuer}{}", super::JWKS_PATH),
@@ -58,10 +64,15 @@ pub async fn get_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Ht
         "scopes_supported": scopes,
         "access_token_signing_alg_values_supported": algorithms,
     });
+    let max_age = if scope_lists.is_some() {
+        "public, max-age=60"
+    } else {
+        if let Some(members) = body.as_object_mut() {
+            members.remove("scopes_supported");
+        }
+        "public, max-age=5"
+    };
     Ok(HttpResponse::Ok()
-        .insert_header((
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=60"),
-        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static(max_age)))
         .json(body))
 }

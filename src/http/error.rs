@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Value, json};
 
 use crate::db::DbError;
+pub use crate::oauth::error::rfc_text;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::service::accounts::AccountError;
 use crate::service::audit::AuditError;
@@ -91,7 +92,12 @@ impl std::fmt::Display for HttpError {
 /// The DbError split, in one place: transient failures are 503, anything else 500.
 fn store_failure(err: &DbError) -> (StatusCode, ErrorCode, &'static str) {
     if err.is_unavailable() {
-        tracing::warn!(error = %err, "database unavailable");
+        // While the breaker is open every request would log this: the breaker logs once.
+        if matches!(err, DbError::Unavailable) {
+            tracing::debug!(error = %err, "database unavailable");
+        } else {
+            tracing::warn!(error = %err, "database unavailable");
+        }
         (
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::TemporarilyUnavailable,
@@ -107,14 +113,11 @@ fn store_failure(err: &DbError) -> (StatusCode, ErrorCode, &'static str) {
     }
 }
 
+/// The one place error bodies are written: the description is forced into the RFC 6749
+/// §5.2 character set, whatever the message (see `oauth::error::rfc_text`).
 fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
-    no_store(&mut builder).json(json!({"error": code, "error_description": description}))
-}
-
-/// RFC 6750 §3: the challenge's quoted values may not hold `"` or `\`.
-fn quoted(text: &str) -> String {
-    text.replace(['"', '\\'], "'")
+    no_store(&mut builder).json(json!({"error": code, "error_description": rfc_text(description)}))
 }
 
 fn bearer_response(rejection: &BearerRejection) -> HttpResponse {
@@ -128,13 +131,16 @@ fn bearer_response(rejection: &BearerRejection) -> HttpResponse {
             StatusCode::UNAUTHORIZED,
             format!(
                 "Bearer realm=\"tollgate\", error=\"invalid_token\", error_description=\"{}\"",
-                quoted(why)
+                rfc_text(why)
             ),
             "invalid_token",
         ),
         BearerRejection::InsufficientScope(scope) => (
             StatusCode::FORBIDDEN,
-            format!("Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"{scope}\""),
+            format!(
+                "Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"{}\"",
+                rfc_text(scope)
+            ),
             "insufficient_scope",
         ),
     };
@@ -181,7 +187,8 @@ impl ResponseError for HttpError {
             }
             Self::Bearer(rejection) => bearer_response(rejection),
             Self::Api(err) => {
-                let mut body = json!({"error": err.code, "error_description": err.description});
+                let mut body =
+                    json!({"error": err.code, "error_description": rfc_text(&err.description)});
                 if let Some((name, value)) = &err.extra {
                     body[*name] = value.clone();
                 }
@@ -322,10 +329,6 @@ pub async fn get_only() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, HeaderValue::from_static("GET, HEAD")))
         .json(json!({"error": "invalid_request", "error_description": "this endpoint accepts GET only"}))
-}
-
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    HttpError::not_found(format!("no such endpoint: {}", req.path())).error_response()
 }
 
 /// Turns actix's JSON body errors into our 400/413 shape.
@@ -481,5 +484,69 @@ mod tests {
         let (_, _, body) = render(PairingRefusal::WrongCode { remaining: 2 }.into()).await;
         assert_eq!(body["error"], "invalid_code");
         assert_eq!(body["attempts_remaining"], 2);
+    }
+
+    /// Every message of the service error families, with hostile input where they echo
+    /// any, is within the RFC 6749 §5.2 character set as written; and whatever a message
+    /// holds, the rendered body and challenge are too.
+    #[actix_web::test]
+    async fn every_service_error_message_is_within_the_rfc_character_set() {
+        use crate::oauth::error::is_rfc_text;
+        use crate::service::access_tokens::TokenRejection;
+        use crate::service::api_keys::KeyRejection;
+        let hostile = "x\"y\\z\u{e9}\u{1}\n\u{7f}";
+        let written: Vec<String> = vec![
+            ClientError::NotFound(hostile.into()).to_string(),
+            AccountError::AccountNotFound(hostile.into()).to_string(),
+            AccountError::KeyNotFound(hostile.into()).to_string(),
+            AccountError::ChallengeNotFound(hostile.into()).to_string(),
+            AccountError::ChallengeNotPending(hostile.into()).to_string(),
+            AccountError::HandleTaken(hostile.into()).to_string(),
+            AuditError::UnknownAccount(hostile.into()).to_string(),
+            KeyServiceError::ConcurrentRotation.to_string(),
+            KeyServiceError::NoActiveKey.to_string(),
+            KeyServiceError::WrongMasterKey(hostile.into()).to_string(),
+            KeyRejection::Malformed.to_string(),
+            KeyRejection::Invalid.to_string(),
+            KeyRejection::AccountDisabled.to_string(),
+            TokenRejection::Malformed.to_string(),
+            TokenRejection::UnknownKey.to_string(),
+            TokenRejection::WrongType.to_string(),
+            TokenRejection::WrongAudience.to_string(),
+            BearerRejection::Missing.to_string(),
+            BearerRejection::InsufficientScope("admin").to_string(),
+            PairingRefusal::UnknownChallenge.to_string(),
+            PairingRefusal::WrongCode { remaining: 2 }.to_string(),
+            PairingRefusal::TooManyAttempts.to_string(),
+            PairingRefusal::Expired.to_string(),
+            PairingRefusal::AlreadyUsed.to_string(),
+            PairingRefusal::Denied.to_string(),
+            crate::oauth::error::echo(&hostile.repeat(20)),
+        ];
+        for message in &written {
+            assert!(is_rfc_text(message), "{message:?}");
+        }
+        // The safety net: free text (a library's message, say) is forced into the set.
+        let free_text: Vec<HttpError> = vec![
+            OAuthError::invalid_request(hostile).into(),
+            BearerRejection::InvalidToken(hostile.into()).into(),
+            HttpError::bad_request(hostile),
+            ClientError::Invalid(hostile.into()).into(),
+            AccountError::Invalid(hostile.into()).into(),
+            AccountError::HandleTaken(hostile.into()).into(),
+            PairingRefusal::WrongCode { remaining: 1 }.into(),
+        ];
+        for error in free_text {
+            let (_, headers, body) = render(error).await;
+            let description = body["error_description"].as_str().unwrap();
+            assert!(is_rfc_text(description), "{description:?}");
+            if let Some(challenge) = headers.get("www-authenticate") {
+                let challenge = challenge.to_str().unwrap();
+                // Each quoted value is within the set (the quotes themselves delimit).
+                for value in challenge.split('"').skip(1).step_by(2) {
+                    assert!(is_rfc_text(value), "{challenge}");
+                }
+            }
+        }
     }
 }

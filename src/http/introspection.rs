@@ -5,8 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{HttpError, no_store};
 use super::extract::{header_str, read_body_limited};
+use super::throttle::{AuthAttempt, throttled};
 use crate::app::AppState;
-use crate::oauth::{IntrospectionRequest, RevocationRequest};
+use crate::oauth::{IntrospectionCaller, IntrospectionRequest, RevocationRequest};
 use crate::service::{introspection, revocation};
 
 /// RFC 7009 §2.1; §2.2: 200 whether or not the token was valid.
@@ -21,11 +22,17 @@ pub async fn post_revoke(
         header_str(&req, header::AUTHORIZATION),
         &body,
     )?;
+    let attempt = match AuthAttempt::begin(&req, &state, Some(&request.credentials.client_id)) {
+        Ok(attempt) => attempt,
+        Err(wait) => return Ok(throttled(wait)),
+    };
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
-    state
-        .db
-        .run(move |conn| revocation::revoke(conn, &keys, &app.policy, &request, now))
-        .await?;
+    attempt.observe(
+        state
+            .db
+            .run(move |conn| revocation::revoke(conn, &keys, &app.policy, &request, now))
+            .await,
+    )?;
     Ok(no_store(&mut HttpResponse::Ok()).finish())
 }
 
@@ -41,12 +48,22 @@ pub async fn post_introspect(
         header_str(&req, header::AUTHORIZATION),
         &body,
     )?;
+    let client_id = match &request.caller {
+        IntrospectionCaller::Client(credentials) => Some(credentials.client_id.as_str()),
+        IntrospectionCaller::Bearer(_) => None,
+    };
+    let attempt = match AuthAttempt::begin(&req, &state, client_id) {
+        Ok(attempt) => attempt,
+        Err(wait) => return Ok(throttled(wait)),
+    };
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
-    let answer = state
-        .db
-        .run(move |conn| {
-            introspection::introspect(conn, &keys, &app.policy, &app.usage, &request, now)
-        })
-        .await?;
+    let answer = attempt.observe(
+        state
+            .db
+            .run(move |conn| {
+                introspection::introspect(conn, &keys, &app.policy, &app.usage, &request, now)
+            })
+            .await,
+    )?;
     Ok(no_store(&mut HttpResponse::Ok()).json(answer))
 }

@@ -10,7 +10,10 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod introspection;
+pub mod limits;
 pub mod pairing;
+pub mod surface;
+pub mod throttle;
 pub mod token;
 
 use actix_web::web;
@@ -57,5 +60,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::scope("/admin").configure(admin::routes))
     .configure(accounts::routes)
     .configure(pairing::routes)
-    .default_service(web::to(error::not_found));
+    .default_service(web::to(surface::fallback));
 }

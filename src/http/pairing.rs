@@ -12,6 +12,7 @@ use serde_json::json;
 use super::accounts::{check_version, versioned};
 use super::error::HttpError;
 use super::extract::{ScopeInput, header_str, json_body};
+use super::surface;
 use crate::app::AppState;
 use crate::app::rate_limit::{address_key, client_ip};
 use crate::service::pairing::{self, CHALLENGE_TTL_SECONDS};
@@ -21,8 +22,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/v1/auth")
             .wrap(versioned())
             .app_data(web::PayloadConfig::new(16 * 1024))
-            .route("/challenges", web::post().to(post_challenge))
-            .route("/api_keys", web::post().to(post_redeem_challenge)),
+            .route("/challenges", surface::post().to(post_challenge))
+            .route("/api_keys", surface::post().to(post_redeem_challenge)),
     );
 }
 

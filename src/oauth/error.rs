@@ -2,6 +2,38 @@
 
 use std::borrow::Cow;
 
+/// RFC 6749 §5.2 and RFC 6750 §3: `error_description` and challenge parameter values may
+/// only hold %x20-21 / %x23-5B / %x5D-7E. Maps anything else (`"`, `\\`, control
+/// characters, non-ASCII) to a safe stand-in; the one sanitiser, applied where errors are
+/// rendered, as a safety net behind messages that are written clean.
+pub fn rfc_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// True when `text` is within the RFC 6749 §5.2 `error_description` character set.
+pub fn is_rfc_text(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+/// User input echoed in an error message: in single quotes, at most 64 characters, and
+/// within the RFC character set (so it can never break out of a quoted header value).
+pub fn echo(input: &str) -> String {
+    const MAX: usize = 64;
+    let mut shown: String = input.chars().take(MAX).collect();
+    if input.chars().count() > MAX {
+        shown.push_str("...");
+    }
+    format!("'{}'", rfc_text(&shown))
+}
+
 /// The `error` codes Tollgate answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {

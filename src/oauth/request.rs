@@ -106,7 +106,8 @@ impl FormParams {
             values.push(value.into_owned());
             if values.len() > 1 && !repeatable {
                 return Err(OAuthError::invalid_request(format!(
-                    "parameter {name:?} was sent more than once"
+                    "parameter {} was sent more than once",
+                    super::error::echo(&name)
                 )));
             }
         }
@@ -157,7 +158,7 @@ impl TokenRequest {
             other => {
                 return Err(OAuthError::new(
                     ErrorCode::UnsupportedGrantType,
-                    format!("grant_type {other:?} is not supported"),
+                    format!("grant_type {} is not supported", super::error::echo(other)),
                 ));
             }
         };
@@ -180,7 +181,8 @@ fn parse_token_exchange(params: &FormParams) -> Result<Grant, OAuthError> {
         Some(super::TOKEN_TYPE_API_KEY) => {}
         Some(other) => {
             return Err(OAuthError::invalid_request(format!(
-                "subject_token_type {other:?} is not supported; use {}",
+                "subject_token_type {} is not supported; use {}",
+                super::error::echo(other),
                 super::TOKEN_TYPE_API_KEY
             )));
         }
@@ -231,7 +233,8 @@ pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthErro
             Ok(uri) if uri.fragment().is_none() => {}
             _ => {
                 return Err(OAuthError::invalid_target(format!(
-                    "resource {resource:?} must be an absolute URI without a fragment (RFC 8707 §2)"
+                    "resource {} must be an absolute URI without a fragment (RFC 8707 section 2)",
+                    super::error::echo(resource)
                 )));
             }
         }
@@ -572,5 +575,123 @@ mod tests {
             )),
             ErrorCode::InvalidScope
         );
+    }
+
+    /// RFC 6749 §5.2: every `error_description` the parsers can produce stays within
+    /// %x20-21 / %x23-5B / %x5D-7E, before any sanitising, whatever the input echoes. Drives
+    /// every failure path (checked by the list of messages below) with hostile input:
+    /// quotes, backslashes, control characters, non-ASCII, invalid UTF-8.
+    #[test]
+    fn every_error_description_is_within_the_rfc_character_set() {
+        use crate::oauth::error::is_rfc_text;
+        let hostile_basic = |id: &str| format!("Basic {}", STANDARD.encode(id));
+        let authorizations: Vec<Option<String>> = vec![
+            None,
+            Some("Bearer x\"y".into()),
+            Some("Digest \"é\"".into()),
+            Some("Basic !!!".into()),
+            Some(hostile_basic("no-colon\"\\")),
+            Some(format!(
+                "Basic {}",
+                STANDARD.encode([0xff, 0xfe, b':', b'x'])
+            )),
+            Some(basic("a%22%5C%C3%A9%01", "s")),
+            Some(basic("a", "%FF")),
+            Some(basic("a", "b")),
+        ];
+        let content_types = [
+            None,
+            Some("text/plain; charset=\"\u{e9}\""),
+            FORM,
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+        ];
+        let exchange = format!("grant_type={}", crate::oauth::GRANT_TOKEN_EXCHANGE);
+        let api_key = crate::oauth::TOKEN_TYPE_API_KEY;
+        let bodies: Vec<Vec<u8>> = [
+            String::new(),
+            "grant_type=pa%22ss%5Cw%C3%B6rd%01%0A".into(),
+            "grant_type=client_credentials&grant_type=x".into(),
+            "x%22%5C%C3%A9%07=1&x%22%5C%C3%A9%07=2".into(),
+            "grant_type=client_credentials&scope=a%22b%5C".into(),
+            "grant_type=client_credentials&scope=a%20%20b".into(),
+            "grant_type=client_credentials&scope=%20a".into(),
+            "grant_type=client_credentials&scope=r%C3%A9ad%01".into(),
+            "grant_type=client_credentials&resource=%22%5C%C3%A9%23frag".into(),
+            "grant_type=client_credentials&resource=https://a.example/%23f%22".into(),
+            "grant_type=client_credentials&audience=a%20%22b".into(),
+            "grant_type=client_credentials&client_secret=s".into(),
+            "grant_type=client_credentials&client_id=%22%5C&client_secret=s".into(),
+            "grant_type=client_credentials&client_id=x%22".into(),
+            exchange.clone(),
+            format!("{exchange}&subject_token=t"),
+            format!("{exchange}&subject_token=t&subject_token_type=%22%5C%C3%A9%00"),
+            format!("{exchange}&subject_token=t&subject_token_type={api_key}&actor_token=a"),
+            format!(
+                "{exchange}&subject_token=t&subject_token_type={api_key}&requested_token_type=%22"
+            ),
+            format!("{exchange}&subject_token=t&subject_token_type={api_key}&scope=%22"),
+            format!("{exchange}&subject_token=t&subject_token_type={api_key}&resource=%5C"),
+            "token=t".into(),
+            "token=t&client_id=a&client_secret=b".into(),
+            "token=t&token=u".into(),
+            "client_id=a".into(),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .chain([vec![0xff, b'=', 0xfe], b"token=%FF%FE".to_vec()])
+        .collect();
+        let mut seen: Vec<String> = Vec::new();
+        for content_type in content_types {
+            for authorization in &authorizations {
+                let auth = authorization.as_deref();
+                for body in &bodies {
+                    let errors = [
+                        TokenRequest::parse(content_type, auth, body).err(),
+                        RevocationRequest::parse(content_type, auth, body).err(),
+                        IntrospectionRequest::parse(content_type, auth, body).err(),
+                    ];
+                    for error in errors.into_iter().flatten() {
+                        assert!(
+                            is_rfc_text(&error.description),
+                            "{:?} for body {:?}",
+                            error.description,
+                            String::from_utf8_lossy(body)
+                        );
+                        if !seen.contains(&error.description.to_string()) {
+                            seen.push(error.description.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        // Every failure path of the parsers was driven.
+        for message in [
+            "the request body must be application/x-www-form-urlencoded",
+            "the request body is not valid UTF-8",
+            "was sent more than once",
+            "missing token",
+            "missing grant_type",
+            "grant_type 'pa'ss/w?rd?",
+            "missing subject_token",
+            "missing subject_token_type",
+            "subject_token_type ''/??' is not supported",
+            "delegation (actor_token) is not supported",
+            "requested_token_type must be",
+            "scope tokens must be separated by single spaces",
+            "contains a character RFC 6749 section 3.3 does not allow",
+            "must be an absolute URI without a fragment",
+            "audience must not contain spaces or control characters",
+            "client authentication is required",
+            "use one client authentication method",
+            "client_id in the body differs",
+            "client_secret was sent without client_id",
+            "unsupported client authentication scheme, use Basic",
+            "malformed HTTP Basic credentials",
+        ] {
+            assert!(
+                seen.iter().any(|d| d.contains(message)),
+                "no input produced {message:?}; seen: {seen:#?}"
+            );
+        }
     }
 }

@@ -40,8 +40,8 @@ impl Scope {
             }
             if let Some(bad) = token.bytes().find(|b| !is_scope_char(*b)) {
                 return Err(ScopeSyntaxError(format!(
-                    "scope token {token:?} contains a character RFC 6749 §3.3 does not allow ({:?})",
-                    char::from(bad)
+                    "scope token {} contains a character RFC 6749 section 3.3 does not allow (byte 0x{bad:02X})",
+                    super::error::echo(token)
                 )));
             }
             if !tokens.iter().any(|t| t == token) {

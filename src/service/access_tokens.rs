@@ -85,6 +85,14 @@ pub fn verify(
     }) {
         return Err(TokenRejection::WrongType);
     }
+    // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and we understand
+    // none (an empty list is invalid too).
+    if header.crit.is_some() {
+        return Err(TokenRejection::Invalid(
+            "the token has critical header extensions (crit) this server does not understand"
+                .into(),
+        ));
+    }
     let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
     let key = keys.verifying_key(kid).ok_or(TokenRejection::UnknownKey)?;
     if header.alg != key.algorithm.jwt_algorithm() {
@@ -103,7 +111,9 @@ pub fn verify(
     validation.validate_aud = false;
     validation.leeway = 0;
     let data = jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
-        .map_err(|e| TokenRejection::Invalid(e.to_string()))?;
+        // The library's message may quote the token's content: keep it in the RFC 6750
+        // character set, since it reaches `error_description` and the challenge.
+        .map_err(|e| TokenRejection::Invalid(crate::oauth::error::rfc_text(&e.to_string())))?;
     let claims = data.claims;
     if claims.exp <= now || claims.nbf > now {
         return Err(TokenRejection::Invalid(

@@ -17,15 +17,15 @@ const MAX_LABEL_LEN: usize = 100;
 /// Errors of the account, API key and pairing use cases.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("no account {0:?}")]
+    #[error("no account {}", crate::oauth::error::echo(.0))]
     AccountNotFound(String),
-    #[error("no API key {0:?}")]
+    #[error("no API key {}", crate::oauth::error::echo(.0))]
     KeyNotFound(String),
-    #[error("no pairing challenge {0:?}")]
+    #[error("no pairing challenge {}", crate::oauth::error::echo(.0))]
     ChallengeNotFound(String),
-    #[error("challenge {0:?} is no longer pending")]
+    #[error("challenge {} is no longer pending", crate::oauth::error::echo(.0))]
     ChallengeNotPending(String),
-    #[error("an account with handle {0:?} already exists")]
+    #[error("an account with handle {} already exists", crate::oauth::error::echo(.0))]
     HandleTaken(String),
     #[error("{0}")]
     Invalid(String),
@@ -137,7 +137,7 @@ pub fn create(
     let scopes = new.scopes;
     if let Some(reserved) = RESERVED_SCOPES.iter().find(|s| scopes.contains(s)) {
         return Err(AccountError::Invalid(format!(
-            "scope {reserved:?} is reserved for OAuth clients; API keys cannot carry it"
+            "scope '{reserved}' is reserved for OAuth clients; API keys cannot carry it"
         )));
     }
     let account = Account {

@@ -81,7 +81,7 @@ impl From<AuditEvent> for AuditView {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("no account with handle {0:?}")]
+    #[error("no account with handle {}", crate::oauth::error::echo(.0))]
     UnknownAccount(String),
     #[error(transparent)]
     Store(#[from] DbError),

@@ -18,7 +18,7 @@ const MAX_AUDIENCE_LEN: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no client with id {0:?}")]
+    #[error("no client with id {}", crate::oauth::error::echo(.0))]
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
@@ -121,7 +121,8 @@ fn validate_audiences(audiences: &[String]) -> Result<Vec<String>, ClientError> 
                 .any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(ClientError::Invalid(format!(
-                "audience {audience:?} must be 1 to {MAX_AUDIENCE_LEN} characters without spaces (an absolute URI is best)"
+                "audience {} must be 1 to {MAX_AUDIENCE_LEN} characters without spaces (an absolute URI is best)",
+                crate::oauth::error::echo(audience)
             )));
         }
         if !unique.contains(audience) {
@@ -149,7 +150,8 @@ fn validate_grant_types(grant_types: &[String]) -> Result<Vec<GrantType>, Client
         let grant = GrantType::parse(name).ok_or_else(|| {
             let supported: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
             ClientError::Invalid(format!(
-                "grant type {name:?} is not supported (supported: {})",
+                "grant type {} is not supported (supported: {})",
+                crate::oauth::error::echo(name),
                 supported.join(", ")
             ))
         })?;

@@ -24,6 +24,7 @@ pub mod second_factor;
 pub mod sessions;
 pub mod sign_in;
 pub mod signing_keys;
+mod store_failure;
 
 pub use error::{BearerRejection, ProtocolError};
 

@@ -23,6 +23,14 @@ pub enum KeyServiceError {
     NoActiveKey,
     #[error("another signing key rotation happened at the same moment; try again")]
     ConcurrentRotation,
+    /// The master key in use does not decrypt the keys already stored: writing a key
+    /// sealed under it would leave keys no server can load. Nothing was written.
+    #[error(
+        "the master key does not open the stored signing key {}; nothing was written \
+         (use the master key the existing keys were sealed with)",
+        crate::oauth::error::echo(.0)
+    )]
+    WrongMasterKey(String),
     #[error(transparent)]
     Store(#[from] DbError),
 }
@@ -107,12 +115,71 @@ enum When {
     IfNoActiveKey,
 }
 
-/// One rotation, in one transaction under the rotation lock: the active key retires (still
-/// published for `retired_grace` seconds), the pre-published `next` key (or an imported
-/// key) becomes active, a new `next` key is published for the following rotation, and the
-/// audit event is written. `when` is re-checked under the lock, so that instances racing on
-/// a schedule, or starting together on an empty database, rotate once. Returns the new
-/// active key's id, or `None` when there was nothing to do.
+/// How the new key starts signing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Announce before use: only a key already published as `next` becomes active; a new
+    /// key (generated or imported) is published as `next` and signs from the rotation after.
+    PrePublished,
+    /// The new key signs at once (resource servers fetch it on its first unknown `kid`).
+    Immediately,
+}
+
+/// Refuses a master key that does not open the keys already stored (the active and next
+/// keys, or else the newest one): every key must stay loadable by the servers.
+fn check_master_key(conn: &mut DbConn, master: &MasterKey) -> Result<(), KeyServiceError> {
+    let mut stored: Vec<SigningKeyRecord> = [KeyState::Active, KeyState::Next]
+        .into_iter()
+        .map(|state| db::keys::in_state(conn, state))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    if stored.is_empty() {
+        stored.extend(db::keys::list(conn)?.into_iter().take(1));
+    }
+    for key in &stored {
+        if master
+            .open(&key.sealed_private_key, key.kid.as_bytes())
+            .is_err()
+        {
+            return Err(KeyServiceError::WrongMasterKey(key.kid.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the pending `next` key one of `algorithm`: a `next` key of another algorithm has
+/// never signed anything, so it is replaced.
+fn publish_next(
+    conn: &mut DbConn,
+    master: &MasterKey,
+    algorithm: SigningAlgorithm,
+    fresh: &(SigningKey, Vec<u8>),
+    now: i64,
+) -> Result<(), DbError> {
+    if let Some(next) = db::keys::in_state(conn, KeyState::Next)? {
+        if next.algorithm == algorithm {
+            return Ok(());
+        }
+        db::keys::delete_next(conn)?;
+    }
+    insert_sealed(conn, master, &fresh.0, &fresh.1, KeyState::Next, now)
+}
+
+/// One rotation, in one transaction under the rotation lock, after checking that the
+/// master key opens the stored keys. The key lifecycle is next → active → retired:
+/// - pre-published (the default): the published `next` key becomes active, the active key
+///   retires (still published for `retired_grace` seconds) and a new `next` key of
+///   `algorithm` is published, so a change of algorithm takes effect one rotation later.
+///   With no `next` key to promote, a new one is only published. An imported key replaces
+///   the pending `next` key instead.
+/// - immediately (or on first start, with no active key): the new key (generated or
+///   imported) becomes active at once, and the `next` key is kept if it is of `algorithm`.
+///
+/// `when` is re-checked under the lock, so that instances racing on a schedule, or starting
+/// together on an empty database, rotate once. Returns the id of the new key (active, or
+/// `next` when only one was published), or `None` when there was nothing to do.
 #[expect(
     clippy::too_many_arguments,
     reason = "one private function behind four entry points"
@@ -126,9 +193,10 @@ fn rotate_with(
     now: i64,
     imported: Option<(SigningKey, Vec<u8>)>,
     when: When,
+    activation: Activation,
 ) -> Result<Option<String>, KeyServiceError> {
     // Key generation is CPU work: do it before taking the lock.
-    let (fresh_next, fresh_next_der) = SigningKey::generate(algorithm)?;
+    let fresh_next = SigningKey::generate(algorithm)?;
     let (fresh_active, fresh_active_der) = SigningKey::generate(algorithm)?;
     let result = db::transaction(conn, |conn| {
         // A scheduled rotation skips when another instance is at it; others wait their turn.
@@ -146,21 +214,28 @@ fn rotate_with(
         if skip {
             return Ok(None);
         }
+        check_master_key(conn, master)?;
+        // With no active key there is nothing to announce the new key before.
+        let immediately = activation == Activation::Immediately || active.is_none();
         let next = db::keys::in_state(conn, KeyState::Next)?;
-        db::keys::retire_active(conn, now, now + retired_grace)?;
-        let (new_kid, active_algorithm, how) = match (imported, next) {
-            (Some((key, der)), _) => {
+        let (new_kid, new_algorithm, how) = match (imported, immediately) {
+            (Some((key, der)), true) => {
+                db::keys::retire_active(conn, now, now + retired_grace)?;
                 insert_sealed(conn, master, &key, &der, KeyState::Active, now)?;
-                (key.kid().to_owned(), key.algorithm(), "imported")
+                publish_next(conn, master, algorithm, &fresh_next, now)?;
+                (
+                    key.kid().to_owned(),
+                    key.algorithm(),
+                    "imported and activated",
+                )
             }
-            (None, Some(next)) if next.algorithm == algorithm => {
-                db::keys::promote(conn, &next.kid, now)?;
-                (next.kid, algorithm, "promoted the pre-published key")
-            }
-            (None, _) => {
-                // No pre-published key of the wanted algorithm: the new key signs at once,
-                // and resource servers fetch it on its first unknown `kid`.
+            (Some((key, der)), false) => {
                 db::keys::delete_next(conn)?;
+                insert_sealed(conn, master, &key, &der, KeyState::Next, now)?;
+                (key.kid().to_owned(), key.algorithm(), "imported as next")
+            }
+            (None, true) => {
+                db::keys::retire_active(conn, now, now + retired_grace)?;
                 insert_sealed(
                     conn,
                     master,
@@ -169,28 +244,40 @@ fn rotate_with(
                     KeyState::Active,
                     now,
                 )?;
+                publish_next(conn, master, algorithm, &fresh_next, now)?;
                 (fresh_active.kid().to_owned(), algorithm, "generated")
             }
+            (None, false) => match next {
+                Some(next) => {
+                    db::keys::retire_active(conn, now, now + retired_grace)?;
+                    db::keys::promote(conn, &next.kid, now)?;
+                    publish_next(conn, master, algorithm, &fresh_next, now)?;
+                    (next.kid, next.algorithm, "promoted the pre-published key")
+                }
+                None => {
+                    publish_next(conn, master, algorithm, &fresh_next, now)?;
+                    (
+                        fresh_next.0.kid().to_owned(),
+                        algorithm,
+                        "published a next key",
+                    )
+                }
+            },
         };
-        if db::keys::in_state(conn, KeyState::Next)?.is_none() {
-            insert_sealed(
-                conn,
-                master,
-                &fresh_next,
-                &fresh_next_der,
-                KeyState::Next,
-                now,
-            )?;
-        }
-        let action = if how == "imported" {
+        let action = if how.starts_with("imported") {
             "signing_key.imported"
         } else {
             "signing_key.rotated"
         };
         let details = json!({
-            "active": new_kid,
-            "retired": active.as_ref().map(|k| k.kid.as_str()),
-            "algorithm": active_algorithm.as_str(),
+            "key": new_kid,
+            "active": db::keys::in_state(conn, KeyState::Active)?.map(|k| k.kid),
+            "next": db::keys::in_state(conn, KeyState::Next)?.map(|k| k.kid),
+            "retired": active
+                .as_ref()
+                .filter(|_| !matches!(how, "imported as next" | "published a next key"))
+                .map(|k| k.kid.as_str()),
+            "algorithm": new_algorithm.as_str(),
             "how": how,
         });
         audit::record(
@@ -235,6 +322,7 @@ fn rotate_to_view(
         now,
         None,
         when,
+        Activation::PrePublished,
     );
     match rotated {
         Ok(Some(kid)) => Ok(Some(view_of(conn, &kid, now)?)),
@@ -265,6 +353,7 @@ pub fn ensure_signing_key(
         );
     }
     if !published.iter().any(|k| k.state == KeyState::Next) {
+        check_master_key(conn, master)?;
         let (next, der) = SigningKey::generate(algorithm)?;
         match insert_sealed(conn, master, &next, &der, KeyState::Next, now) {
             Err(DbError::Query(e)) if db::is_unique_violation(&e) => {}
@@ -274,7 +363,8 @@ pub fn ensure_signing_key(
     Ok(None)
 }
 
-/// Rotates now (CLI, admin API).
+/// Rotates now (CLI, admin API); see `rotate_with` for what `activation` does. Returns the
+/// new key's view: the new active key, or the new `next` key when there was none to promote.
 pub fn rotate(
     conn: &mut DbConn,
     actor: &Actor,
@@ -282,6 +372,7 @@ pub fn rotate(
     algorithm: SigningAlgorithm,
     retired_grace: i64,
     now: i64,
+    activation: Activation,
 ) -> Result<KeyView, KeyServiceError> {
     let kid = rotate_with(
         conn,
@@ -292,6 +383,7 @@ pub fn rotate(
         now,
         None,
         When::Now,
+        activation,
     )?
     .ok_or(KeyServiceError::ConcurrentRotation)?;
     view_of(conn, &kid, now)
@@ -322,8 +414,10 @@ pub fn rotate_if_due(
     )
 }
 
-/// Imports a PEM private key (the way to sign with RS256, which ring cannot generate) and
-/// makes it the active key.
+/// Imports a PEM private key (the way to sign with RS256, which ring cannot generate): as
+/// the `next` key (published now, active from the next rotation), or active at once with
+/// [`Activation::Immediately`].
+#[expect(clippy::too_many_arguments, reason = "the CLI's import options")]
 pub fn import_pem(
     conn: &mut DbConn,
     actor: &Actor,
@@ -332,6 +426,7 @@ pub fn import_pem(
     pem: &str,
     retired_grace: i64,
     now: i64,
+    activation: Activation,
 ) -> Result<KeyView, KeyServiceError> {
     let der = SigningKey::der_from_pem(pem)?;
     let key = SigningKey::from_private_der(algorithm, &der)?;
@@ -349,6 +444,7 @@ pub fn import_pem(
         now,
         Some((key, der)),
         When::Now,
+        activation,
     )?
     .ok_or(KeyServiceError::ConcurrentRotation)?;
     view_of(conn, &kid, now)

@@ -193,7 +193,15 @@ async fn a_failed_audit_write_leaves_neither_change_nor_audit_row(backend: Backe
         "api_keys::revoke",
     );
     assert_audit_down(
-        signing_keys::rotate(&mut conn, &actor, &master, SigningAlgorithm::ES256, 60, now),
+        signing_keys::rotate(
+            &mut conn,
+            &actor,
+            &master,
+            SigningAlgorithm::ES256,
+            60,
+            now,
+            signing_keys::Activation::PrePublished,
+        ),
         "signing_keys::rotate",
     );
 

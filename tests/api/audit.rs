@@ -106,13 +106,14 @@ async fn signing_key_rotation_and_import_are_audited(backend: Backend) {
         "RS256",
         "--pem",
         pem,
+        "--immediately",
         "--json",
     ]);
     let kid = imported["kid"].as_str().unwrap();
     assert_eq!(imported["algorithm"], "RS256");
     let events = events_since(&app, seq);
     assert_one_key_event(&events, "signing_key.imported", "cli", kid, &old);
-    assert_eq!(events[0].details["how"], "imported");
+    assert_eq!(events[0].details["how"], "imported and activated");
 
     // A refused import records nothing.
     let seq = last_seq(&app);

@@ -83,11 +83,21 @@ async fn browser(driver: &Driver) -> Client {
                      "--window-size=1280,900", "--lang=en-US"],
         }),
     );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&driver.url)
         .await
-        .expect("a Chromium session")
+        .expect("a Chromium session");
+    // Finding an element waits for it to appear (pages load after a click returns).
+    client
+        .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+            None,
+            None,
+            Some(Duration::from_secs(10)),
+        ))
+        .await
+        .unwrap();
+    client
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -120,6 +130,23 @@ async fn click(client: &Client, css: &str) {
 
 async fn path_of(client: &Client) -> String {
     client.current_url().await.unwrap().path().to_owned()
+}
+
+/// Waits (up to 10 s) until the browser shows `path`: a click on a submit button returns
+/// before the form's answer has arrived.
+async fn wait_for_path(client: &Client, path: &str) {
+    for _ in 0..200 {
+        if path_of(client).await == path {
+            // The URL changes when the answer starts; let the document finish.
+            client.find(Locator::Css("main")).await.unwrap();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the browser did not reach {path}; it shows {}",
+        path_of(client).await
+    );
 }
 
 async fn me(app: &TestApp, key: &str) -> u16 {
@@ -161,7 +188,7 @@ async fn person_path(app: &TestApp, client: &Client) {
     fill(client, "password", PASSWORD).await;
     fill(client, "confirm", PASSWORD).await;
     click(client, "form button[type=submit]").await;
-    assert_eq!(path_of(client).await, "/console/keys");
+    wait_for_path(client, "/console/keys").await;
     snap(client, "03-keys-empty").await;
 
     // Create a key: shown once, with a Copy button (the script is allowed by the CSP).
@@ -198,6 +225,7 @@ async fn person_path(app: &TestApp, client: &Client) {
     assert_eq!(me_body["scopes"], json!(["read"]), "{me_body}");
 
     click(client, "a.button").await;
+    client.find(Locator::Id("name")).await.unwrap();
     let listed = client.source().await.unwrap();
     assert!(listed.contains("deploy script"), "the new key is listed");
     snap(client, "05-keys-list").await;
@@ -241,6 +269,7 @@ async fn person_path(app: &TestApp, client: &Client) {
         .unwrap();
     snap(client, "07-authorize-app").await;
     click(client, "form input[value=approve] ~ button").await;
+    client.find(Locator::Css("main .notice.ok")).await.unwrap();
     snap(client, "08-app-approved").await;
     let checked: serde_json::Value = app
         .http
@@ -266,6 +295,8 @@ async fn person_path(app: &TestApp, client: &Client) {
         .unwrap();
     snap(client, "09-revoke-confirm").await;
     click(client, "form button.danger").await;
+    wait_for_path(client, "/console/keys").await;
+    assert!(client.source().await.unwrap().contains("Key revoked"));
     assert_eq!(me(app, &key).await, 401);
     snap(client, "10-key-revoked").await;
 
@@ -284,4 +315,84 @@ async fn person_path(app: &TestApp, client: &Client) {
         .unwrap();
     snap(client, "12-keys-phone").await;
     assert_eq!(overflow, json!(false), "no horizontal scrolling on a phone");
+}
+
+#[tokio::test]
+async fn an_operator_creates_a_client_in_chromium() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let client = browser(&driver).await;
+    let outcome = operator_path(&app, &client).await;
+    client.close().await.unwrap();
+    outcome
+}
+
+async fn operator_path(app: &TestApp, client: &Client) {
+    let link = account_with_invite(app, "olga", "read", &["--operator"]);
+    client.goto(&app.url(&link)).await.unwrap();
+    fill(client, "password", PASSWORD).await;
+    fill(client, "confirm", PASSWORD).await;
+    click(client, "form button[type=submit]").await;
+    wait_for_path(client, "/console/keys").await;
+
+    client
+        .goto(&app.url("/console/operator/clients"))
+        .await
+        .unwrap();
+    snap(client, "20-operator-clients").await;
+    fill(client, "name", "billing service").await;
+    fill(client, "scopes", "read write").await;
+    click(
+        client,
+        "form[action='/console/operator/clients'] button[type=submit]",
+    )
+    .await;
+    let id = client
+        .find(Locator::Id("client-id"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = client
+        .find(Locator::Id("client-secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    snap(client, "21-operator-client-secret").await;
+
+    // The new client gets a token at once.
+    let token = app
+        .http
+        .post(app.url("/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+
+    client
+        .goto(&app.url("/console/operator/signing-keys"))
+        .await
+        .unwrap();
+    snap(client, "22-operator-signing-keys").await;
+    client
+        .goto(&app.url("/console/operator/accounts"))
+        .await
+        .unwrap();
+    snap(client, "23-operator-accounts").await;
+    client
+        .goto(&app.url("/console/operator/audit"))
+        .await
+        .unwrap();
+    let audit = client.source().await.unwrap();
+    assert!(audit.contains("client.created") && audit.contains("console:olga"));
+    snap(client, "24-operator-audit").await;
 }

@@ -100,9 +100,25 @@ async fn cli_key_rotation_reaches_the_running_server(backend: Backend) {
         .kid
         .unwrap();
 
+    // A change of algorithm goes through `next` like any key: the first rotation activates
+    // the pre-published ES256 key and publishes an EdDSA one, the second activates that.
+    let first = app.cli_json(&["signing-key", "rotate", "--algorithm", "EdDSA", "--json"]);
+    assert_eq!(first["algorithm"], "ES256");
+    assert_eq!(first["state"], "active");
+    let next: Vec<Value> = app
+        .cli_json(&["signing-key", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["state"] == "next")
+        .cloned()
+        .collect();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0]["algorithm"], "EdDSA");
     let rotated = app.cli_json(&["signing-key", "rotate", "--algorithm", "EdDSA", "--json"]);
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_eq!(rotated["algorithm"], "EdDSA");
+    assert_eq!(new_kid, next[0]["kid"], "the published key became active");
 
     let switched = eventually(5, || async {
         let token = app.access_token(&client, &[]).await;
@@ -135,6 +151,7 @@ async fn cli_key_rotation_reaches_the_running_server(backend: Backend) {
         .collect();
     assert!(states.contains(&(new_kid.as_str(), "active")));
     assert!(states.contains(&(old_kid.as_str(), "retired")));
+    assert!(states.contains(&(first["kid"].as_str().unwrap(), "retired")));
 }
 
 async fn restart_keeps_clients_and_keys(backend: Backend) {
@@ -278,6 +295,7 @@ async fn imported_rsa_key_signs_rs256_tokens(backend: Backend) {
         "RS256",
         "--pem",
         pem,
+        "--immediately",
         "--json",
     ]);
     assert_eq!(imported["algorithm"], "RS256");

@@ -483,7 +483,7 @@ async fn rotating_the_signing_key_reaches_jwks_and_new_tokens(backend: Backend) 
     let rotated = confirm(
         &olga,
         "/console/operator/signing-keys/rotate",
-        "The active key retires",
+        "the active key retires",
         &[],
     )
     .await;

@@ -519,6 +519,7 @@ async fn migrations_round_trip_and_models_load(backend: Backend) {
         SigningAlgorithm::ES256,
         60,
         now,
+        tollgate::service::signing_keys::Activation::PrePublished,
     )
     .unwrap();
     let ring = tollgate::service::signing_keys::load_ring(&mut conn, &master, now).unwrap();

@@ -216,9 +216,15 @@ async fn verifier_follows_key_rotation_and_introspection(backend: Backend) {
         .map(|jwk| jwk.common.key_id.expect("kid"))
         .collect();
 
-    // A key that was not pre-published (another algorithm): the verifier refetches the JWKS
-    // on the unknown kid.
-    let output = app.cli(&["signing-key", "rotate", "--algorithm", "EdDSA"]);
+    // A key that was not pre-published (an immediate rotation): the verifier refetches the
+    // JWKS on the unknown kid.
+    let output = app.cli(&[
+        "signing-key",
+        "rotate",
+        "--algorithm",
+        "EdDSA",
+        "--immediately",
+    ]);
     assert!(output.status.success());
     let switched = crate::helpers::eventually(5, || async {
         let token = app.access_token(&client, &[]).await;

@@ -57,8 +57,18 @@ impl std::fmt::Display for BearerRejection {
     }
 }
 
+/// RFC 6750 §3 / RFC 6749 §5.2: challenge values and `error_description` only hold
+/// %x20-21 / %x23-5B / %x5D-7E; anything else (quotes, backslashes, control characters,
+/// non-ASCII) is replaced.
 fn quoted(text: &str) -> String {
-    text.replace(['"', '\\'], "'")
+    text.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 impl ResponseError for BearerRejection {
@@ -83,7 +93,7 @@ impl ResponseError for BearerRejection {
                     "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
                     quoted(why)
                 )),
-                json!({"error": "invalid_token", "error_description": why}),
+                json!({"error": "invalid_token", "error_description": quoted(why)}),
             ),
             Some(VerifyError::InsufficientScope(missing)) => {
                 let scope = self.required.join(" ");
@@ -319,7 +329,9 @@ mod tests {
         let rejection = BearerRejection {
             realm: "api".into(),
             required: vec![],
-            error: Some(VerifyError::InvalidToken("bad \"kid\" \\".into())),
+            error: Some(VerifyError::InvalidToken(
+                "bad \"kid\" \\ \u{e9}\u{1}".into(),
+            )),
         };
         let response = rejection.error_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -327,7 +339,7 @@ mod tests {
         assert_eq!(
             challenge.and_then(|v| v.to_str().ok()),
             Some(
-                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"bad 'kid' '\""
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"bad 'kid' / ??\""
             )
         );
     }

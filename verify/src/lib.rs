@@ -309,6 +309,11 @@ impl Verifier {
         if !typ_ok {
             return Err(invalid("not an access token (typ must be at+jwt)"));
         }
+        // RFC 7515 §4.1.11: a `crit` header names extensions the verifier must understand;
+        // this one understands none, so any `crit` (even an empty one, itself invalid) fails.
+        if header.crit.is_some() {
+            return Err(invalid("the token has critical header extensions (crit)"));
+        }
         let kid = header
             .kid
             .ok_or_else(|| invalid("the token names no key (kid)"))?;

@@ -36,7 +36,18 @@ async fn post_rotate_key(
     );
     let key = state
         .db
-        .run(move |conn| signing_keys::rotate(conn, &actor, &master, algorithm, grace, now))
+        .run(move |conn| {
+            // Announce before use: the admin API has no immediate rotation.
+            signing_keys::rotate(
+                conn,
+                &actor,
+                &master,
+                algorithm,
+                grace,
+                now,
+                signing_keys::Activation::PrePublished,
+            )
+        })
         .await?;
     // This instance signs with the new key at once; others follow within a refresh interval.
     maintenance::reload_keys_if_changed(&state).await?;

@@ -139,7 +139,8 @@ fn grant_audience(
     }
     if let Some(denied) = requested.iter().find(|r| !allowed.contains(r)) {
         return Err(OAuthError::invalid_target(format!(
-            "the client may not request a token for {denied:?}"
+            "the client may not request a token for {}",
+            crate::oauth::error::echo(denied)
         )));
     }
     Ok(Audience::from_list(requested.to_vec()))

@@ -82,9 +82,10 @@ pub async fn get_rotate(person: Person) -> Result<HttpResponse, ConsoleError> {
         &person,
         NAV,
         "Rotate the signing key?".into(),
-        "The active key retires: it signs nothing more but stays published until the tokens \
-         it signed have expired. The published next key (or a new one) starts signing, and a \
-         new next key is published for the following rotation."
+        "The published next key starts signing and the active key retires: it signs nothing \
+         more but stays published until the tokens it signed have expired. A new next key is \
+         published for the following rotation. If no next key is published yet, this only \
+         publishes one, so resource servers see every key before it signs."
             .into(),
         "/console/operator/signing-keys/rotate".into(),
         "Rotate signing key",
@@ -104,7 +105,17 @@ async fn rotate(state: &AppState, actor: Actor) -> Result<KeyView, ConsoleError>
     );
     let key = state
         .db
-        .run(move |conn| signing_keys::rotate(conn, &actor, &master, algorithm, grace, now))
+        .run(move |conn| {
+            signing_keys::rotate(
+                conn,
+                &actor,
+                &master,
+                algorithm,
+                grace,
+                now,
+                signing_keys::Activation::PrePublished,
+            )
+        })
         .await?;
     maintenance::reload_keys_if_changed(state).await?;
     Ok(key)

@@ -1,0 +1,86 @@
+//! Throttling of failed client authentication at the OAuth endpoints (RFC 6749 §2.3.1):
+//! the count is kept by [`crate::app::rate_limit::AuthThrottle`]; this is the glue that
+//! checks it before the secret is looked at and counts the request when it fails.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::error::no_store;
+use super::extract::header_str;
+use crate::app::AppState;
+use crate::app::rate_limit::{address_key, client_ip};
+use crate::oauth::ErrorCode;
+use crate::service::ProtocolError;
+
+/// The `error` of a throttled request. RFC 6749 has no code for "too many attempts";
+/// `temporarily_unavailable` tells clients to retry later, and 429 with `Retry-After`
+/// says when.
+pub const THROTTLED_ERROR: ErrorCode = ErrorCode::TemporarilyUnavailable;
+
+/// The client's address as the limiters count it (IPv6 per /64; `X-Forwarded-For` only
+/// from trusted proxies).
+pub fn request_address(req: &HttpRequest, state: &AppState) -> String {
+    client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        header_str(req, header::HeaderName::from_static("x-forwarded-for")),
+        &state.settings.trusted_proxies,
+    )
+    .map(address_key)
+    .unwrap_or_default()
+}
+
+/// One client authentication attempt.
+pub struct AuthAttempt<'a> {
+    state: &'a AppState,
+    client_id: Option<String>,
+    address: String,
+}
+
+impl<'a> AuthAttempt<'a> {
+    /// `Err` holds how long to wait (answer [`throttled`]) when this client id from this
+    /// address, or this address, failed too often lately.
+    pub fn begin(
+        req: &HttpRequest,
+        state: &'a AppState,
+        client_id: Option<&str>,
+    ) -> Result<Self, Duration> {
+        let address = request_address(req, state);
+        state.auth_failures.check(client_id, &address)?;
+        Ok(Self {
+            state,
+            client_id: client_id.map(str::to_owned),
+            address,
+        })
+    }
+
+    /// Counts the attempt if client authentication failed; passes the result on.
+    pub fn observe<T>(&self, result: Result<T, ProtocolError>) -> Result<T, ProtocolError> {
+        if let Err(ProtocolError::OAuth(err)) = &result
+            && err.code == ErrorCode::InvalidClient
+        {
+            self.state
+                .auth_failures
+                .record_failure(self.client_id.as_deref(), &self.address);
+        }
+        result
+    }
+}
+
+/// 429 in RFC 6749 §5.2 shape, with `Retry-After` in whole seconds.
+pub fn throttled(wait: Duration) -> HttpResponse {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut builder = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS);
+    let mut response = no_store(&mut builder).json(json!({
+        "error": THROTTLED_ERROR.as_str(),
+        "error_description":
+            format!("too many failed client authentications; try again in {seconds} s"),
+    }));
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}

@@ -1,0 +1,333 @@
+//! Limits: request head and body timeouts, the connection cap, throttling of failed client
+//! authentication, owner-only data files, and a full SQLite database.
+
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, TestDb, form_encode, spawn_app_on, spawn_app_with};
+
+/// Sends `bytes` on a fresh connection, then reads until the server closes it (or
+/// `patience` passes). Returns what was read and how long it took.
+async fn raw_exchange(address: &str, bytes: &[u8], patience: Duration) -> (String, Duration) {
+    let host = address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).await.expect("connect");
+    let started = Instant::now();
+    stream.write_all(bytes).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(patience, stream.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "the server held the connection for {patience:?}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+fn json_body_of(answer: &str) -> Value {
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body.trim()).unwrap_or_else(|_| panic!("a JSON body in {answer:?}"))
+}
+
+#[tokio::test]
+async fn a_stalled_body_gets_a_json_408_within_the_body_timeout_while_others_are_served() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nrequest_body_timeout_ms = 600\nrequest_head_timeout_ms = 600\n",
+    )
+    .await;
+    let token = app.admin_token().await;
+    // Every way a handler reads a body: our own reader (token), `web::Bytes` (account
+    // API), `web::Json` (admin API, after its bearer check), and a chunked body.
+    let requests = [
+        "POST /oauth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=".to_owned(),
+        "POST /api/v1/keys HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":\"x".to_owned(),
+        format!("POST /admin/clients HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":\"x"),
+        "POST /oauth/introspect HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ntoken\r\n".to_owned(),
+    ];
+    let stalled: Vec<_> = requests
+        .iter()
+        .map(|request| {
+            let (address, request) = (app.address.clone(), request.clone());
+            tokio::spawn(async move {
+                raw_exchange(&address, request.as_bytes(), Duration::from_secs(10)).await
+            })
+        })
+        .collect();
+    // Meanwhile normal clients are served at once.
+    for _ in 0..5 {
+        let started = Instant::now();
+        let (status, _) = app.get_json("/health/live").await;
+        assert_eq!(status, 200);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    for (request, task) in requests.iter().zip(stalled) {
+        let (answer, took) = task.await.expect("stalled client");
+        let line = request.lines().next().unwrap_or_default().to_owned()
+            + if request.contains("chunked") {
+                " (chunked)"
+            } else {
+                ""
+            };
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{line}: expected 408, got {answer:?}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{line}: {answer:?}"
+        );
+        assert_eq!(json_body_of(&answer)["error"], "invalid_request", "{line}");
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+            "{line}: answered after {took:?}"
+        );
+    }
+    // A head that never ends is cut by the head timeout (actix's own 408, then close).
+    let (answer, took) = raw_exchange(
+        &app.address,
+        b"POST /oauth/token HTTP/1.1\r\nHost: t\r\nX-Slow",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    assert!(took < Duration::from_secs(3), "head held for {took:?}");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_and_are_then_served() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nmax_connections = 2\nrequest_head_timeout_ms = 1000\n",
+    )
+    .await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    // Two idle connections take every slot.
+    let idle = [
+        TcpStream::connect(&host).await.expect("connect"),
+        TcpStream::connect(&host).await.expect("connect"),
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .get(app.url("/health/live"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("served once a slot frees");
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 200);
+    // Served only after the idle connections timed out, not refused.
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+    drop(idle);
+}
+
+#[tokio::test]
+async fn failed_client_authentication_is_throttled_per_client_and_address() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n\
+         [limits]\nauth_failures_per_client_and_address = 3\nauth_failures_per_address = 6\n\
+         auth_failure_window_seconds = 60\n",
+    )
+    .await;
+    let victim = app.create_client("victim", "read", &[]);
+    let other = app.create_client("other", "read introspect", &[]);
+    let token_from = |address: &str, id: &str, secret: &str| {
+        app.http
+            .post(app.url("/oauth/token"))
+            .header("x-forwarded-for", address)
+            .basic_auth(form_encode(id), Some(form_encode(secret)))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let attacker = "198.51.100.66";
+    // Correct requests never count.
+    for _ in 0..10 {
+        let response = token_from(attacker, &other.id, &other.secret)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    for _ in 0..3 {
+        let response = token_from(attacker, &victim.id, "wrong").await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    // The pair is locked: even the right secret waits, so guessing gains nothing.
+    for secret in ["wrong", victim.secret.as_str()] {
+        let response = token_from(attacker, &victim.id, secret).await.unwrap();
+        assert_eq!(response.status(), 429);
+        let retry: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((50..=60).contains(&retry), "Retry-After {retry}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("try again")
+        );
+    }
+    // The victim from its own address is not locked out, and neither is another client
+    // from the attacker's address (under the per-address budget).
+    let response = token_from("203.0.113.10", &victim.id, &victim.secret)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = token_from(attacker, &other.id, &other.secret)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Failures at revocation and introspection count too; past the per-address budget
+    // the whole address waits.
+    for _ in 0..3 {
+        let response = app
+            .http
+            .post(app.url("/oauth/introspect"))
+            .header("x-forwarded-for", attacker)
+            .basic_auth(&other.id, Some("wrong"))
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let response = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .header("x-forwarded-for", attacker)
+        .basic_auth(&other.id, Some(&other.secret))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let response = token_from(attacker, &other.id, &other.secret)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let response = token_from("203.0.113.11", &other.id, &other.secret)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // IPv6 addresses count per /64.
+    for n in 0..6 {
+        let address = format!("2001:db8:7:7::{n:x}");
+        let id = if n < 3 { &victim.id } else { &other.id };
+        let response = token_from(&address, id, "wrong").await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let response = token_from("2001:db8:7:7:ffff::1", &other.id, &other.secret)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_database_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db_path = data.join("tollgate.db");
+    let overrides = tollgate::config::Overrides {
+        bind: Some("127.0.0.1:0".into()),
+        database_url: Some(format!("sqlite://{}", db_path.display())),
+        log_level: Some("warn".into()),
+        ..Default::default()
+    };
+    let settings = tollgate::config::Settings::from_parts(Default::default(), &overrides).unwrap();
+    let app = tollgate::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let handle = app.handle();
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700, "data directory");
+    assert_eq!(mode(&db_path), 0o600, "database file");
+    for suffix in ["-wal", "-shm"] {
+        let path = data.join(format!("tollgate.db{suffix}"));
+        assert_eq!(mode(&path), 0o600, "{suffix}");
+    }
+    assert_eq!(mode(&data.join("master.key")), 0o600, "master key");
+    handle.stop(true).await;
+}
+
+#[tokio::test]
+async fn a_full_sqlite_database_answers_503_and_readiness_says_so() {
+    let db = TestDb::new(Backend::Sqlite);
+    // Migrate once without a cap, then restart capped a few pages above the current size.
+    let first = spawn_app_on(db.clone(), "").await;
+    first.stop().await;
+    #[derive(diesel::QueryableByName)]
+    struct Pages {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        page_count: i64,
+    }
+    let pages = diesel::sql_query("PRAGMA page_count")
+        .get_result::<Pages>(&mut db.conn())
+        .unwrap()
+        .page_count;
+    let cap = ((pages + 4) * 4096).max(65_536);
+    let app = spawn_app_on(db, &format!("[database]\nsqlite_max_size_bytes = {cap}\n")).await;
+    let service = app.create_client("svc", "read", &[]);
+    let admin = app.admin_token().await;
+    let filler = "x".repeat(150);
+    let mut refused = None;
+    for n in 0..2_000 {
+        let response = app
+            .http
+            .post(app.url("/admin/clients"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"name": format!("{filler}{n}"), "scopes": "read"}))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            201 => continue,
+            status => {
+                refused = Some((status, response.json::<Value>().await.unwrap()));
+                break;
+            }
+        }
+    }
+    let (status, body) = refused.expect("the capped database fills up");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let (status, body) = app.get_json("/health/ready").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["database"], "refusing writes");
+    // Reads go on: tokens are issued, keys published.
+    let token = app.token(&service, &[]).await;
+    assert!(token["access_token"].is_string());
+    let (status, _) = app.get_json("/.well-known/jwks.json").await;
+    assert_eq!(status, 200);
+}
