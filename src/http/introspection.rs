@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{HttpError, no_store};
 use super::extract::{header_str, read_body_limited};
-use super::throttle::{AuthAttempt, throttled};
+use super::throttle::{AuthAttempt, Verdict, throttled};
 use crate::app::AppState;
 use crate::oauth::{IntrospectionCaller, IntrospectionRequest, RevocationRequest};
 use crate::service::{introspection, revocation};
@@ -22,18 +22,19 @@ pub async fn post_revoke(
         header_str(&req, header::AUTHORIZATION),
         &body,
     )?;
-    let attempt = match AuthAttempt::begin(&req, &state, Some(&request.credentials.client_id)) {
-        Ok(attempt) => attempt,
-        Err(wait) => return Ok(throttled(wait)),
-    };
+    let attempt = AuthAttempt::begin(&req, &state, Some(&request.credentials.client_id));
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
-    attempt.observe(
-        state
-            .db
-            .run(move |conn| revocation::revoke(conn, &keys, &app.policy, &request, now))
-            .await,
-    )?;
-    Ok(no_store(&mut HttpResponse::Ok()).finish())
+    let revoked = state
+        .db
+        .run(move |conn| revocation::revoke(conn, &keys, &app.policy, &request, now))
+        .await;
+    match attempt.observe(revoked) {
+        Verdict::Answer(revoked) => {
+            revoked?;
+            Ok(no_store(&mut HttpResponse::Ok()).finish())
+        }
+        Verdict::Throttled(wait) => Ok(throttled(wait)),
+    }
 }
 
 /// RFC 7662 §2.1 request, §2.2 response, §2.3 errors.
@@ -52,18 +53,16 @@ pub async fn post_introspect(
         IntrospectionCaller::Client(credentials) => Some(credentials.client_id.as_str()),
         IntrospectionCaller::Bearer(_) => None,
     };
-    let attempt = match AuthAttempt::begin(&req, &state, client_id) {
-        Ok(attempt) => attempt,
-        Err(wait) => return Ok(throttled(wait)),
-    };
+    let attempt = AuthAttempt::begin(&req, &state, client_id);
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
-    let answer = attempt.observe(
-        state
-            .db
-            .run(move |conn| {
-                introspection::introspect(conn, &keys, &app.policy, &app.usage, &request, now)
-            })
-            .await,
-    )?;
-    Ok(no_store(&mut HttpResponse::Ok()).json(answer))
+    let answer = state
+        .db
+        .run(move |conn| {
+            introspection::introspect(conn, &keys, &app.policy, &app.usage, &request, now)
+        })
+        .await;
+    match attempt.observe(answer) {
+        Verdict::Answer(answer) => Ok(no_store(&mut HttpResponse::Ok()).json(answer?)),
+        Verdict::Throttled(wait) => Ok(throttled(wait)),
+    }
 }

@@ -1,6 +1,13 @@
 //! Throttling of failed client authentication at the OAuth endpoints (RFC 6749 §2.3.1):
 //! the count is kept by [`crate::app::rate_limit::AuthThrottle`]; this is the glue that
-//! checks it before the secret is looked at and counts the request when it fails.
+//! counts failed attempts and answers 429 to the failures of a client id and address (or an
+//! address) that failed too often lately.
+//!
+//! Correct credentials always pass, throttled or not: otherwise anyone sharing an address
+//! (NAT, a proxy, an IPv6 /64) could lock everyone there out with a few wrong secrets, or
+//! lock a client out by spamming wrong secrets for its id. Checking a secret costs one
+//! indexed read and a constant-time compare; its 256 random bits make guessing pointless,
+//! and throttled guessers only ever see 429.
 
 use std::time::Duration;
 
@@ -38,35 +45,46 @@ pub struct AuthAttempt<'a> {
     state: &'a AppState,
     client_id: Option<String>,
     address: String,
+    /// How long this client id from this address (or the address) must wait, when it
+    /// failed too often lately.
+    blocked: Option<Duration>,
+}
+
+/// What to answer after the attempt.
+pub enum Verdict<T> {
+    /// The request's own answer (success, or an error that is not a failed authentication,
+    /// or the failure that reached the limit).
+    Answer(Result<T, ProtocolError>),
+    /// A failed authentication while throttled: 429 with `Retry-After`.
+    Throttled(Duration),
 }
 
 impl<'a> AuthAttempt<'a> {
-    /// `Err` holds how long to wait (answer [`throttled`]) when this client id from this
-    /// address, or this address, failed too often lately.
-    pub fn begin(
-        req: &HttpRequest,
-        state: &'a AppState,
-        client_id: Option<&str>,
-    ) -> Result<Self, Duration> {
+    pub fn begin(req: &HttpRequest, state: &'a AppState, client_id: Option<&str>) -> Self {
         let address = request_address(req, state);
-        state.auth_failures.check(client_id, &address)?;
-        Ok(Self {
+        let blocked = state.auth_failures.check(client_id, &address).err();
+        Self {
             state,
             client_id: client_id.map(str::to_owned),
             address,
-        })
+            blocked,
+        }
     }
 
-    /// Counts the attempt if client authentication failed; passes the result on.
-    pub fn observe<T>(&self, result: Result<T, ProtocolError>) -> Result<T, ProtocolError> {
+    /// Counts the attempt if client authentication failed; a failure while throttled is
+    /// answered 429, anything else passes on.
+    pub fn observe<T>(&self, result: Result<T, ProtocolError>) -> Verdict<T> {
         if let Err(ProtocolError::OAuth(err)) = &result
             && err.code == ErrorCode::InvalidClient
         {
             self.state
                 .auth_failures
                 .record_failure(self.client_id.as_deref(), &self.address);
+            if let Some(wait) = self.blocked {
+                return Verdict::Throttled(wait);
+            }
         }
-        result
+        Verdict::Answer(result)
     }
 }
 

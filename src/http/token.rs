@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{HttpError, no_store};
 use super::extract::{header_str, read_body_limited};
-use super::throttle::{AuthAttempt, throttled};
+use super::throttle::{AuthAttempt, Verdict, throttled};
 use crate::app::AppState;
 use crate::oauth::TokenRequest;
 use crate::service::grants;
@@ -23,16 +23,14 @@ pub async fn post_token(
         &body,
     )?;
     let client_id = request.credentials.as_ref().map(|c| c.client_id.as_str());
-    let attempt = match AuthAttempt::begin(&req, &state, client_id) {
-        Ok(attempt) => attempt,
-        Err(wait) => return Ok(throttled(wait)),
-    };
+    let attempt = AuthAttempt::begin(&req, &state, client_id);
     let app = state.clone();
-    let issued = attempt.observe(
-        state
-            .db
-            .run(move |conn| app.with_issuer(|issuer| grants::issue(conn, issuer, &request)))
-            .await,
-    )?;
-    Ok(no_store(&mut HttpResponse::Ok()).json(issued))
+    let issued = state
+        .db
+        .run(move |conn| app.with_issuer(|issuer| grants::issue(conn, issuer, &request)))
+        .await;
+    match attempt.observe(issued) {
+        Verdict::Answer(issued) => Ok(no_store(&mut HttpResponse::Ok()).json(issued?)),
+        Verdict::Throttled(wait) => Ok(throttled(wait)),
+    }
 }
