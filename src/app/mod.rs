@@ -31,7 +31,8 @@ pub struct AppState {
     pub clock: Clock,
     /// API key uses waiting to be written to `last_used_at`.
     pub usage: UsageTracker,
-    /// Limits on pairing challenge creation, per client address and per account.
+    /// Limits on pairing challenge creation, per client address and per account from one
+    /// address.
     pub pairing_by_address: RateLimiter,
     pub pairing_by_account: RateLimiter,
     /// Console sign-in attempts per client address (each account also has its own block,

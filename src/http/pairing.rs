@@ -76,7 +76,12 @@ async fn post_challenge(
     if let Err(wait) = state.pairing_by_address.check(&address) {
         return Ok(slow_down(wait));
     }
-    if let Err(wait) = state.pairing_by_account.check(&request.handle) {
+    // Per account *and* address: keyed by the account alone, anyone could keep an account's
+    // own apps from pairing by asking in its name every few minutes.
+    if let Err(wait) = state
+        .pairing_by_account
+        .check(&format!("{}|{address}", request.handle))
+    {
         return Ok(slow_down(wait));
     }
     let (app, now, started) = (state.clone(), state.now(), Instant::now());

@@ -1278,3 +1278,38 @@ both_backends!(
     denying_an_unknown_or_settled_challenge,
     pairing_takes_handles_of_up_to_forty_characters,
 );
+
+/// Someone asking in an account's name every few minutes cannot keep the account's own apps
+/// from pairing: the per-account limit counts per account and address.
+#[tokio::test]
+async fn asking_in_an_accounts_name_does_not_block_its_own_apps() {
+    let app = crate::helpers::spawn_app_with(
+        Backend::Sqlite,
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    )
+    .await;
+    create_account(&app, "fay", "read");
+    let ask_from = |address: &'static str| {
+        let app = &app;
+        async move {
+            app.http
+                .post(app.url("/v1/auth/challenges"))
+                .header("x-forwarded-for", address)
+                .json(&json!({"app_name": "x", "account": "fay", "scopes": ["read"]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(ask_from("198.51.100.7").await, 201);
+    }
+    assert_eq!(ask_from("198.51.100.7").await, 429);
+    assert_eq!(
+        ask_from("203.0.113.8").await,
+        201,
+        "the owner's app elsewhere"
+    );
+}
