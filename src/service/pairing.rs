@@ -264,7 +264,9 @@ pub fn create_challenge(
         id,
         account_id: Some(account.id.clone()),
         app_name: request.app_name.clone(),
-        scopes: request.scopes.clone(),
+        // What the key may carry is fixed now: who may see the code is decided on these,
+        // so an account gaining a scope later cannot widen the key beyond what they saw.
+        scopes: request.scopes.intersection(&account.scopes),
         failed_attempts: 0,
         status: ChallengeStatus::Pending,
         created_at: now,
@@ -275,7 +277,11 @@ pub fn create_challenge(
     };
     db::transaction(conn, |conn| {
         db::challenges::insert(conn, &challenge)?;
-        let details = json!({"app_name": request.app_name, "scopes": request.scopes.to_string()});
+        let details = json!({
+            "app_name": request.app_name,
+            "requested_scopes": request.scopes.to_string(),
+            "scopes": challenge.scopes.to_string(),
+        });
         audit::record(
             conn,
             &actor,

@@ -227,7 +227,8 @@ async fn pairing_flow_end_to_end(backend: Backend) {
     let pending = &listed["challenges"][0];
     assert_eq!(pending["id"], challenge.as_str());
     assert_eq!(pending["app_name"], "Photo Sync");
-    assert_eq!(pending["scopes"], json!(["read", "admin"]));
+    // What the key will carry: the requested scopes the account holds, fixed at creation.
+    assert_eq!(pending["scopes"], json!(["read"]));
     let code = pending["code"].as_str().unwrap().to_owned();
     assert!(code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()));
     let cli_list = app.cli_json(&["challenge", "list", "--account", "alice", "--json"]);
