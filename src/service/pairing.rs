@@ -48,7 +48,8 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// recomputed to be shown to those who may see it and to check a guess.
 pub struct Pairing {
     key: hmac::Key,
-    decoys: Mutex<HashMap<String, i32>>,
+    /// Decoy id → (wrong guesses, expiry).
+    decoys: Mutex<HashMap<String, (i32, i64)>>,
     /// How long storing a real challenge takes (a moving average, in microseconds), so
     /// that the answer for an unknown account can take about as long.
     write_cost_micros: AtomicU64,
@@ -151,17 +152,18 @@ impl Pairing {
             return MAX_CODE_ATTEMPTS;
         };
         if decoys.len() >= MAX_DECOYS && !decoys.contains_key(id) {
-            // Forget the decoys that have expired; if that is not enough, all of them (a
-            // forgotten decoy only gets its attempts back, and it can never succeed).
-            decoys.retain(|id, _| {
-                self.created_at(id)
-                    .is_some_and(|at| at + CHALLENGE_TTL_SECONDS > now)
-            });
-            if decoys.len() >= MAX_DECOYS {
+            // Forget the decoys that have expired; unless that frees a tenth of the table,
+            // all of them, so that a table full of live decoys is not swept on every new
+            // one (a forgotten decoy only gets its attempts back; it can never succeed).
+            decoys.retain(|_, (_, expires_at)| *expires_at > now);
+            if decoys.len() >= MAX_DECOYS - MAX_DECOYS / 10 {
                 decoys.clear();
             }
         }
-        let attempts = decoys.entry(id.to_owned()).or_insert(0);
+        let expires_at = self
+            .created_at(id)
+            .map_or(now, |at| at + CHALLENGE_TTL_SECONDS);
+        let (attempts, _) = decoys.entry(id.to_owned()).or_insert((0, expires_at));
         *attempts = attempts.saturating_add(1);
         *attempts
     }
@@ -169,7 +171,7 @@ impl Pairing {
     fn decoy_attempts(&self, id: &str) -> i32 {
         self.decoys
             .lock()
-            .map(|decoys| decoys.get(id).copied().unwrap_or(0))
+            .map(|decoys| decoys.get(id).map_or(0, |(attempts, _)| *attempts))
             .unwrap_or(MAX_CODE_ATTEMPTS)
     }
 }
