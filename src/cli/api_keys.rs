@@ -32,6 +32,14 @@ pub enum ApiKeyCommand {
     },
     /// Revoke at once; the key stays listed as revoked.
     Revoke { id: String },
+    /// A new secret under the same name, scopes and lifetime; the old key is revoked at
+    /// once and the new one printed once ("rotate regularly").
+    Regenerate {
+        id: String,
+        /// Print the new key as JSON (with `api_key`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete for good.
     Delete { id: String },
 }
@@ -84,6 +92,19 @@ pub fn run(conn: &mut DbConn, command: ApiKeyCommand) -> anyhow::Result<()> {
                         k.name
                     );
                 }
+            }
+        }
+        ApiKeyCommand::Regenerate { id, json } => {
+            let (view, secret) = api_keys::regenerate(conn, &actor, &id, Within::Any, now())?;
+            if json {
+                print_json(&with_secret_once(&view, "api_key", secret.expose()))?;
+            } else {
+                println!("id:      {}", view.id);
+                println!("name:    {}", view.name);
+                println!("api_key: {}", secret.expose());
+                println!(
+                    "\nThe old key {id} is revoked. Store the new key now: it cannot be shown again."
+                );
             }
         }
         ApiKeyCommand::Revoke { id } => {

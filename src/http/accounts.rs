@@ -41,6 +41,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/keys/{id}", surface::delete().to(delete_key))
             .route("/keys/{id}/delete", surface::post().to(delete_key))
             .route("/keys/{id}/revoke", surface::post().to(post_revoke_key))
+            .route(
+                "/keys/{id}/regenerate",
+                surface::post().to(post_regenerate_key),
+            )
             .route("/challenges", surface::get().to(list_challenges))
             .route("/challenges/list", surface::post().to(list_challenges))
             .route(
@@ -379,6 +383,25 @@ async fn delete_key(
         .run(move |conn| api_keys::delete(conn, &holder.actor(), &id, Within::Key(&holder), now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// "Rotate regularly": a new secret for the key `id` (same name, scopes and lifetime, never
+/// beyond the presenting key's), the old one revoked; the new key is shown once.
+async fn post_regenerate_key(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let holder = key_holder_only(&req, &body, &state, Some(KEYS_SCOPE)).await?;
+    let now = state.now();
+    let (view, secret) = state
+        .db
+        .run(move |conn| {
+            api_keys::regenerate(conn, &holder.actor(), &id, Within::Key(&holder), now)
+        })
+        .await?;
+    Ok(key_created(&view, &secret))
 }
 
 async fn post_revoke_key(

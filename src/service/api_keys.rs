@@ -411,11 +411,15 @@ pub fn regenerate(
                 old.status(now).as_str()
             )));
         }
-        let spec = KeySpec {
+        let mut spec = KeySpec {
             name: old.name.clone(),
             scopes: Some(old.effective_scopes(&account)),
             expires_in: old.expires_at.map(|expires_at| expires_at - old.created_at),
         };
+        // A key regenerating another gives it no later expiry than its own.
+        if let Within::Key(holder) = within {
+            spec = delegated_spec(holder, spec, now)?;
+        }
         let (view, secret) = create(conn, actor, &account, &spec, now)?;
         db::api_keys::revoke(conn, id, now)?;
         audit::record(

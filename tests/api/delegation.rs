@@ -548,3 +548,83 @@ both_backends!(
     junk_pairing_requests_do_not_count_against_the_limiters,
     the_guessing_budget_cannot_be_overdrawn_by_concurrent_guesses,
 );
+
+both_backends!(regenerating_through_the_api_cli_and_admin_keeps_delegation);
+
+async fn regenerating_through_the_api_cli_and_admin_keeps_delegation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_account(&app, "rex", "read write keys");
+    let (owner_id, owner) = create_key(&app, "rex", "read write keys", None);
+    let (nightly_id, nightly) = create_key(&app, "rex", "read", Some("86400"));
+    let (narrow_id, narrow) = create_key(&app, "rex", "keys", Some("600"));
+
+    // A key regenerates a key it covers: new secret, same name and scopes, old one revoked.
+    let (status, fresh) = with_key(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{nightly_id}/regenerate"),
+        &owner,
+    )
+    .await;
+    assert_eq!(status, 201, "{fresh}");
+    assert_eq!(fresh["scopes"], json!(["read"]));
+    let fresh_key = fresh["api_key"].as_str().unwrap();
+    assert_eq!(with_key(&app, "GET", "/api/v1/me", fresh_key).await.0, 200);
+    assert_eq!(with_key(&app, "GET", "/api/v1/me", &nightly).await.0, 401);
+
+    // A narrow key may not regenerate broader keys (403), and regenerating itself keeps its
+    // own lifetime at most.
+    let (status, _) = with_key(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{owner_id}/regenerate"),
+        &narrow,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, renewed) = with_key(
+        &app,
+        "POST",
+        &format!("/api/v1/keys/{narrow_id}/regenerate"),
+        &narrow,
+    )
+    .await;
+    assert_eq!(status, 201, "{renewed}");
+    let expires: chrono::DateTime<chrono::Utc> =
+        renewed["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(expires.timestamp() <= app.clock.now() + 600);
+
+    // The CLI and the admin API do the same.
+    let fresh_id = fresh["id"].as_str().unwrap().to_owned();
+    let regenerated = app.cli_json(&["api-key", "regenerate", &fresh_id, "--json"]);
+    assert_eq!(regenerated["name"], "k");
+    assert_eq!(with_key(&app, "GET", "/api/v1/me", fresh_key).await.0, 401);
+    let admin = app.admin_token().await;
+    let cli_key_id = regenerated["id"].as_str().unwrap();
+    let (status, by_admin, _) = send(
+        app.http
+            .post(app.url(&format!("/admin/accounts/rex/keys/{cli_key_id}/regenerate")))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(status, 201, "{by_admin}");
+    assert_eq!(
+        with_key(
+            &app,
+            "GET",
+            "/api/v1/me",
+            by_admin["api_key"].as_str().unwrap()
+        )
+        .await
+        .0,
+        200
+    );
+    let audit = app.cli_json(&["audit", "--account", "rex", "--json"]);
+    let regenerations = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "api_key.regenerated")
+        .count();
+    assert_eq!(regenerations, 4);
+}

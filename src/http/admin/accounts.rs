@@ -39,6 +39,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/accounts/{handle}/keys/{id}/revoke").route(web::post().to(post_revoke_key)),
     )
+    .service(
+        web::resource("/accounts/{handle}/keys/{id}/regenerate")
+            .route(web::post().to(post_regenerate_key)),
+    )
     .service(web::resource("/accounts/{handle}/challenges").route(web::get().to(list_challenges)));
 }
 
@@ -253,6 +257,21 @@ async fn owner_id(state: &web::Data<AppState>, handle: String) -> Result<String,
         .run(move |conn| accounts::by_handle(conn, &handle))
         .await?
         .id)
+}
+
+async fn post_regenerate_key(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, HttpError> {
+    let (handle, id) = path.into_inner();
+    let owner = owner_id(&state, handle).await?;
+    let (actor, now) = (admin.actor(), state.now());
+    let (view, secret) = state
+        .db
+        .run(move |conn| api_keys::regenerate(conn, &actor, &id, Within::Account(&owner), now))
+        .await?;
+    Ok(key_created(&view, &secret))
 }
 
 async fn post_revoke_key(

@@ -38,9 +38,9 @@ fn security_headers() -> DefaultHeaders {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // The app's half of MiAuth is an API call, not a page: JSON, no cookies.
-    cfg.route(
-        "/api/v1/app-sessions/{session}/check",
-        web::post().to(apps::post_check),
+    cfg.service(
+        web::resource("/api/v1/app-sessions/{session}/check")
+            .route(web::post().to(apps::post_check)),
     );
     cfg.service(
         web::scope("/console")
