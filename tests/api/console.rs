@@ -1117,3 +1117,28 @@ async fn apps_authorized_in_the_browser_collect_their_key_once(backend: Backend)
         );
     }
 }
+
+both_backends!(a_session_works_on_every_instance_and_ends_on_all);
+
+async fn a_session_works_on_every_instance_and_ends_on_all(backend: Backend) {
+    let db = crate::helpers::TestDb::new(backend);
+    let a = crate::helpers::spawn_app_on(db.clone(), "").await;
+    let b = crate::helpers::spawn_app_on(db.clone(), "").await;
+    let on_a = signed_in(&a, "pia", "read").await;
+    // The same browser (cookies are per host, not per port) on the other instance.
+    let on_b = Browser {
+        http: on_a.http.clone(),
+        base: b.address.clone(),
+    };
+    let keys = on_b.get("/console/keys").await;
+    assert_eq!(keys.status, StatusCode::OK, "signed in on b too");
+    // A key made on b is listed on a; signing out on b ends the session on a.
+    on_b.create_key("made on b", &["read"]).await;
+    assert!(on_a.get("/console/keys").await.body.contains("made on b"));
+    let csrf = on_b.get("/console/keys").await.csrf();
+    on_b.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        on_a.get("/console/keys").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
