@@ -116,6 +116,37 @@ async fn rotate_if_due(
 }
 
 /// Reloads the key ring when the key table changed. Returns whether it did.
+/// An operator's rotation (admin API, console), always announced before use as the CLI's
+/// default is; then this instance signs with the new key ring at once (others follow within
+/// their refresh interval).
+pub async fn rotate_now(
+    state: &AppState,
+    actor: crate::service::audit::Actor,
+) -> Result<KeyView, KeyServiceError> {
+    let (master, algorithm, grace, now) = (
+        state.master_key.clone(),
+        state.settings.signing_algorithm,
+        state.policy.retired_key_grace(),
+        state.now(),
+    );
+    let key = state
+        .db
+        .run(move |conn| {
+            signing_keys::rotate(
+                conn,
+                &actor,
+                &master,
+                algorithm,
+                grace,
+                now,
+                signing_keys::Activation::PrePublished,
+            )
+        })
+        .await?;
+    reload_keys_if_changed(state).await?;
+    Ok(key)
+}
+
 pub async fn reload_keys_if_changed(state: &AppState) -> Result<bool, KeyServiceError> {
     let keys = state.keys.clone();
     let master = state.master_key.clone();

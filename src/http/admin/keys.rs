@@ -27,29 +27,7 @@ async fn post_rotate_key(
     admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let (actor, master, algorithm, grace, now) = (
-        admin.actor(),
-        state.master_key.clone(),
-        state.settings.signing_algorithm,
-        state.policy.retired_key_grace(),
-        state.now(),
-    );
-    let key = state
-        .db
-        .run(move |conn| {
-            // Announce before use: the admin API has no immediate rotation.
-            signing_keys::rotate(
-                conn,
-                &actor,
-                &master,
-                algorithm,
-                grace,
-                now,
-                signing_keys::Activation::PrePublished,
-            )
-        })
-        .await?;
-    // This instance signs with the new key at once; others follow within a refresh interval.
-    maintenance::reload_keys_if_changed(&state).await?;
+    // Announce before use: the admin API has no immediate rotation.
+    let key = maintenance::rotate_now(&state, admin.actor()).await?;
     Ok(private_json(StatusCode::CREATED, key))
 }

@@ -203,12 +203,7 @@ pub async fn post_password(
         )
         .await;
     }
-    let password = form.password;
-    let hash = state
-        .password_work(move || passwords::hash_password(&password))
-        .await
-        .ok_or_else(|| ConsoleError::Internal("password hashing thread failed".into()))?
-        .map_err(|e| ConsoleError::Internal(format!("password hashing failed: {e}")))?;
+    let hash = super::auth::hash_new_password(&state, form.password).await?;
     let now = state.now();
     let (actor, session) = (person.actor(), person.session.clone());
     let account = person.account.clone();

@@ -223,6 +223,18 @@ pub(super) fn record_sign_in(
     )
 }
 
+/// Hashes a chosen password on the password threads (already checked against the policy).
+pub(super) async fn hash_new_password(
+    state: &AppState,
+    password: String,
+) -> Result<String, ConsoleError> {
+    state
+        .password_work(move || passwords::hash_password(&password))
+        .await
+        .ok_or_else(password_work_failed)?
+        .map_err(|e| ConsoleError::Internal(format!("password hashing failed: {e}")))
+}
+
 fn password_work_failed() -> ConsoleError {
     ConsoleError::Internal("the password hashing thread failed".into())
 }
@@ -408,12 +420,7 @@ pub async fn post_invite(
             Some(problem),
         ));
     }
-    let password = form.password;
-    let hash = state
-        .password_work(move || passwords::hash_password(&password))
-        .await
-        .ok_or_else(password_work_failed)?
-        .map_err(|e| ConsoleError::Internal(format!("password hashing failed: {e}")))?;
+    let hash = hash_new_password(&state, form.password).await?;
     let (browser, policy) = (browser_info(&req, &state), state.settings.console.sessions);
     let accepted = state
         .db

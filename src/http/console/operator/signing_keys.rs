@@ -8,7 +8,6 @@ use crate::app::{AppState, maintenance};
 use crate::http::console::error::ConsoleError;
 use crate::http::console::session::Person;
 use crate::http::console::{Chrome, csrf, human_time, ok_page, see_other};
-use crate::service::audit::Actor;
 use crate::service::signing_keys::{self, KeyView};
 
 const NAV: &str = "signing-keys";
@@ -94,33 +93,6 @@ pub async fn get_rotate(person: Person) -> Result<HttpResponse, ConsoleError> {
     )))
 }
 
-/// The one call that rotates, as the CLI and the admin API do; then this instance loads
-/// the new key ring at once (others follow within their refresh interval).
-async fn rotate(state: &AppState, actor: Actor) -> Result<KeyView, ConsoleError> {
-    let (master, algorithm, grace, now) = (
-        state.master_key.clone(),
-        state.settings.signing_algorithm,
-        state.policy.retired_key_grace(),
-        state.now(),
-    );
-    let key = state
-        .db
-        .run(move |conn| {
-            signing_keys::rotate(
-                conn,
-                &actor,
-                &master,
-                algorithm,
-                grace,
-                now,
-                signing_keys::Activation::PrePublished,
-            )
-        })
-        .await?;
-    maintenance::reload_keys_if_changed(state).await?;
-    Ok(key)
-}
-
 /// `POST /console/operator/signing-keys/rotate`
 pub async fn post_rotate(
     req: HttpRequest,
@@ -130,6 +102,6 @@ pub async fn post_rotate(
 ) -> Result<HttpResponse, ConsoleError> {
     person.operator()?;
     csrf::check(&req, &state, &person, &form.csrf)?;
-    rotate(&state, person.actor()).await?;
+    maintenance::rotate_now(&state, person.actor()).await?;
     Ok(see_other("/console/operator/signing-keys?done=rotated"))
 }
