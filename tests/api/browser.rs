@@ -332,10 +332,12 @@ async fn an_operator_creates_a_client_in_chromium() {
 async fn operator_path(app: &TestApp, client: &Client) {
     let link = account_with_invite(app, "olga", "read", &["--operator"]);
     client.goto(&app.url(&link)).await.unwrap();
+    snap(client, "18-operator-invite").await;
     fill(client, "password", PASSWORD).await;
     fill(client, "confirm", PASSWORD).await;
     click(client, "form button[type=submit]").await;
     wait_for_path(client, "/console/keys").await;
+    snap(client, "19-operator-keys").await;
 
     client
         .goto(&app.url("/console/operator/clients"))
