@@ -53,6 +53,7 @@ pub struct ServerSection {
     pub request_head_timeout_ms: u64,
     pub request_body_timeout_ms: u64,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerSection {
@@ -67,6 +68,7 @@ impl Default for ServerSection {
             request_head_timeout_ms: 5_000,
             request_body_timeout_ms: 10_000,
             max_connections: 1_000,
+            max_connections_per_address: 100,
         }
     }
 }
@@ -290,6 +292,8 @@ pub struct Settings {
     pub request_body_timeout: Duration,
     /// Concurrent connections, over all workers.
     pub max_connections: usize,
+    /// Concurrent connections per client address (IPv6 per /64); 0: no cap.
+    pub max_connections_per_address: usize,
     /// Failed client authentications tolerated per window.
     pub auth_throttle: AuthThrottleSettings,
     pub database_url: DbUrl,
@@ -370,6 +374,7 @@ impl Settings {
             request_head_timeout: server.request_head_timeout,
             request_body_timeout: server.request_body_timeout,
             max_connections: server.max_connections,
+            max_connections_per_address: server.max_connections_per_address,
             auth_throttle: auth_throttle(&file.limits)?,
             database_url,
             pool,
@@ -435,6 +440,7 @@ struct ServerSettings {
     request_head_timeout: Duration,
     request_body_timeout: Duration,
     max_connections: usize,
+    max_connections_per_address: usize,
 }
 
 impl ServerSettings {
@@ -491,6 +497,12 @@ impl ServerSettings {
                 "must be between 1 and 1000000",
             ));
         }
+        if section.max_connections_per_address > 1_000_000 {
+            return Err(invalid(
+                "server.max_connections_per_address",
+                "must be between 0 (no per-address cap) and 1000000",
+            ));
+        }
         Ok(Self {
             bind,
             issuer,
@@ -500,6 +512,7 @@ impl ServerSettings {
             request_head_timeout: Duration::from_millis(section.request_head_timeout_ms),
             request_body_timeout: Duration::from_millis(section.request_body_timeout_ms),
             max_connections: section.max_connections,
+            max_connections_per_address: section.max_connections_per_address,
         })
     }
 }
@@ -766,6 +779,31 @@ mod tests {
         assert_eq!(settings.rotation_period, Some(30 * 86_400));
         assert_eq!(settings.jwks_max_age(), 86_400);
         assert_eq!(settings.issuer, "https://auth.example.com");
+    }
+
+    #[test]
+    fn the_per_address_connection_cap_is_read_and_checked() {
+        let shipped: FileSettings = toml::from_str(include_str!("../config/default.toml")).unwrap();
+        assert_eq!(shipped.server.max_connections_per_address, 100);
+        let default = settings("", Overrides::default()).unwrap();
+        assert_eq!(default.max_connections_per_address, 100);
+        let off = settings(
+            "[server]\nmax_connections_per_address = 0\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(off.max_connections_per_address, 0);
+        let Err(err) = settings(
+            "[server]\nmax_connections_per_address = 1000001\n",
+            Overrides::default(),
+        ) else {
+            panic!("too large a cap is accepted");
+        };
+        assert!(
+            err.to_string()
+                .contains("server.max_connections_per_address"),
+            "{err}"
+        );
     }
 
     #[test]
