@@ -52,6 +52,7 @@ pub struct ServerSection {
     pub trusted_proxies: Vec<String>,
     pub request_head_timeout_ms: u64,
     pub request_body_timeout_ms: u64,
+    pub request_timeout_ms: u64,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
 }
@@ -67,6 +68,7 @@ impl Default for ServerSection {
             trusted_proxies: Vec::new(),
             request_head_timeout_ms: 5_000,
             request_body_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
             max_connections: 1_000,
             max_connections_per_address: 100,
         }
@@ -290,6 +292,8 @@ pub struct Settings {
     /// Time allowed to receive a request's head, and then its body.
     pub request_head_timeout: Duration,
     pub request_body_timeout: Duration,
+    /// From a request's head to the end of its answer (the connection watchdog's backstop).
+    pub request_timeout: Duration,
     /// Concurrent connections, over all workers.
     pub max_connections: usize,
     /// Concurrent connections per client address (IPv6 per /64); 0: no cap.
@@ -373,6 +377,7 @@ impl Settings {
             trusted_proxies: server.trusted_proxies,
             request_head_timeout: server.request_head_timeout,
             request_body_timeout: server.request_body_timeout,
+            request_timeout: server.request_timeout,
             max_connections: server.max_connections,
             max_connections_per_address: server.max_connections_per_address,
             auth_throttle: auth_throttle(&file.limits)?,
@@ -439,6 +444,7 @@ struct ServerSettings {
     max_body_bytes: usize,
     request_head_timeout: Duration,
     request_body_timeout: Duration,
+    request_timeout: Duration,
     max_connections: usize,
     max_connections_per_address: usize,
 }
@@ -491,6 +497,12 @@ impl ServerSettings {
                 return Err(invalid(key, "must be between 100 and 300000"));
             }
         }
+        if !(100..=3_600_000).contains(&section.request_timeout_ms) {
+            return Err(invalid(
+                "server.request_timeout_ms",
+                "must be between 100 and 3600000",
+            ));
+        }
         if !(1..=1_000_000).contains(&section.max_connections) {
             return Err(invalid(
                 "server.max_connections",
@@ -511,6 +523,7 @@ impl ServerSettings {
             max_body_bytes: section.max_body_bytes,
             request_head_timeout: Duration::from_millis(section.request_head_timeout_ms),
             request_body_timeout: Duration::from_millis(section.request_body_timeout_ms),
+            request_timeout: Duration::from_millis(section.request_timeout_ms),
             max_connections: section.max_connections,
             max_connections_per_address: section.max_connections_per_address,
         })

@@ -126,6 +126,7 @@ impl Application {
         let console_enabled = settings.console.enabled;
         let watch = crate::http::connection::WatchSettings {
             head_timeout: settings.request_head_timeout,
+            request_timeout: settings.request_timeout,
             max_per_address: settings.max_connections_per_address,
             trusted_proxies: settings.trusted_proxies.clone(),
             counts: Default::default(),

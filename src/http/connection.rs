@@ -8,7 +8,9 @@
 //! moment a response has been written), the next request's head must be complete within
 //! `server.request_head_timeout_ms`, or the socket is shut down. While a request is being
 //! handled its body is bounded by `server.request_body_timeout_ms` (see `limits`) and its
-//! database work by the database timeouts.
+//! database work by the database timeouts; as a backstop (a stuck handler, a client that
+//! does not read a large answer) the watchdog shuts the socket down when a request has
+//! taken `server.request_timeout_ms` from its head to the end of its answer.
 //!
 //! The cap: at most `server.max_connections_per_address` open connections per client
 //! address (IPv6 per /64), so one client cannot take every slot of `server.max_connections`.
@@ -39,6 +41,8 @@ struct WatchState {
     active: Cell<usize>,
     /// When the connection last became idle (accepted, or a response was written).
     idle_since: Cell<Instant>,
+    /// When the oldest request being handled started.
+    busy_since: Cell<Instant>,
     closed: Cell<bool>,
     wake: Notify,
 }
@@ -61,7 +65,11 @@ struct RequestMark(Rc<WatchState>);
 
 impl RequestMark {
     fn start(state: &Rc<WatchState>) -> Self {
+        if state.active.get() == 0 {
+            state.busy_since.set(Instant::now());
+        }
         state.active.set(state.active.get() + 1);
+        state.wake.notify_one();
         Self(state.clone())
     }
 }
@@ -122,6 +130,8 @@ impl Drop for AddressSlot {
 #[derive(Clone)]
 pub struct WatchSettings {
     pub head_timeout: Duration,
+    /// From a request's head to the end of its answer.
+    pub request_timeout: Duration,
     /// 0: no per-address cap.
     pub max_per_address: usize,
     pub trusted_proxies: Vec<IpAddr>,
@@ -191,6 +201,7 @@ pub fn on_connect(settings: &WatchSettings, connection: &dyn std::any::Any, data
     let state = Rc::new(WatchState {
         active: Cell::new(0),
         idle_since: Cell::new(Instant::now()),
+        busy_since: Cell::new(Instant::now()),
         closed: Cell::new(false),
         wake: Notify::new(),
     });
@@ -198,24 +209,37 @@ pub fn on_connect(settings: &WatchSettings, connection: &dyn std::any::Any, data
         state: state.clone(),
         _slot: slot,
     });
-    actix_web::rt::spawn(watch(state, socket, settings.head_timeout));
+    actix_web::rt::spawn(watch(
+        state,
+        socket,
+        settings.head_timeout,
+        settings.request_timeout,
+    ));
 }
 
-async fn watch(state: Rc<WatchState>, socket: std::net::TcpStream, head_timeout: Duration) {
+async fn watch(
+    state: Rc<WatchState>,
+    socket: std::net::TcpStream,
+    head_timeout: Duration,
+    request_timeout: Duration,
+) {
     loop {
         if state.closed.get() {
             return;
         }
-        if state.active.get() > 0 {
-            state.wake.notified().await;
-            continue;
-        }
-        let deadline = state.idle_since.get() + head_timeout;
+        let (deadline, why) = if state.active.get() > 0 {
+            (
+                state.busy_since.get() + request_timeout,
+                "a request was not answered within the request timeout",
+            )
+        } else {
+            (
+                state.idle_since.get() + head_timeout,
+                "no complete request head within the head timeout",
+            )
+        };
         if Instant::now() >= deadline {
-            tracing::debug!(
-                target: "tollgate::connection",
-                "closing a connection: no complete request head within the head timeout"
-            );
+            tracing::debug!(target: "tollgate::connection", "closing a connection: {why}");
             let _ = socket.shutdown(Shutdown::Both);
             return;
         }

@@ -291,6 +291,32 @@ async fn a_body_the_handler_does_not_read_does_not_hold_the_connection() {
     }
 }
 
+#[tokio::test]
+async fn a_request_not_answered_within_the_request_timeout_loses_its_connection() {
+    // The watchdog's backstop for a request that is being handled: here the body deadline
+    // (5 s) is set longer than the request timeout (700 ms), so the stalled body is cut by
+    // the watchdog, unanswered.
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nrequest_body_timeout_ms = 5000\nrequest_timeout_ms = 700\n",
+    )
+    .await;
+    let (answer, took) = raw_exchange(
+        &app.address,
+        b"POST /oauth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.is_empty(), "{answer:?}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    // Requests answered in time are not affected.
+    let (status, _) = app.get_json("/health/live").await;
+    assert_eq!(status, 200);
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn one_address_cannot_take_every_connection() {
