@@ -29,6 +29,7 @@ use std::time::Duration;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use actix_web::rt::net::TcpStream;
 use actix_web::web;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -138,42 +139,21 @@ pub struct WatchSettings {
     pub counts: AddressCounts,
 }
 
-/// A second handle on the accepted socket, to shut it down: the dispatcher then reads
-/// end-of-file and closes the connection.
-fn socket_handle(stream: &actix_web::rt::net::TcpStream) -> Option<std::net::TcpStream> {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsFd;
-        stream
-            .as_fd()
-            .try_clone_to_owned()
-            .ok()
-            .map(std::net::TcpStream::from)
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::io::AsSocket;
-        stream
-            .as_socket()
-            .try_clone_to_owned()
-            .ok()
-            .map(std::net::TcpStream::from)
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = stream;
-        None
-    }
+/// A second handle on the accepted socket, for the watchdog to shut it down later: the
+/// dispatcher then reads end-of-file and closes the connection.
+fn socket_handle(stream: &TcpStream) -> Option<socket2::Socket> {
+    socket2::SockRef::from(stream).try_clone().ok()
+}
+
+/// Shuts the accepted socket down now.
+fn shut_down(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
 }
 
 /// `HttpServer::on_connect`: starts the watchdog of a new connection, or closes it at once
 /// if its address is at the cap.
 pub fn on_connect(settings: &WatchSettings, connection: &dyn std::any::Any, data: &mut Extensions) {
-    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
-    let Some(socket) = socket_handle(stream) else {
-        tracing::warn!("cannot watch a new connection: its socket cannot be duplicated");
+    let Some(stream) = connection.downcast_ref::<TcpStream>() else {
         return;
     };
     let slot = match stream.peer_addr() {
@@ -191,12 +171,18 @@ pub fn on_connect(settings: &WatchSettings, connection: &dyn std::any::Any, data
                         peer = %peer.ip(),
                         "connection refused: too many open connections from this address"
                     );
-                    let _ = socket.shutdown(Shutdown::Both);
+                    shut_down(stream);
                     return;
                 }
             }
         }
         _ => None,
+    };
+    let Some(socket) = socket_handle(stream) else {
+        // Out of file descriptors: an unwatched connection could be held forever.
+        tracing::warn!("connection refused: its socket cannot be duplicated for its watchdog");
+        shut_down(stream);
+        return;
     };
     let state = Rc::new(WatchState {
         active: Cell::new(0),
@@ -219,7 +205,7 @@ pub fn on_connect(settings: &WatchSettings, connection: &dyn std::any::Any, data
 
 async fn watch(
     state: Rc<WatchState>,
-    socket: std::net::TcpStream,
+    socket: socket2::Socket,
     head_timeout: Duration,
     request_timeout: Duration,
 ) {
