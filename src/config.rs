@@ -52,7 +52,9 @@ pub struct ServerSection {
     pub trusted_proxies: Vec<String>,
     pub request_head_timeout_ms: u64,
     pub request_body_timeout_ms: u64,
+    pub request_timeout_ms: u64,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerSection {
@@ -66,7 +68,9 @@ impl Default for ServerSection {
             trusted_proxies: Vec::new(),
             request_head_timeout_ms: 5_000,
             request_body_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
             max_connections: 1_000,
+            max_connections_per_address: 100,
         }
     }
 }
@@ -288,8 +292,12 @@ pub struct Settings {
     /// Time allowed to receive a request's head, and then its body.
     pub request_head_timeout: Duration,
     pub request_body_timeout: Duration,
+    /// From a request's head to the end of its answer (the connection watchdog's backstop).
+    pub request_timeout: Duration,
     /// Concurrent connections, over all workers.
     pub max_connections: usize,
+    /// Concurrent connections per client address (IPv6 per /64); 0: no cap.
+    pub max_connections_per_address: usize,
     /// Failed client authentications tolerated per window.
     pub auth_throttle: AuthThrottleSettings,
     pub database_url: DbUrl,
@@ -369,7 +377,9 @@ impl Settings {
             trusted_proxies: server.trusted_proxies,
             request_head_timeout: server.request_head_timeout,
             request_body_timeout: server.request_body_timeout,
+            request_timeout: server.request_timeout,
             max_connections: server.max_connections,
+            max_connections_per_address: server.max_connections_per_address,
             auth_throttle: auth_throttle(&file.limits)?,
             database_url,
             pool,
@@ -434,7 +444,9 @@ struct ServerSettings {
     max_body_bytes: usize,
     request_head_timeout: Duration,
     request_body_timeout: Duration,
+    request_timeout: Duration,
     max_connections: usize,
+    max_connections_per_address: usize,
 }
 
 impl ServerSettings {
@@ -485,10 +497,22 @@ impl ServerSettings {
                 return Err(invalid(key, "must be between 100 and 300000"));
             }
         }
+        if !(100..=3_600_000).contains(&section.request_timeout_ms) {
+            return Err(invalid(
+                "server.request_timeout_ms",
+                "must be between 100 and 3600000",
+            ));
+        }
         if !(1..=1_000_000).contains(&section.max_connections) {
             return Err(invalid(
                 "server.max_connections",
                 "must be between 1 and 1000000",
+            ));
+        }
+        if section.max_connections_per_address > 1_000_000 {
+            return Err(invalid(
+                "server.max_connections_per_address",
+                "must be between 0 (no per-address cap) and 1000000",
             ));
         }
         Ok(Self {
@@ -499,7 +523,9 @@ impl ServerSettings {
             max_body_bytes: section.max_body_bytes,
             request_head_timeout: Duration::from_millis(section.request_head_timeout_ms),
             request_body_timeout: Duration::from_millis(section.request_body_timeout_ms),
+            request_timeout: Duration::from_millis(section.request_timeout_ms),
             max_connections: section.max_connections,
+            max_connections_per_address: section.max_connections_per_address,
         })
     }
 }
@@ -766,6 +792,31 @@ mod tests {
         assert_eq!(settings.rotation_period, Some(30 * 86_400));
         assert_eq!(settings.jwks_max_age(), 86_400);
         assert_eq!(settings.issuer, "https://auth.example.com");
+    }
+
+    #[test]
+    fn the_per_address_connection_cap_is_read_and_checked() {
+        let shipped: FileSettings = toml::from_str(include_str!("../config/default.toml")).unwrap();
+        assert_eq!(shipped.server.max_connections_per_address, 100);
+        let default = settings("", Overrides::default()).unwrap();
+        assert_eq!(default.max_connections_per_address, 100);
+        let off = settings(
+            "[server]\nmax_connections_per_address = 0\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(off.max_connections_per_address, 0);
+        let Err(err) = settings(
+            "[server]\nmax_connections_per_address = 1000001\n",
+            Overrides::default(),
+        ) else {
+            panic!("too large a cap is accepted");
+        };
+        assert!(
+            err.to_string()
+                .contains("server.max_connections_per_address"),
+            "{err}"
+        );
     }
 
     #[test]

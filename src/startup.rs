@@ -124,6 +124,13 @@ impl Application {
         let app_state = web::Data::from(state.clone());
         let access_log = settings.access_log;
         let console_enabled = settings.console.enabled;
+        let watch = crate::http::connection::WatchSettings {
+            head_timeout: settings.request_head_timeout,
+            request_timeout: settings.request_timeout,
+            max_per_address: settings.max_connections_per_address,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            counts: Default::default(),
+        };
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -140,12 +147,21 @@ impl Application {
                     // credential sent by mistake.
                     actix_web::middleware::Logger::new("%{r}a %m %U %s %Dms"),
                 ))
+                // Outermost: tells the connection's watchdog when a request starts and ends.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::connection::mark_requests,
+                ))
                 .configure(|cfg| {
                     if console_enabled {
                         crate::http::console::routes(cfg);
                     }
                     crate::http::routes(cfg);
                 })
+        })
+        // Every connection gets a watchdog (head timeout on every request, not only the
+        // first) and counts toward its address's cap; see `http::connection`.
+        .on_connect(move |connection, data| {
+            crate::http::connection::on_connect(&watch, connection, data)
         })
         .listen(listener)?;
         let workers = if settings.workers > 0 {
@@ -163,7 +179,10 @@ impl Application {
             .worker_max_blocking_threads(blocking_threads)
             .max_connections(per_worker)
             .client_request_timeout(settings.request_head_timeout)
-            .keep_alive(settings.request_head_timeout);
+            // actix's keep-alive deadline is taken from a clock it updates every 500 ms, so
+            // it can strike up to 500 ms early; the connection watchdog enforces the exact
+            // idle time (and the head timeout on every request), this is only a backstop.
+            .keep_alive(settings.request_head_timeout + std::time::Duration::from_millis(500));
         let server = server.disable_signals().run();
         Ok(Self {
             port,

@@ -5,6 +5,15 @@
 //! `server.request_body_timeout_ms` has passed since the head arrived, whichever extractor
 //! reads it (`web::Bytes`, `web::Json`, `web::Payload`), and answers such a request with a
 //! JSON 408 and `Connection: close`.
+//!
+//! The deadline is for the whole body, not for progress: the default 10 s for the default
+//! 8 KiB `server.max_body_bytes` asks for at least ~820 bytes/s; raise
+//! `server.request_body_timeout_ms` with `max_body_bytes` for slow links.
+//!
+//! A body the handler does not read to its end (a 404, 405 or 413, a failed bearer check,
+//! any GET handler) is kept alive, unread, until the response is written, and the
+//! connection is closed after it: dropped, actix would go on draining a chunked body for
+//! as long as the client trickles it, with no timer.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -23,10 +32,11 @@ use actix_web::{HttpMessage, ResponseError, web};
 use super::error::HttpError;
 use crate::app::AppState;
 
-/// A payload that ends with an error at its deadline. Then the unread rest is handed to
-/// the middleware (`held`), which keeps it alive until the 408 is written: actix closes
-/// a connection whose request payload is still unread, but would keep draining a chunked
-/// one that was dropped, for as long as the client trickles it.
+/// A payload that ends with an error at its deadline. Then, or when it is dropped before
+/// its end, the unread rest is handed to the middleware (`held`), which keeps it alive
+/// until the response is written: actix closes a connection whose request payload is
+/// still unread, but would keep draining a chunked one that was dropped, for as long as
+/// the client trickles it.
 struct Deadline {
     inner: Payload,
     sleep: Pin<Box<tokio::time::Sleep>>,
@@ -86,6 +96,15 @@ impl futures_core::Stream for Deadline {
     }
 }
 
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        if !self.finished {
+            let unread = std::mem::replace(&mut self.inner, Payload::None);
+            *self.held.borrow_mut() = Some(unread);
+        }
+    }
+}
+
 /// `from_fn` middleware: see the module doc.
 pub async fn body_deadline(
     mut req: ServiceRequest,
@@ -112,10 +131,11 @@ pub async fn body_deadline(
         }
     }
     let response = next.call(req).await?;
+    let unread = held.borrow_mut().take();
     if timed_out.get() {
         let request = response.request().clone();
         let answer = body_timeout_response(limit);
-        let answer = match held.borrow_mut().take() {
+        let answer = match unread {
             Some(unread) => answer
                 .map_body(|_, body| HoldingBody {
                     body,
@@ -126,7 +146,21 @@ pub async fn body_deadline(
         };
         return Ok(ServiceResponse::new(request, answer));
     }
-    Ok(response.map_into_boxed_body())
+    match unread {
+        // The handler answered without reading the whole body.
+        Some(unread) => {
+            let mut response = response.map_body(|_, body| HoldingBody {
+                body: body.boxed(),
+                _unread: unread,
+            });
+            response
+                .response_mut()
+                .head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+            Ok(response.map_into_boxed_body())
+        }
+        None => Ok(response.map_into_boxed_body()),
+    }
 }
 
 fn body_timeout_response(limit: Option<Duration>) -> actix_web::HttpResponse {

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod connection;
 pub mod console;
 pub mod discovery;
 pub mod error;

@@ -1,4 +1,4 @@
-//! Limits: request head and body timeouts, the connection cap, throttling of failed client
+//! Limits: request head and body timeouts, the connection caps (total and per address), throttling of failed client
 //! authentication, owner-only data files, and a full SQLite database.
 
 use std::time::{Duration, Instant};
@@ -132,6 +132,238 @@ async fn connections_past_the_cap_wait_and_are_then_served() {
         "waited {waited:?}"
     );
     drop(idle);
+}
+
+/// Reads one response (head and `Content-Length` body) from a keep-alive connection.
+async fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buffer).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .expect("read");
+        assert!(read > 0, "closed before a whole response: {text:?}");
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// Waits until the server closes `stream` (end of file or reset); returns how long it took.
+async fn closed_within(stream: &mut TcpStream, patience: Duration) -> Duration {
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(patience, stream.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "the server held the connection for {patience:?}: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_stalled_second_request_head_on_a_keep_alive_connection_is_cut_at_the_head_timeout() {
+    // The reviewer's reproducer, scaled to a cap of 4: each connection gets one answer,
+    // then sends `G` and stops. Before the fix they held every slot forever.
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nrequest_head_timeout_ms = 500\nrequest_body_timeout_ms = 500\nmax_connections = 4\nworkers = 1\n",
+    )
+    .await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(&host).await.expect("connect");
+        stream
+            .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_one_response(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        stream.write_all(b"G").await.expect("write");
+        stalled.push(stream);
+    }
+    let started = Instant::now();
+    // A new client is served once the stalled ones are cut, not never.
+    let response = reqwest::Client::new()
+        .get(app.url("/health/live"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("served once the stalled connections are closed");
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited {:?}",
+        started.elapsed()
+    );
+    for stream in &mut stalled {
+        let took = closed_within(stream, Duration::from_secs(3)).await;
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    }
+    // A keep-alive client that sends its requests in time keeps its connection.
+    let mut stream = TcpStream::connect(&host).await.expect("connect");
+    for _ in 0..3 {
+        stream
+            .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_one_response(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_body_the_handler_does_not_read_does_not_hold_the_connection() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nrequest_head_timeout_ms = 500\nrequest_body_timeout_ms = 500\n",
+    )
+    .await;
+    // The reviewer's reproducer (a chunked POST to an unknown path, then nothing) and the
+    // other answers that never read the body: a GET handler, 405, a failed bearer check,
+    // and a `Content-Length` body left short.
+    let requests = [
+        (
+            "404",
+            "POST /nope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ),
+        (
+            "200",
+            "GET /health/live HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        ),
+        (
+            "405",
+            "PUT /oauth/token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ),
+        (
+            "401",
+            "POST /admin/clients HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n",
+        ),
+        (
+            "404",
+            "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+        ),
+    ];
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut open = Vec::new();
+    for (status, request) in requests {
+        let mut stream = TcpStream::connect(&host).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let answer = read_one_response(&mut stream).await;
+        let line = request.lines().next().unwrap_or_default();
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{line}: {answer:?}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{line}: {answer:?}"
+        );
+        open.push((line.to_owned(), stream));
+    }
+    // Meanwhile normal clients are served at once.
+    let (status, _) = app.get_json("/health/live").await;
+    assert_eq!(status, 200);
+    for (line, stream) in &mut open {
+        // Keep trickling chunks: the server must not keep draining them.
+        let _ = stream.write_all(b"1\r\nx\r\n").await;
+        let took = closed_within(stream, Duration::from_secs(5)).await;
+        assert!(
+            took < Duration::from_secs(3),
+            "{line}: closed after {took:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_not_answered_within_the_request_timeout_loses_its_connection() {
+    // The watchdog's backstop for a request that is being handled: here the body deadline
+    // (5 s) is set longer than the request timeout (700 ms), so the stalled body is cut by
+    // the watchdog, unanswered.
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nrequest_body_timeout_ms = 5000\nrequest_timeout_ms = 700\n",
+    )
+    .await;
+    let (answer, took) = raw_exchange(
+        &app.address,
+        b"POST /oauth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(answer.is_empty(), "{answer:?}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    // Requests answered in time are not affected.
+    let (status, _) = app.get_json("/health/live").await;
+    assert_eq!(status, 200);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        "[server]\nrequest_head_timeout_ms = 3000\nmax_connections = 10\nmax_connections_per_address = 2\n",
+    )
+    .await;
+    let server: std::net::SocketAddr = app
+        .address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let connect_from = |source: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("source"))
+            .expect("bind");
+        socket.connect(server).await.expect("connect")
+    };
+    let request = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Two idle connections from 127.0.0.1 take its share.
+    let mut held = vec![
+        connect_from("127.0.0.1").await,
+        connect_from("127.0.0.1").await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third from the same address is closed at once, unanswered.
+    let mut third = connect_from("127.0.0.1").await;
+    let _ = third.write_all(request).await;
+    let took = closed_within(&mut third, Duration::from_secs(2)).await;
+    assert!(took < Duration::from_secs(1), "closed after {took:?}");
+    // Another address is served.
+    let mut other = connect_from("127.0.0.2").await;
+    other.write_all(request).await.expect("write");
+    let answer = read_one_response(&mut other).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    // The held connections still work, and a closed one frees its slot.
+    held[0].write_all(request).await.expect("write");
+    let answer = read_one_response(&mut held[0]).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    drop(held.remove(1));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect_from("127.0.0.1").await;
+    again.write_all(request).await.expect("write");
+    let answer = read_one_response(&mut again).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
 
 #[tokio::test]
