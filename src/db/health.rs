@@ -296,8 +296,19 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// PostgreSQL refusing a new connection because all its slots are taken (by others): the
+/// server is up and the pool's own connections still work, so this is no outage.
+const SERVER_FULL_MESSAGES: &[&str] = &[
+    "too many clients already",
+    "remaining connection slots are reserved",
+];
+
 /// Whether a probe's error means the database is not there (see `silence_is_failure`).
 fn failed(err: &DbError, silence_is_failure: bool) -> bool {
+    let message = err.to_string().to_ascii_lowercase();
+    if SERVER_FULL_MESSAGES.iter().any(|m| message.contains(m)) {
+        return false;
+    }
     silence_is_failure || err.is_outage()
 }
 
@@ -526,6 +537,21 @@ mod tests {
                 assert!(started.elapsed() < PROBE_LIMIT + Duration::from_millis(500));
             }
         }
+    }
+
+    #[test]
+    fn a_full_server_or_a_busy_sqlite_file_is_not_an_outage() {
+        let full = DbError::Connect(
+            "cannot connect to postgres://h/db: FATAL: sorry, too many clients already".into(),
+        );
+        assert!(!super::failed(&full, true));
+        let locked = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_owned()),
+        ));
+        assert!(!super::failed(&locked, false));
+        assert!(super::failed(&locked, true), "PostgreSQL: any other error");
+        assert!(super::failed(&DbError::Connect("refused".into()), false));
     }
 
     #[test]

@@ -623,7 +623,6 @@ impl Db {
                 }
             }
         };
-        waiting.0 = None;
         if !gate.abandon() {
             // A commit is under way or done: its outcome is the answer, if it comes soon.
             if let Ok(joined) = tokio::time::timeout(self.commit_grace, &mut task).await {
