@@ -124,6 +124,11 @@ impl DbHealth {
         self.lock().down_since.map(|since| since.elapsed())
     }
 
+    /// How many times the breaker has opened since start.
+    pub fn times_opened(&self) -> u64 {
+        self.epoch()
+    }
+
     /// Connections made before this value changed are not reused.
     pub(super) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)

@@ -526,10 +526,12 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
     drop(pg);
 }
 
-/// A panic inside a database closure is a bug: 500 (`server_error`), not a 503, and no
-/// outage. Checked against a real PostgreSQL pool, then through the HTTP error mapping.
+/// On a healthy database, local overload never opens the breaker: slow multi-statement
+/// closures holding the whole pool past the suspicion point, a flood that times out at
+/// checkout, a readiness-style short bound. Each is a 503 for that caller only. And a panic
+/// inside a database closure is a bug: 500 (`server_error`), not a 503, and no outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panic_in_a_database_closure_is_a_500_and_opens_nothing() {
+async fn on_a_healthy_database_overload_and_panics_never_open_the_breaker() {
     use actix_web::{ResponseError, body::MessageBody};
     use tollgate::db::{Db, DbError, DbUrl, PoolOptions};
 
@@ -543,7 +545,58 @@ async fn a_panic_in_a_database_closure_is_a_500_and_opens_nothing() {
     };
     let pg = OwnPostgres::start(bin);
     let url = DbUrl::parse(&pg.url()).expect("url");
-    let db = Db::connect(&url, &PoolOptions::default()).expect("pool");
+    let options = PoolOptions {
+        max_size: 2,
+        connection_timeout: Duration::from_millis(200),
+        statement_timeout: Duration::from_millis(500),
+        ..PoolOptions::default()
+    };
+    let db = Db::connect(&url, &options).expect("pool");
+
+    // Two slow closures take both connections for 1.2 s (each statement well within its
+    // timeout), past the point where a long wait raises a suspicion.
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let db = db.clone();
+        slow.spawn(async move {
+            db.run_within(Duration::from_secs(5), |conn| {
+                for _ in 0..4 {
+                    tollgate::db::ping(conn)?;
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Ok::<_, DbError>(())
+            })
+            .await
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A flood meanwhile, and a check with a short bound of its own: none gets a connection.
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let db = db.clone();
+        flood.spawn(async move { db.run(tollgate::db::ping).await });
+    }
+    let short: Result<(), DbError> = db
+        .run_within(Duration::from_millis(100), tollgate::db::ping)
+        .await;
+    let err = short.expect_err("no connection within 100 ms");
+    assert!(err.is_unavailable() && !err.is_outage(), "{err}");
+    let mut refused = 0;
+    for answer in flood.join_all().await {
+        if let Err(err) = answer {
+            assert!(err.is_unavailable() && !err.is_outage(), "{err}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the flood should have run out of connections");
+    for answer in slow.join_all().await {
+        answer.expect("slow closures finish");
+    }
+    assert_eq!(db.health().times_opened(), 0, "overload opened the breaker");
+    assert!(!db.health().is_down());
+    let ok: Result<(), DbError> = db.run(tollgate::db::ping).await;
+    ok.expect("served at once afterwards");
+
     let result: Result<(), DbError> = db
         .run(|conn| {
             tollgate::db::ping(conn)?;
@@ -552,7 +605,7 @@ async fn a_panic_in_a_database_closure_is_a_500_and_opens_nothing() {
         .await;
     let err = result.expect_err("the closure panicked");
     assert!(matches!(err, DbError::Panicked), "{err}");
-    assert!(!db.health().is_down(), "a bug is not an outage");
+    assert_eq!(db.health().times_opened(), 0, "a bug is not an outage");
     let response = tollgate::http::error::HttpError::Store(err).error_response();
     assert_eq!(response.status().as_u16(), 500);
     let body = response.into_body().try_into_bytes().expect("body");
