@@ -59,14 +59,17 @@ pub async fn run(state: Arc<AppState>) {
 /// Writes the API key uses noted since the last flush.
 pub async fn flush_usage(state: &Arc<AppState>) -> Result<usize, db::DbError> {
     let app = state.clone();
-    state.db.run(move |conn| app.usage.flush(conn)).await
+    state
+        .db
+        .run_background(move |conn| app.usage.flush(conn))
+        .await
 }
 
 async fn prune(state: &Arc<AppState>) {
     let now = state.now();
     let expired = state
         .db
-        .run(move |conn| {
+        .run_background(move |conn| {
             pairing::expire_overdue(conn, now)?;
             pairing::prune_challenges(conn, now)
         })
@@ -76,7 +79,7 @@ async fn prune(state: &Arc<AppState>) {
     }
     match state
         .db
-        .run(move |conn| db::revocations::prune_expired(conn, now))
+        .run_background(move |conn| db::revocations::prune_expired(conn, now))
         .await
     {
         Ok(0) => {}
@@ -86,7 +89,7 @@ async fn prune(state: &Arc<AppState>) {
     let sessions = state.settings.console.sessions;
     let console = state
         .db
-        .run(move |conn| {
+        .run_background(move |conn| {
             Ok::<_, db::DbError>(
                 crate::service::sessions::prune(conn, &sessions, now)?
                     + crate::service::invites::prune(conn, now)?
@@ -111,7 +114,9 @@ async fn rotate_if_due(
     );
     state
         .db
-        .run(move |conn| signing_keys::rotate_if_due(conn, &master, algorithm, period, grace, now))
+        .run_background(move |conn| {
+            signing_keys::rotate_if_due(conn, &master, algorithm, period, grace, now)
+        })
         .await
 }
 

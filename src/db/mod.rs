@@ -24,8 +24,10 @@ pub mod pairing_guesses;
 pub mod revocations;
 pub mod schema;
 
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -54,10 +56,21 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
-/// libpq waits this long for a server to accept a connection (its minimum is 2 s) unless
-/// the URL sets `connect_timeout` itself; without it a frozen server holds a connection
-/// attempt forever.
-const PG_CONNECT_TIMEOUT_SECONDS: u32 = 2;
+/// libpq parameters added to a PostgreSQL URL that does not set them itself.
+///
+/// `connect_timeout` (seconds; libpq's minimum is 2): without it a frozen server holds a
+/// connection attempt forever. TCP keepalives and `tcp_user_timeout` (ms): without them a
+/// silently dropped network (no RST, no FIN) leaves a query waiting for its answer until
+/// the kernel gives up retransmitting, about 15 minutes, holding a pooled connection and a
+/// blocking thread the whole time; with them the socket dies after about 10 s.
+const PG_CONNECTION_DEFAULTS: &[(&str, &str)] = &[
+    ("connect_timeout", "2"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "2"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "10000"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -73,6 +86,9 @@ pub enum DbError {
     Migration(String),
     #[error("the database task was canceled")]
     Canceled,
+    /// A bug: the closure given to [`Db::run`] panicked (500, not 503).
+    #[error("the database task panicked")]
+    Panicked,
     /// The breaker is open: the database was seen down and has not answered since.
     #[error("the database is unavailable")]
     Unavailable,
@@ -129,14 +145,14 @@ impl DbError {
         }
     }
 
-    /// The database is down, frozen or unreachable: the breaker opens and requests fail
-    /// fast until it answers again.
+    /// The driver says the database is gone (lost or refused connection, server shutting
+    /// down), or the breaker is open. Such an error raises a suspicion that a check with a
+    /// fresh connection confirms before the breaker opens (see [`health`]). A pool
+    /// checkout timeout or a request past its bound is not one: that is local overload.
     pub fn is_outage(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            DbError::Pool(_) | DbError::Connect(_) | DbError::Unavailable | DbError::TimedOut => {
-                true
-            }
+            DbError::Connect(_) | DbError::Unavailable => true,
             DbError::Query(Error::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _,
@@ -157,11 +173,13 @@ impl DbError {
         ) || self.message_has(WRITE_REFUSED_MESSAGES)
     }
 
-    /// Outages, refused writes, contention and timeouts are transient (503); anything else
-    /// is a bug or a broken database (500).
+    /// Outages, refused writes, contention, overload and timeouts are transient (503);
+    /// anything else is a bug or a broken database (500).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::Canceled)
-            || self.is_outage()
+        matches!(
+            self,
+            DbError::Canceled | DbError::Pool(_) | DbError::TimedOut
+        ) || self.is_outage()
             || self.is_write_refused()
             || self.message_has(TRANSIENT_MESSAGES)
     }
@@ -232,13 +250,16 @@ impl DbUrl {
 pub struct DbManager {
     url: DbUrl,
     options: PoolOptions,
+    health: Arc<DbHealth>,
 }
 
 /// A pooled connection; one that failed as if its server were gone is marked `dead` and
-/// dropped at check-in instead of being handed to the next request.
+/// dropped at check-in instead of being handed to the next request, and so is one made
+/// before the breaker last opened (it may be dead or hung: `epoch`).
 pub struct PoolConn {
     conn: DbConn,
     dead: bool,
+    epoch: u64,
 }
 
 impl PoolConn {
@@ -266,9 +287,11 @@ impl r2d2::ManageConnection for DbManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PoolConn, Self::Error> {
+        let epoch = self.health.epoch();
         Ok(PoolConn {
-            conn: self.connect_conn()?,
+            conn: establish(&self.url, &self.options)?,
             dead: false,
+            epoch,
         })
     }
 
@@ -277,53 +300,79 @@ impl r2d2::ManageConnection for DbManager {
     }
 
     fn has_broken(&self, conn: &mut PoolConn) -> bool {
-        std::thread::panicking() || conn.dead || conn.conn.is_broken()
+        std::thread::panicking()
+            || conn.dead
+            || conn.epoch != self.health.epoch()
+            || conn.conn.is_broken()
     }
 }
 
-impl DbManager {
-    fn connect_conn(&self) -> Result<DbConn, diesel::r2d2::Error> {
-        let statement_ms = self.options.statement_timeout.as_millis();
-        Ok(match &self.url {
-            DbUrl::Postgres(url) => {
-                let mut conn = PgConnection::establish(&with_connect_timeout(url.expose_secret()))
-                    .map_err(diesel::r2d2::Error::ConnectionError)?;
-                // Bounds every statement, lock waits included; the server cancels it.
-                conn.batch_execute(&format!("SET statement_timeout = {statement_ms}"))
-                    .map_err(diesel::r2d2::Error::QueryError)?;
-                DbConn::Postgres(conn)
-            }
-            DbUrl::SqliteFile(path) => self.sqlite_connection(&path.to_string_lossy())?,
-            DbUrl::SqliteMemory => self.sqlite_connection(":memory:")?,
-        })
-    }
-
-    fn sqlite_connection(&self, path: &str) -> Result<DbConn, diesel::r2d2::Error> {
-        let mut conn =
-            SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
-        let mut pragmas = format!(
-            "PRAGMA busy_timeout = {}; {SQLITE_PRAGMAS}",
-            self.options.statement_timeout.as_millis()
-        );
-        if let Some(bytes) = self.options.sqlite_max_size_bytes {
-            // page_size is 4096 unless the file says otherwise; max_page_count counts pages.
-            let page_size: u64 = 4096;
-            let pages = bytes.div_ceil(page_size).max(1);
-            pragmas.push_str(&format!(" PRAGMA max_page_count = {pages};"));
+/// One new connection of the URL's backend, set up as the pool's are.
+fn establish(url: &DbUrl, options: &PoolOptions) -> Result<DbConn, diesel::r2d2::Error> {
+    let statement_ms = options.statement_timeout.as_millis();
+    Ok(match url {
+        DbUrl::Postgres(url) => {
+            let mut conn = PgConnection::establish(&with_pg_defaults(url.expose_secret()))
+                .map_err(diesel::r2d2::Error::ConnectionError)?;
+            // Bounds every statement, lock waits included; the server cancels it.
+            conn.batch_execute(&format!("SET statement_timeout = {statement_ms}"))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+            DbConn::Postgres(conn)
         }
-        conn.batch_execute(&pragmas)
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        Ok(DbConn::Sqlite(conn))
-    }
+        DbUrl::SqliteFile(path) => sqlite_connection(&path.to_string_lossy(), options)?,
+        DbUrl::SqliteMemory => sqlite_connection(":memory:", options)?,
+    })
 }
 
-/// Adds libpq's `connect_timeout` to a PostgreSQL URL that does not set one.
-fn with_connect_timeout(url: &str) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
+fn sqlite_connection(path: &str, options: &PoolOptions) -> Result<DbConn, diesel::r2d2::Error> {
+    let mut conn =
+        SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
+    let mut pragmas = format!(
+        "PRAGMA busy_timeout = {}; {SQLITE_PRAGMAS}",
+        options.statement_timeout.as_millis()
+    );
+    if let Some(bytes) = options.sqlite_max_size_bytes {
+        // page_size is 4096 unless the file says otherwise; max_page_count counts pages.
+        let page_size: u64 = 4096;
+        let pages = bytes.div_ceil(page_size).max(1);
+        pragmas.push_str(&format!(" PRAGMA max_page_count = {pages};"));
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout={PG_CONNECT_TIMEOUT_SECONDS}")
+    conn.batch_execute(&pragmas)
+        .map_err(diesel::r2d2::Error::QueryError)?;
+    Ok(DbConn::Sqlite(conn))
+}
+
+/// Adds each of [`PG_CONNECTION_DEFAULTS`] that the URL's query does not set itself.
+fn with_pg_defaults(url: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let given: Vec<&str> = base
+        .split_once('?')
+        .map(|(_, query)| {
+            query
+                .split('&')
+                .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = base.to_owned();
+    let mut separator = if base.contains('?') { '&' } else { '?' };
+    for (name, value) in PG_CONNECTION_DEFAULTS {
+        if !given.contains(name) {
+            out.push(separator);
+            out.push_str(name);
+            out.push('=');
+            out.push_str(value);
+            separator = '&';
+        }
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -357,6 +406,16 @@ impl PoolOptions {
     }
 }
 
+/// A request whose database work runs this long raises a suspicion (a check with a fresh
+/// connection, see [`health`]), or sooner with a shorter statement timeout: long enough to
+/// be rare on a healthy database, short enough that a frozen one is found before the
+/// requests waiting on it time out.
+const SUSPECT_AFTER: Duration = Duration::from_secs(1);
+
+/// Background upkeep may take longer than a request (pruning, many statements); the
+/// server still bounds each statement.
+pub const BACKGROUND_LIMIT: Duration = Duration::from_secs(60);
+
 /// The connection pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -364,6 +423,9 @@ pub struct Db {
     is_sqlite: bool,
     health: Arc<DbHealth>,
     request_limit: Duration,
+    suspect_after: Duration,
+    /// How long a caller past its bound still waits for a commit already under way.
+    commit_grace: Duration,
 }
 
 impl Db {
@@ -392,9 +454,20 @@ impl Db {
         if matches!(url, DbUrl::SqliteMemory) {
             builder = builder.idle_timeout(None).max_lifetime(None);
         }
+        // The breaker's checks and probe use connections of their own, never the pool's:
+        // a pool full of hung connections must not keep it open.
+        let probe: health::Probe = {
+            let (url, options) = (url.clone(), options.clone());
+            Arc::new(move || {
+                let mut conn = establish(&url, &options).map_err(|e| connect_error(&url, &e))?;
+                ping(&mut conn)
+            })
+        };
+        let health = DbHealth::new(probe, !url.is_sqlite());
         let manager = DbManager {
             url: url.clone(),
             options: options.clone(),
+            health: health.clone(),
         };
         let pool = builder
             .error_handler(Box::new(r2d2::NopErrorHandler))
@@ -402,8 +475,10 @@ impl Db {
         Ok(Self {
             pool,
             is_sqlite: url.is_sqlite(),
-            health: Arc::default(),
+            health,
             request_limit: options.request_limit(),
+            suspect_after: options.statement_timeout.min(SUSPECT_AFTER),
+            commit_grace: options.statement_timeout,
         })
     }
 
@@ -412,7 +487,7 @@ impl Db {
     }
 
     /// The breaker and the last refused write, for `/health/ready`.
-    pub fn health(&self) -> &DbHealth {
+    pub fn health(&self) -> &Arc<DbHealth> {
         &self.health
     }
 
@@ -431,11 +506,7 @@ impl Db {
                 ))
             })?;
         }
-        let manager = DbManager {
-            url: url.clone(),
-            options: options.clone(),
-        };
-        manager.connect_conn().map_err(|e| connect_error(url, &e))
+        establish(url, options).map_err(|e| connect_error(url, &e))
     }
 
     /// A pooled connection for synchronous callers (CLI, start-up, background tasks
@@ -444,15 +515,17 @@ impl Db {
         if self.health.is_down() {
             return Err(DbError::Unavailable);
         }
-        self.pool.get().map_err(DbError::Pool)
+        checkout(&self.pool, &self.health, self.pool.connection_timeout())
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, keeping the
     /// caller's tracing span. Checkout happens there too, since it may block.
     ///
     /// Bounded: the caller gets [`DbError::TimedOut`] after the checkout timeout plus the
-    /// statement timeout even when the database is frozen, and [`DbError::Unavailable`] at
-    /// once while the breaker is open (see [`health`]).
+    /// statement timeout even when the database is frozen (a 503 for this request only),
+    /// [`DbError::Unavailable`] at once while the breaker is open and as soon as it opens
+    /// while waiting (see [`health`]), and [`DbError::Panicked`] (500) if `f` panics. Once
+    /// the caller has its answer, `f` can no longer commit a [`transaction`].
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
@@ -462,7 +535,20 @@ impl Db {
         self.run_within(self.request_limit, f).await
     }
 
-    /// [`Db::run`] with a bound of its own (the readiness probe's is short).
+    /// [`Db::run`] for background upkeep, bounded by [`BACKGROUND_LIMIT`].
+    pub async fn run_background<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + StoreFailure + Send + 'static,
+    {
+        self.run_within(BACKGROUND_LIMIT.max(self.request_limit), f)
+            .await
+    }
+
+    /// [`Db::run`] with a bound of its own (the readiness check's is short). Running out of
+    /// time never opens the breaker by itself: it raises a suspicion that a check with a
+    /// fresh connection confirms or dismisses.
     pub async fn run_within<T, E, F>(&self, limit: Duration, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
@@ -472,35 +558,37 @@ impl Db {
         if self.health.is_down() {
             return Err(DbError::Unavailable.into());
         }
-        let deadline = Instant::now() + limit;
-        let (pool, health) = (self.pool.clone(), self.health.clone());
+        let started = Instant::now();
+        let deadline = started + limit;
+        let gate = Arc::new(Gate::default());
+        let mut changes = self.health.subscribe();
+        let (pool, health, task_gate) = (self.pool.clone(), self.health.clone(), gate.clone());
         let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || {
+        let mut task = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
                 // Waited in the queue past the caller's patience, or the database went
                 // down meanwhile: do not run work nobody waits for.
-                if Instant::now() >= deadline {
+                if task_gate.is_abandoned() || Instant::now() >= deadline {
                     return Err(DbError::TimedOut.into());
                 }
                 if health.is_down() {
                     return Err(DbError::Unavailable.into());
                 }
                 let wait = deadline.saturating_duration_since(Instant::now());
-                let mut conn = match pool.get_timeout(wait.min(pool.connection_timeout())) {
-                    Ok(conn) => conn,
-                    Err(err) => {
-                        let err = DbError::Pool(err);
-                        health.trip(&pool, &err);
-                        return Err(err.into());
-                    }
+                let mut conn = checkout(&pool, &health, wait.min(pool.connection_timeout()))?;
+                if task_gate.is_abandoned() {
+                    return Err(DbError::TimedOut.into());
+                }
+                let result = {
+                    let _gated = GateScope::enter(task_gate);
+                    f(&mut conn)
                 };
-                let result = f(&mut conn);
                 if let Err(err) = &result
                     && let Some(db_err) = err.store_error()
                 {
                     if db_err.is_outage() {
                         conn.discard();
-                        health.trip(&pool, db_err);
+                        health.suspect(&db_err.to_string());
                     } else if db_err.is_write_refused() {
                         health.note_write_failure();
                     }
@@ -508,14 +596,201 @@ impl Db {
                 result
             })
         });
-        match tokio::time::timeout_at(deadline.into(), task).await {
-            Ok(joined) => joined.map_err(|_| E::from(DbError::Canceled))?,
-            Err(_) => {
-                let err = DbError::TimedOut;
-                self.health.trip(&self.pool, &err);
-                Err(err.into())
+        // If this future is dropped (the client went away), the task cannot commit either.
+        let mut waiting = AbandonOnDrop(Some(gate.clone()));
+        let suspect_at = tokio::time::Instant::from(started + self.suspect_after);
+        let mut suspected = false;
+        let mut watching = true;
+        let gave_up = loop {
+            tokio::select! {
+                joined = &mut task => {
+                    waiting.0 = None;
+                    return joined_result(joined);
+                }
+                () = tokio::time::sleep_until(suspect_at), if !suspected => {
+                    suspected = true;
+                    self.health.suspect(&format!(
+                        "a database task has run for over {} ms",
+                        self.suspect_after.as_millis()
+                    ));
+                }
+                () = tokio::time::sleep_until(deadline.into()) => break DbError::TimedOut,
+                changed = changes.changed(), if watching => {
+                    watching = changed.is_ok();
+                    if self.health.is_down() {
+                        break DbError::Unavailable;
+                    }
+                }
+            }
+        };
+        if !gate.abandon() {
+            // A commit is under way or done: its outcome is the answer, if it comes soon.
+            if let Ok(joined) = tokio::time::timeout(self.commit_grace, &mut task).await {
+                return joined_result(joined);
+            }
+            gate.force_abandon();
+            tracing::warn!("gave up on a database task that had begun to commit");
+        }
+        Err(gave_up.into())
+    }
+}
+
+fn joined_result<T, E>(joined: Result<Result<T, E>, tokio::task::JoinError>) -> Result<T, E>
+where
+    E: From<DbError>,
+{
+    match joined {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => {
+            tracing::error!("a database task panicked");
+            Err(DbError::Panicked.into())
+        }
+        Err(_) => Err(DbError::Canceled.into()),
+    }
+}
+
+/// A pooled connection made since the breaker last opened. A checkout timeout is a 503 for
+/// this caller only; one that carries a connection error (the pool could not connect)
+/// raises a suspicion too.
+fn checkout(
+    pool: &r2d2::Pool<DbManager>,
+    health: &Arc<DbHealth>,
+    wait: Duration,
+) -> Result<r2d2::PooledConnection<DbManager>, DbError> {
+    let until = Instant::now() + wait;
+    loop {
+        match pool.get_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(mut conn) => {
+                if conn.epoch == health.epoch() {
+                    return Ok(conn);
+                }
+                // Made before the last outage: it may be dead or hung on a lost socket.
+                conn.discard();
+            }
+            Err(err) => {
+                // r2d2 appends the last connection error to its timeout message.
+                if err.to_string().len() > "timed out waiting for connection".len() {
+                    health.suspect(&err.to_string());
+                }
+                return Err(DbError::Pool(err));
             }
         }
+    }
+}
+
+/// Whether anyone still waits for a blocking database task's answer; `transaction`
+/// consults it before committing, so that a caller that was answered 503 (past its bound,
+/// breaker opened, client gone) never has its work committed afterwards.
+#[derive(Default)]
+struct Gate(AtomicU8);
+
+impl Gate {
+    const RUNNING: u8 = 0;
+    const ABANDONED: u8 = 1;
+    const COMMITTING: u8 = 2;
+    const COMMITTED: u8 = 3;
+
+    fn is_abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == Self::ABANDONED
+    }
+
+    /// Before a commit: false if the caller gave up.
+    fn begin_commit(&self) -> bool {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            if current == Self::ABANDONED {
+                return false;
+            }
+            match self.0.compare_exchange(
+                current,
+                Self::COMMITTING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    fn end_commit(&self) {
+        let _ = self.0.compare_exchange(
+            Self::COMMITTING,
+            Self::COMMITTED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// The caller gives up; false when a commit is under way or done.
+    fn abandon(&self) -> bool {
+        match self.0.compare_exchange(
+            Self::RUNNING,
+            Self::ABANDONED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(now) => now == Self::ABANDONED,
+        }
+    }
+
+    /// The caller gives up whatever happened: no further commit.
+    fn force_abandon(&self) {
+        self.0.store(Self::ABANDONED, Ordering::Release);
+    }
+}
+
+struct AbandonOnDrop(Option<Arc<Gate>>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0.take() {
+            gate.abandon();
+        }
+    }
+}
+
+thread_local! {
+    /// The gate of the `Db::run` task running on this thread, if any.
+    static GATE: RefCell<Option<Arc<Gate>>> = const { RefCell::new(None) };
+    /// How deep in `transaction` this thread is: only the outermost commits.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Installs a task's gate on this (blocking) thread for as long as `f` runs.
+struct GateScope;
+
+impl GateScope {
+    fn enter(gate: Arc<Gate>) -> Self {
+        GATE.with(|g| *g.borrow_mut() = Some(gate));
+        Self
+    }
+}
+
+impl Drop for GateScope {
+    fn drop(&mut self) {
+        GATE.with(|g| *g.borrow_mut() = None);
+    }
+}
+
+struct Depth;
+
+impl Depth {
+    /// Enters a transaction; true if it is the outermost.
+    fn enter() -> (Self, bool) {
+        let outermost = DEPTH.with(|d| {
+            let depth = d.get();
+            d.set(depth + 1);
+            depth == 0
+        });
+        (Self, outermost)
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 
@@ -605,6 +880,9 @@ pub fn revert_all_migrations(conn: &mut DbConn) -> Result<(), DbError> {
 /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back on `Err` (its
 /// error comes back unchanged) or when the commit itself fails. Nested calls become
 /// savepoints, so a use case can call another.
+///
+/// Inside [`Db::run`], the outermost transaction commits only while the caller still waits
+/// for the answer; otherwise it rolls back with [`DbError::TimedOut`].
 pub fn transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
@@ -612,6 +890,7 @@ where
 {
     enum Failure {
         Inner,
+        Abandoned,
         Db(diesel::result::Error),
     }
     impl From<diesel::result::Error> for Failure {
@@ -619,18 +898,36 @@ where
             Self::Db(err)
         }
     }
+    let (_depth, outermost) = Depth::enter();
+    let gate = if outermost {
+        GATE.with(|g| g.borrow().clone())
+    } else {
+        None
+    };
     let mut inner = None;
+    let mut committing = false;
     let result = conn.transaction(|conn| {
-        f(conn).map_err(|err| {
+        let value = f(conn).map_err(|err| {
             inner = Some(err);
             Failure::Inner
-        })
+        })?;
+        if let Some(gate) = &gate {
+            if !gate.begin_commit() {
+                return Err(Failure::Abandoned);
+            }
+            committing = true;
+        }
+        Ok(value)
     });
+    if committing && let Some(gate) = &gate {
+        gate.end_commit();
+    }
     result.map_err(|failure| match (inner, failure) {
         // When the rollback fails too (SQLite rolls back by itself on SQLITE_FULL and
         // SQLITE_IOERR, then "cannot rollback - no transaction is active"), the use
         // case's error is still the cause to report.
         (Some(err), _) => err,
+        (None, Failure::Abandoned) => E::from(DbError::TimedOut),
         (None, Failure::Db(err)) => E::from(DbError::Query(err)),
         (None, Failure::Inner) => E::from(DbError::Canceled),
     })
@@ -665,4 +962,120 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
         err,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use diesel::connection::SimpleConnection;
+
+    use super::{Db, DbError, DbUrl, PoolOptions, transaction, with_pg_defaults};
+
+    #[test]
+    fn postgres_urls_get_timeouts_and_keepalives_unless_they_set_them() {
+        assert_eq!(
+            with_pg_defaults("postgres://u@h/db"),
+            "postgres://u@h/db?connect_timeout=2&keepalives=1&keepalives_idle=5\
+             &keepalives_interval=2&keepalives_count=3&tcp_user_timeout=10000"
+        );
+        let own = with_pg_defaults(
+            "postgres://u@h/db?sslmode=require&connect_timeout=9&tcp_user_timeout=1#x",
+        );
+        assert_eq!(
+            own,
+            "postgres://u@h/db?sslmode=require&connect_timeout=9&tcp_user_timeout=1\
+             &keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3#x"
+        );
+    }
+
+    fn sqlite(dir: &tempfile::TempDir, options: &PoolOptions) -> Db {
+        let url = DbUrl::SqliteFile(dir.path().join("t.db"));
+        let db = Db::connect(&url, options).expect("open");
+        db.get()
+            .expect("conn")
+            .batch_execute("CREATE TABLE t (x INTEGER)")
+            .expect("table");
+        db
+    }
+
+    fn rows(db: &Db) -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT COUNT(*) AS n FROM t")
+            .get_result::<Count>(&mut **db.get().expect("conn"))
+            .expect("count")
+            .n
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn a_panicking_closure_is_a_bug_not_an_outage() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sqlite(&dir, &PoolOptions::default());
+        let rt = runtime();
+        let result: Result<(), DbError> = rt.block_on(db.run(|_| panic!("bug in a closure")));
+        let err = result.expect_err("panicked");
+        assert!(matches!(err, DbError::Panicked), "{err}");
+        assert!(!err.is_unavailable(), "500, not 503");
+        assert!(!db.health().is_down());
+        rt.block_on(db.run(super::ping))
+            .expect("the pool still works");
+    }
+
+    #[test]
+    fn a_caller_answered_past_its_bound_never_sees_its_work_committed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sqlite(&dir, &PoolOptions::default());
+        let rt = runtime();
+        let slow = |conn: &mut super::DbConn| {
+            transaction(conn, |conn| {
+                conn.batch_execute("INSERT INTO t VALUES (1)")?;
+                std::thread::sleep(Duration::from_millis(400));
+                Ok::<_, DbError>(())
+            })
+        };
+        let late = rt.block_on(db.run_within(Duration::from_millis(150), slow));
+        assert!(matches!(late, Err(DbError::TimedOut)), "{late:?}");
+        // Give the blocking task time to reach its commit, and refuse it.
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(rows(&db), 0, "rolled back");
+        assert!(!db.health().is_down(), "a slow closure is not an outage");
+        // Within its bound the same work commits.
+        rt.block_on(db.run_within(Duration::from_secs(5), slow))
+            .expect("in time");
+        assert_eq!(rows(&db), 1);
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_a_503_for_that_request_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let options = PoolOptions {
+            max_size: 1,
+            connection_timeout: Duration::from_millis(200),
+            ..PoolOptions::default()
+        };
+        let db = sqlite(&dir, &options);
+        let rt = runtime();
+        let held = db.get().expect("the only connection");
+        let err = rt
+            .block_on(db.run(super::ping))
+            .expect_err("no connection to spare");
+        assert!(matches!(err, DbError::Pool(_)), "{err}");
+        assert!(err.is_unavailable() && !err.is_outage(), "{err}");
+        drop(held);
+        assert!(!db.health().is_down());
+        rt.block_on(db.run(super::ping))
+            .expect("served again at once");
+    }
 }

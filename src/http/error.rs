@@ -404,6 +404,12 @@ mod tests {
         let (status, _, body) = render(ProtocolError::Store(DbError::Canceled).into()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["error"], "temporarily_unavailable");
+        // A panic in a database closure is a bug, not an outage.
+        let (status, _, body) = render(ProtocolError::Store(DbError::Panicked).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "server_error");
+        let (status, _, _) = render(HttpError::Store(DbError::Panicked)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[actix_web::test]

@@ -185,6 +185,27 @@ impl OwnPostgres {
         assert!(status.success(), "kill -{signal} {pids:?}");
     }
 
+    /// Holds an exclusive lock on `table` for `hold` from another session (on a thread of
+    /// its own); returns once the lock is taken.
+    fn lock_table_for(&self, table: &str, hold: Duration) -> std::thread::JoinHandle<()> {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        let (url, table) = (self.url(), table.to_owned());
+        let (taken, is_taken) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let mut conn = diesel::pg::PgConnection::establish(&url).expect("connect");
+            conn.batch_execute(&format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .expect("lock");
+            taken.send(()).expect("signal");
+            std::thread::sleep(hold);
+            conn.batch_execute("COMMIT").expect("unlock");
+        });
+        is_taken.recv().expect("the lock is taken");
+        holder
+    }
+
     /// Runs each statement on its own (ALTER SYSTEM refuses a transaction block).
     fn sql(&self, statements: &[&str]) {
         use diesel::Connection;
@@ -302,6 +323,24 @@ impl Server {
         (answers, started.elapsed())
     }
 
+    /// `count` token requests at once; each answer.
+    async fn flood(&self, id: &str, secret: &str, count: usize) -> Vec<(u16, Value)> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let request = self
+                .http
+                .post(format!("{}/oauth/token", self.address))
+                .basic_auth(form_encode(id), Some(form_encode(secret)))
+                .form(&[("grant_type", "client_credentials")]);
+            set.spawn(async move {
+                let response = request.send().await.expect("token request");
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            });
+        }
+        set.join_all().await
+    }
+
     /// Polls the token endpoint until it issues a token; how long that took.
     async fn recovery(&self, id: &str, secret: &str, limit: Duration) -> Duration {
         let started = Instant::now();
@@ -362,6 +401,41 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
     let (id, secret) = create_client(&pg.url());
     let server = Server::start(&pg.url()).await;
     assert_eq!(server.token(&id, &secret).await.0, 200);
+    assert_eq!(server.get("/health/ready").await.0, 200);
+
+    // 0. Local overload on a healthy database is not an outage: with the clients table
+    // locked for 2 s, a flood of token requests fills the pool (4 connections, each query
+    // cancelled at 500 ms) and waits past the 1 s checkout timeout. Those requests get
+    // 503s of their own, but the breaker stays closed: /health/ready, whose pooled check
+    // cannot run within its 1 s bound, still says 200 (it would be 503 at once with the
+    // breaker open), and tokens are issued again the moment the lock goes.
+    let locked = pg.lock_table_for("clients", Duration::from_secs(2));
+    let flood = server.flood(&id, &secret, 80);
+    let ready = async {
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            statuses.push(server.get("/health/ready").await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        statuses
+    };
+    let (answers, ready) = tokio::join!(flood, ready);
+    for (status, body) in &ready {
+        assert_eq!(*status, 200, "readiness under local overload: {body}");
+    }
+    assert!(
+        answers.iter().any(|(status, _)| *status == 503),
+        "the flood should have run out of connections"
+    );
+    for (status, body) in &answers {
+        assert!(*status == 200 || *status == 503, "{status}: {body}");
+        if *status == 503 {
+            assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        }
+    }
+    locked.join().expect("lock holder");
+    let (status, body) = server.token(&id, &secret).await;
+    assert_eq!(status, 200, "served right after the overload: {body}");
     assert_eq!(server.get("/health/ready").await.0, 200);
 
     // 1. Stopped: every one of 40 concurrent requests gets a fast 503.
@@ -449,5 +523,97 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
         "SELECT pg_reload_conf()",
     ]);
     server.handle.stop(true).await;
+    drop(pg);
+}
+
+/// On a healthy database, local overload never opens the breaker: slow multi-statement
+/// closures holding the whole pool past the suspicion point, a flood that times out at
+/// checkout, a readiness-style short bound. Each is a 503 for that caller only. And a panic
+/// inside a database closure is a bug: 500 (`server_error`), not a 503, and no outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_healthy_database_overload_and_panics_never_open_the_breaker() {
+    use actix_web::{ResponseError, body::MessageBody};
+    use tollgate::db::{Db, DbError, DbUrl, PoolOptions};
+
+    let Some(bin) = postgres_bin() else {
+        assert!(
+            std::env::var("TOLLGATE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "TOLLGATE_REQUIRE_POSTGRES=1 but no PostgreSQL under /usr/lib/postgresql/*/bin"
+        );
+        eprintln!("skipped: no PostgreSQL binaries under /usr/lib/postgresql/*/bin");
+        return;
+    };
+    let pg = OwnPostgres::start(bin);
+    let url = DbUrl::parse(&pg.url()).expect("url");
+    let options = PoolOptions {
+        max_size: 2,
+        connection_timeout: Duration::from_millis(200),
+        statement_timeout: Duration::from_millis(500),
+        ..PoolOptions::default()
+    };
+    let db = Db::connect(&url, &options).expect("pool");
+
+    // Two slow closures take both connections for 1.2 s (each statement well within its
+    // timeout), past the point where a long wait raises a suspicion.
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let db = db.clone();
+        slow.spawn(async move {
+            db.run_within(Duration::from_secs(5), |conn| {
+                for _ in 0..4 {
+                    tollgate::db::ping(conn)?;
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Ok::<_, DbError>(())
+            })
+            .await
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A flood meanwhile, and a check with a short bound of its own: none gets a connection.
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let db = db.clone();
+        flood.spawn(async move { db.run(tollgate::db::ping).await });
+    }
+    let short: Result<(), DbError> = db
+        .run_within(Duration::from_millis(100), tollgate::db::ping)
+        .await;
+    let err = short.expect_err("no connection within 100 ms");
+    assert!(err.is_unavailable() && !err.is_outage(), "{err}");
+    let mut refused = 0;
+    for answer in flood.join_all().await {
+        if let Err(err) = answer {
+            assert!(err.is_unavailable() && !err.is_outage(), "{err}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the flood should have run out of connections");
+    for answer in slow.join_all().await {
+        answer.expect("slow closures finish");
+    }
+    assert_eq!(db.health().times_opened(), 0, "overload opened the breaker");
+    assert!(!db.health().is_down());
+    let ok: Result<(), DbError> = db.run(tollgate::db::ping).await;
+    ok.expect("served at once afterwards");
+
+    let result: Result<(), DbError> = db
+        .run(|conn| {
+            tollgate::db::ping(conn)?;
+            panic!("a bug inside a database closure")
+        })
+        .await;
+    let err = result.expect_err("the closure panicked");
+    assert!(matches!(err, DbError::Panicked), "{err}");
+    assert_eq!(db.health().times_opened(), 0, "a bug is not an outage");
+    let response = tollgate::http::error::HttpError::Store(err).error_response();
+    assert_eq!(response.status().as_u16(), 500);
+    let body = response.into_body().try_into_bytes().expect("body");
+    let body: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body["error"], "server_error");
+    // The pool serves the next caller as before.
+    let ok: Result<(), DbError> = db.run(tollgate::db::ping).await;
+    ok.expect("ping");
+    drop(db);
     drop(pg);
 }
