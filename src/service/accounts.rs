@@ -182,6 +182,29 @@ pub fn get(conn: &mut DbConn, handle: &str) -> Result<AccountView, AccountError>
     Ok(AccountView::from(&by_handle(conn, handle)?))
 }
 
+/// One change to an account's state, with its audit event: `apply` changes the account
+/// (row and value) and names the event, or returns `None` when there was nothing to change.
+fn change_account(
+    conn: &mut DbConn,
+    actor: &Actor,
+    handle: &str,
+    now: i64,
+    apply: impl FnOnce(&mut DbConn, &mut Account) -> Result<Option<&'static str>, DbError>,
+) -> Result<AccountView, AccountError> {
+    db::transaction(conn, |conn| {
+        let mut account = by_handle(conn, handle)?;
+        if let Some(action) = apply(conn, &mut account)? {
+            audit::record(
+                conn,
+                actor,
+                account_event(action, &account, None, None),
+                now,
+            )?;
+        }
+        Ok(AccountView::from(&account))
+    })
+}
+
 /// Disabling stops every key of the account at once (keys are checked with their account
 /// on every use); enabling brings back the keys that were not revoked.
 pub fn set_disabled(
@@ -191,28 +214,18 @@ pub fn set_disabled(
     disabled: bool,
     now: i64,
 ) -> Result<AccountView, AccountError> {
-    db::transaction(conn, |conn| {
-        let mut account = by_handle(conn, handle)?;
-        if account.is_disabled() != disabled {
-            account.disabled_at = disabled.then_some(now);
-            db::accounts::set_disabled(conn, &account.id, account.disabled_at)?;
-            if disabled {
-                // A disabled person is signed out everywhere at once, not at the next idle timeout.
-                db::console_sessions::delete_for_account(conn, &account.id)?;
-            }
-            let action = if disabled {
-                "account.disabled"
-            } else {
-                "account.enabled"
-            };
-            audit::record(
-                conn,
-                actor,
-                account_event(action, &account, None, None),
-                now,
-            )?;
+    change_account(conn, actor, handle, now, |conn, account| {
+        if account.is_disabled() == disabled {
+            return Ok(None);
         }
-        Ok(AccountView::from(&account))
+        account.disabled_at = disabled.then_some(now);
+        db::accounts::set_disabled(conn, &account.id, account.disabled_at)?;
+        if !disabled {
+            return Ok(Some("account.enabled"));
+        }
+        // A disabled person is signed out everywhere at once, not at the next idle timeout.
+        db::console_sessions::delete_for_account(conn, &account.id)?;
+        Ok(Some("account.disabled"))
     })
 }
 
@@ -225,24 +238,17 @@ pub fn set_operator(
     operator: bool,
     now: i64,
 ) -> Result<AccountView, AccountError> {
-    db::transaction(conn, |conn| {
-        let mut account = by_handle(conn, handle)?;
-        if account.is_operator != operator {
-            account.is_operator = operator;
-            db::accounts::set_operator(conn, &account.id, operator)?;
-            let action = if operator {
-                "account.promoted"
-            } else {
-                "account.demoted"
-            };
-            audit::record(
-                conn,
-                actor,
-                account_event(action, &account, None, None),
-                now,
-            )?;
+    change_account(conn, actor, handle, now, |conn, account| {
+        if account.is_operator == operator {
+            return Ok(None);
         }
-        Ok(AccountView::from(&account))
+        account.is_operator = operator;
+        db::accounts::set_operator(conn, &account.id, operator)?;
+        Ok(Some(if operator {
+            "account.promoted"
+        } else {
+            "account.demoted"
+        }))
     })
 }
 

@@ -7,11 +7,13 @@ use serde_json::json;
 
 use super::{Admin, private_json};
 use crate::app::AppState;
+use crate::db::DbConn;
 use crate::http::accounts::{key_created, key_spec};
 use crate::http::error::HttpError;
 use crate::http::extract::ScopeInput;
-use crate::service::accounts::NewAccount;
+use crate::service::accounts::{AccountError, AccountView, NewAccount};
 use crate::service::api_keys::{self, Within};
+use crate::service::audit::Actor;
 use crate::service::{accounts, invites, pairing};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -107,16 +109,18 @@ async fn get_account(
     Ok(private_json(StatusCode::OK, account))
 }
 
-async fn set_disabled(
+/// A change to one account's state by the service function `change`; answers the account.
+async fn change_account(
     admin: Admin,
     state: web::Data<AppState>,
     handle: String,
-    disabled: bool,
+    change: fn(&mut DbConn, &Actor, &str, bool, i64) -> Result<AccountView, AccountError>,
+    on: bool,
 ) -> Result<HttpResponse, HttpError> {
     let (actor, now) = (admin.actor(), state.now());
     let account = state
         .db
-        .run(move |conn| accounts::set_disabled(conn, &actor, &handle, disabled, now))
+        .run(move |conn| change(conn, &actor, &handle, on, now))
         .await?;
     Ok(private_json(StatusCode::OK, account))
 }
@@ -126,7 +130,14 @@ async fn post_disable(
     state: web::Data<AppState>,
     handle: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    set_disabled(admin, state, handle.into_inner(), true).await
+    change_account(
+        admin,
+        state,
+        handle.into_inner(),
+        accounts::set_disabled,
+        true,
+    )
+    .await
 }
 
 async fn post_enable(
@@ -134,7 +145,14 @@ async fn post_enable(
     state: web::Data<AppState>,
     handle: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    set_disabled(admin, state, handle.into_inner(), false).await
+    change_account(
+        admin,
+        state,
+        handle.into_inner(),
+        accounts::set_disabled,
+        false,
+    )
+    .await
 }
 
 /// `POST /admin/accounts/{handle}/invite`: a one-time sign-in link (new person or password
@@ -157,27 +175,20 @@ async fn post_invite(
     Ok(private_json(StatusCode::CREATED, link))
 }
 
-async fn set_operator(
-    admin: Admin,
-    state: web::Data<AppState>,
-    handle: String,
-    operator: bool,
-) -> Result<HttpResponse, HttpError> {
-    let (actor, now) = (admin.actor(), state.now());
-    let account = state
-        .db
-        .run(move |conn| accounts::set_operator(conn, &actor, &handle, operator, now))
-        .await?;
-    Ok(private_json(StatusCode::OK, account))
-}
-
 /// `POST /admin/accounts/{handle}/promote`: the account may use the console's operator pages.
 async fn post_promote(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    set_operator(admin, state, handle.into_inner(), true).await
+    change_account(
+        admin,
+        state,
+        handle.into_inner(),
+        accounts::set_operator,
+        true,
+    )
+    .await
 }
 
 /// `POST /admin/accounts/{handle}/demote`: takes the operator role away.
@@ -186,7 +197,14 @@ async fn post_demote(
     state: web::Data<AppState>,
     handle: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    set_operator(admin, state, handle.into_inner(), false).await
+    change_account(
+        admin,
+        state,
+        handle.into_inner(),
+        accounts::set_operator,
+        false,
+    )
+    .await
 }
 
 async fn delete_account(

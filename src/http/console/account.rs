@@ -7,16 +7,19 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use super::auth::CsrfForm;
+use super::auth::{CodeForm, CsrfForm};
 use super::error::ConsoleError;
 use super::session::Person;
 use super::{Chrome, csrf, human_time, ok_page, page, see_other};
 use crate::app::AppState;
 use crate::crypto::passwords::{self, MIN_PASSWORD_CHARS};
-use crate::db;
+use crate::crypto::sealed::MasterKey;
+use crate::db::{self, DbConn};
+use crate::domain::Account;
 use crate::domain::{ConsoleSession, timestamp};
 use crate::service::accounts::account_event;
 use crate::service::audit;
+use crate::service::audit::Actor;
 use crate::service::second_factor::{self, Enrolment, SecondFactorError};
 use crate::service::sessions;
 
@@ -340,10 +343,28 @@ pub async fn get_second_factor(
     setup_page(&person, StatusCode::OK, &enrolment, None)
 }
 
-#[derive(Deserialize)]
-pub struct CodeForm {
-    csrf: String,
-    code: String,
+/// A second-factor change that the person proves with a code from the form.
+type CodeChange<T> =
+    fn(&mut DbConn, &MasterKey, &Actor, &Account, &str, i64) -> Result<T, SecondFactorError>;
+
+async fn change_with_code<T: Send + 'static>(
+    req: &HttpRequest,
+    state: &AppState,
+    person: &Person,
+    form: CodeForm,
+    change: CodeChange<T>,
+) -> Result<Result<T, SecondFactorError>, ConsoleError> {
+    csrf::check(req, state, person, &form.csrf)?;
+    let (master, account, actor, now) = (
+        state.master_key.clone(),
+        person.account.clone(),
+        person.actor(),
+        state.now(),
+    );
+    Ok(state
+        .db
+        .run(move |conn| change(conn, &master, &actor, &account, &form.code, now))
+        .await)
 }
 
 /// `POST /console/account/second-factor`: the first code turns it on; the recovery codes
@@ -354,19 +375,14 @@ pub async fn post_second_factor(
     person: Person,
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let form = form.into_inner();
-    csrf::check(&req, &state, &person, &form.csrf)?;
-    let (master, account, actor, now) = (
-        state.master_key.clone(),
-        person.account.clone(),
-        person.actor(),
-        state.now(),
-    );
-    let code = form.code;
-    let confirmed = state
-        .db
-        .run(move |conn| second_factor::confirm(conn, &master, &actor, &account, &code, now))
-        .await;
+    let confirmed = change_with_code(
+        &req,
+        &state,
+        &person,
+        form.into_inner(),
+        second_factor::confirm,
+    )
+    .await?;
     match confirmed {
         Ok(codes) => Ok(ok_page(&RecoveryCodesPage {
             chrome: Chrome::for_person(&person, "Recovery codes", "account"),
@@ -401,19 +417,14 @@ pub async fn post_disable_second_factor(
     person: Person,
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let form = form.into_inner();
-    csrf::check(&req, &state, &person, &form.csrf)?;
-    let (master, account, actor, now) = (
-        state.master_key.clone(),
-        person.account.clone(),
-        person.actor(),
-        state.now(),
-    );
-    let code = form.code;
-    match state
-        .db
-        .run(move |conn| second_factor::disable(conn, &master, &actor, &account, &code, now))
-        .await
+    match change_with_code(
+        &req,
+        &state,
+        &person,
+        form.into_inner(),
+        second_factor::disable,
+    )
+    .await?
     {
         Ok(()) => Ok(see_other("/console/account?done=factor-off")),
         Err(SecondFactorError::WrongCode) => {

@@ -487,8 +487,8 @@ pub async fn get_second_factor(half: HalfSignedIn) -> HttpResponse {
 
 #[derive(Deserialize)]
 pub struct CodeForm {
-    csrf: String,
-    code: String,
+    pub(super) csrf: String,
+    pub(super) code: String,
 }
 
 /// What a second-factor code did.
