@@ -11,6 +11,8 @@
 //! | `DATABASE_URL`        | `database.url` (secret)         |
 //! | `TOLLGATE_MASTER_KEY` | the master key itself (secret)  |
 //! | `TOLLGATE_LOG`        | `log.level` (a tracing filter)  |
+//! | `TOLLGATE_LOG_FORMAT` | `log.format` (`text` or `json`) |
+//! | `TOLLGATE_METRICS_LISTEN` | `metrics.listen`            |
 //!
 //! Flags and environment for `bind`, `issuer`, `database-url` and `config` are read by
 //! clap (`cli`), which applies "flag beats env"; they arrive here as [`Overrides`].
@@ -39,6 +41,7 @@ pub struct FileSettings {
     pub console: ConsoleSection,
     pub log: LogSection,
     pub limits: LimitsSection,
+    pub metrics: MetricsSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,13 +226,64 @@ impl ConsoleSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     pub level: String,
+    pub format: String,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         Self {
             level: "info".into(),
+            format: "text".into(),
         }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's span fields (`request_id`, `client`).
+    Json,
+}
+
+/// `[metrics]`: the Prometheus endpoint, on an address of its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Empty: no metrics endpoint.
+    pub listen: String,
+}
+
+/// `server.trusted_proxies`, validated: addresses and CIDR ranges of the reverse proxies
+/// whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Each entry is an address (`10.0.0.5`, `::1`) or a range (`10.0.0.0/8`, `fd00::/8`).
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+        entries
+            .iter()
+            .map(|entry| {
+                let text = entry.as_ref().trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Whether `ip` is a trusted proxy (an IPv4-mapped IPv6 peer counts as its IPv4 address).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -242,6 +296,8 @@ pub struct Overrides {
     pub issuer: Option<String>,
     pub master_key: Option<String>,
     pub log_level: Option<String>,
+    pub log_format: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 impl Overrides {
@@ -251,6 +307,10 @@ impl Overrides {
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         self.master_key = self.master_key.or_else(|| non_empty("TOLLGATE_MASTER_KEY"));
         self.log_level = self.log_level.or_else(|| non_empty("TOLLGATE_LOG"));
+        self.log_format = self.log_format.or_else(|| non_empty("TOLLGATE_LOG_FORMAT"));
+        self.metrics_listen = self
+            .metrics_listen
+            .or_else(|| non_empty("TOLLGATE_METRICS_LISTEN"));
         self
     }
 }
@@ -288,7 +348,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub access_log: bool,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: TrustedProxies,
     /// Time allowed to receive a request's head, and then its body.
     pub request_head_timeout: Duration,
     pub request_body_timeout: Duration,
@@ -315,7 +375,11 @@ pub struct Settings {
     /// Automatic signing key rotation; `None` when off.
     pub rotation_period: Option<i64>,
     pub console: ConsoleSettings,
+    /// A tracing filter, checked (see `telemetry::check_filter`).
     pub log_level: String,
+    pub log_format: LogFormat,
+    /// Where `/metrics` is served; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -366,6 +430,8 @@ impl Settings {
         let signing = SigningSettings::validate(&file.signing, &file.tokens)?;
         let master_key = master_key_source(overrides, &file.signing, &database_url);
         let console = ConsoleSettings::validate(&file.console)?;
+        let (log_level, log_format) = log_settings(&file.log, overrides)?;
+        let metrics_listen = metrics_listen(&file.metrics, overrides)?;
         Ok(Self {
             bind: server.bind,
             issuer: server.issuer,
@@ -393,10 +459,9 @@ impl Settings {
             key_refresh: signing.key_refresh,
             rotation_period: signing.rotation_period,
             console,
-            log_level: overrides
-                .log_level
-                .clone()
-                .unwrap_or_else(|| file.log.level.clone()),
+            log_level,
+            log_format,
+            metrics_listen,
         })
     }
 
@@ -440,7 +505,7 @@ struct ServerSettings {
     bind: SocketAddr,
     issuer: String,
     issuer_from_bind: bool,
-    trusted_proxies: Vec<std::net::IpAddr>,
+    trusted_proxies: TrustedProxies,
     max_body_bytes: usize,
     request_head_timeout: Duration,
     request_body_timeout: Duration,
@@ -465,18 +530,8 @@ impl ServerSettings {
         } else {
             validate_issuer(issuer_text.trim())?
         };
-        let trusted_proxies = section
-            .trusted_proxies
-            .iter()
-            .map(|text| {
-                text.trim().parse().map_err(|_| {
-                    invalid(
-                        "server.trusted_proxies",
-                        format!("{text:?} is not an IP address"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
+        let trusted_proxies = TrustedProxies::parse(&section.trusted_proxies)
+            .map_err(|m| invalid("server.trusted_proxies", m))?;
         if !(512..=1024 * 1024).contains(&section.max_body_bytes) {
             return Err(invalid(
                 "server.max_body_bytes",
@@ -528,6 +583,54 @@ impl ServerSettings {
             max_connections_per_address: section.max_connections_per_address,
         })
     }
+}
+
+/// `[log]` with `TOLLGATE_LOG`/`TOLLGATE_LOG_FORMAT` applied. A filter that would silently
+/// hide lines (an unknown level, a misspelt directive) is refused, naming where it came from.
+fn log_settings(
+    section: &LogSection,
+    overrides: &Overrides,
+) -> Result<(String, LogFormat), ConfigError> {
+    let (level, level_key) = match &overrides.log_level {
+        Some(level) => (level.clone(), "TOLLGATE_LOG"),
+        None => (section.level.clone(), "log.level"),
+    };
+    crate::telemetry::check_filter(&level).map_err(|m| invalid(level_key, m))?;
+    let (format, format_key) = match &overrides.log_format {
+        Some(format) => (format.as_str(), "TOLLGATE_LOG_FORMAT"),
+        None => (section.format.as_str(), "log.format"),
+    };
+    let format = match format.trim().to_ascii_lowercase().as_str() {
+        "text" | "" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        _ => {
+            return Err(invalid(
+                format_key,
+                format!("{format:?} is not one of text, json"),
+            ));
+        }
+    };
+    Ok((level, format))
+}
+
+/// `metrics.listen` (or `TOLLGATE_METRICS_LISTEN`): empty turns the endpoint off.
+fn metrics_listen(
+    section: &MetricsSection,
+    overrides: &Overrides,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let (text, key) = match &overrides.metrics_listen {
+        Some(text) => (text.as_str(), "TOLLGATE_METRICS_LISTEN"),
+        None => (section.listen.as_str(), "metrics.listen"),
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|_| {
+        invalid(
+            key,
+            format!("{text:?} is not an address like 127.0.0.1:9090"),
+        )
+    })
 }
 
 fn auth_throttle(section: &LimitsSection) -> Result<AuthThrottleSettings, ConfigError> {
@@ -848,6 +951,98 @@ mod tests {
             .unwrap();
         assert!(err.contains("signing.algorithm"), "{err}");
         assert!(toml::from_str::<FileSettings>("[server]\nbnid = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let s = settings(
+            "[server]\ntrusted_proxies = [\"10.0.0.5\", \"192.168.0.0/16\", \"fd00::/8\"]\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let ip = |t: &str| t.parse::<std::net::IpAddr>().unwrap();
+        assert!(s.trusted_proxies.contains(ip("10.0.0.5")));
+        assert!(!s.trusted_proxies.contains(ip("10.0.0.6")));
+        assert!(s.trusted_proxies.contains(ip("192.168.44.1")));
+        assert!(s.trusted_proxies.contains(ip("::ffff:192.168.1.1")));
+        assert!(s.trusted_proxies.contains(ip("fd00::1")));
+        assert!(!s.trusted_proxies.contains(ip("2001:db8::1")));
+        assert!(
+            settings("", Overrides::default())
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+        let err = settings(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap();
+        assert!(
+            err.contains("server.trusted_proxies") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn log_and_metrics_settings_name_where_a_bad_value_came_from() {
+        let s = settings("", Overrides::default()).unwrap();
+        assert_eq!(
+            (s.log_level.as_str(), s.log_format),
+            ("info", LogFormat::Text)
+        );
+        assert_eq!(s.metrics_listen, None, "metrics are off by default");
+        let s = settings(
+            "[log]\nlevel = \"warn,tollgate=debug\"\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:9090\"\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        let error = |file: &str, overrides: Overrides| {
+            settings(file, overrides)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap()
+        };
+        let err = error(
+            "",
+            Overrides {
+                log_level: Some("verbose".into()),
+                ..Overrides::default()
+            },
+        );
+        assert!(
+            err.contains("TOLLGATE_LOG") && err.contains("\"verbose\""),
+            "{err}"
+        );
+        let err = error("[log]\nlevel = \"loud\"\n", Overrides::default());
+        assert!(
+            err.contains("log.level") && err.contains("\"loud\""),
+            "{err}"
+        );
+        let err = error("[log]\nformat = \"xml\"\n", Overrides::default());
+        assert!(err.contains("log.format") && err.contains("xml"), "{err}");
+        let err = error(
+            "",
+            Overrides {
+                log_format: Some("yaml".into()),
+                ..Overrides::default()
+            },
+        );
+        assert!(err.contains("TOLLGATE_LOG_FORMAT"), "{err}");
+        let err = error("[metrics]\nlisten = \"9090\"\n", Overrides::default());
+        assert!(err.contains("metrics.listen"), "{err}");
+        let err = error(
+            "",
+            Overrides {
+                metrics_listen: Some("nowhere".into()),
+                ..Overrides::default()
+            },
+        );
+        assert!(err.contains("TOLLGATE_METRICS_LISTEN"), "{err}");
     }
 
     #[test]

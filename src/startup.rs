@@ -95,6 +95,8 @@ fn write_new_key_file(path: &std::path::Path) -> std::io::Result<()> {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The `/metrics` listener (`metrics.listen`): its port and server.
+    metrics: Option<(u16, Server)>,
     state: Arc<AppState>,
 }
 
@@ -122,7 +124,10 @@ impl Application {
         tracing::info!(issuer = %settings.issuer, "listening on http://{bound}");
         let state = Arc::new(AppState::new(db, keys, master_key, settings.clone(), clock));
         let app_state = web::Data::from(state.clone());
-        let access_log = settings.access_log;
+        let metrics = match settings.metrics_listen {
+            Some(address) => Some(metrics_server(address, app_state.clone())?),
+            None => None,
+        };
         let console_enabled = settings.console.enabled;
         let watch = crate::http::connection::WatchSettings {
             head_timeout: settings.request_head_timeout,
@@ -141,11 +146,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::http::surface::surface,
                 ))
-                .wrap(actix_web::middleware::Condition::new(
-                    access_log,
-                    // Method and path only: never the query string or headers, which could hold a
-                    // credential sent by mistake.
-                    actix_web::middleware::Logger::new("%{r}a %m %U %s %Dms"),
+                // Request id, log span, access log, metrics; outside `surface`, so it sees
+                // the final answer.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::observe::observe,
                 ))
                 // Outermost: tells the connection's watchdog when a request starts and ends.
                 .wrap(actix_web::middleware::from_fn(
@@ -187,12 +191,18 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             state,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `/metrics` listener, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The issuer in effect (derived from the bound address unless configured).
@@ -213,8 +223,16 @@ impl Application {
     /// background maintenance meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let maintenance = tokio::spawn(maintenance::run(self.state.clone()));
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
         maintenance.abort();
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         // Keep the API key uses noted since the last flush.
         if let Err(err) = maintenance::flush_usage(&self.state).await {
             tracing::warn!(error = %err, "writing API key last-used times at shutdown failed");
@@ -254,6 +272,28 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The `/metrics` listener: one worker, nothing but `GET /metrics`.
+fn metrics_server(
+    address: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("cannot listen on {address} (metrics.listen)"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(crate::http::observe::metrics_routes)
+    })
+    .workers(1)
+    .max_connections(64)
+    .listen(listener)?
+    .disable_signals()
+    .run();
+    Ok((bound.port(), server))
 }
 
 type Prepared = (Db, KeyStore, MasterKey);

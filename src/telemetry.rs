@@ -1,4 +1,15 @@
-//! Logging: tracing to stderr, so stdout stays clean for CLI output (`--json`).
+//! Logging: tracing to stderr, so stdout stays clean for CLI output (`--json`), as text
+//! or as one JSON object per line (`log.format`); and, in [`metrics`], the Prometheus
+//! metrics.
+//!
+//! Every request runs in a `request` span (see `http::observe`) whose fields,
+//! `request_id` and `client`, are written with each line logged while it is handled, in
+//! both formats. The span is at ERROR level so that it is kept whatever the filter lets
+//! through.
+//!
+//! The filter (`log.level`, `TOLLGATE_LOG`) is checked at start-up by [`check_filter`]:
+//! `tracing`'s own parser takes an unknown word such as `verbose` for a target name, which
+//! hides every line, so such values are refused instead.
 //!
 //! ERROR is kept for faults of the server. actix-http also reports connection-level trouble
 //! caused by clients (malformed or oversized request heads, resets, slow or abandoned
@@ -7,14 +18,20 @@
 //! page anyone, yet stays visible with `TOLLGATE_LOG=tollgate::connection=debug`. Its other
 //! ERROR events (a failing response body, internal errors) stay ERROR.
 
+pub mod metrics;
+
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::filter::{FilterExt, LevelFilter};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
+use tracing_subscriber::registry::Registry;
 use tracing_subscriber::util::SubscriberInitExt;
+
+pub use crate::config::LogFormat;
 
 /// actix-http's HTTP/1 ERROR events: some are client noise, some real server faults.
 fn is_h1_error(meta: &Metadata<'_>) -> bool {
@@ -89,24 +106,109 @@ impl<S: Subscriber> Layer<S> for Demote {
     }
 }
 
-/// The subscriber: `filter` for what is shown, on `writer`.
-fn subscriber<W>(filter: &str, writer: W) -> impl Subscriber + Send + Sync
+const LEVELS: &str = "off, error, warn, info, debug, trace";
+
+/// Checks a filter (`log.level`, `TOLLGATE_LOG`) strictly: comma-separated directives, each
+/// a level (`debug`) or `target=level` (`tollgate=debug`, `actix_web=warn`; a span part as
+/// in `target[span{field}]=level` is allowed). A bare word that is not a level is refused:
+/// `tracing` would take it for a target and show nothing else.
+pub fn check_filter(filter: &str) -> Result<EnvFilter, String> {
+    let refuse = |why: String| {
+        Err(format!(
+            "{filter:?} is not a log filter: {why}; use a level ({LEVELS}) or directives like \"info,tollgate=debug\""
+        ))
+    };
+    if filter.trim().is_empty() {
+        return refuse("it is empty".into());
+    }
+    for directive in filter.split(',').map(str::trim) {
+        if directive.is_empty() {
+            return refuse("it has an empty directive".into());
+        }
+        // The level is after the last `=` outside a span part (`[span{field=value}]`).
+        let mut depth = 0i32;
+        let mut split = None;
+        for (at, c) in directive.char_indices() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth -= 1,
+                '=' if depth == 0 => split = Some(at),
+                _ => {}
+            }
+        }
+        let (selector, level) = match split {
+            Some(at) => (&directive[..at], &directive[at + 1..]),
+            None if directive.starts_with('[') => (directive, "trace"),
+            None => ("", directive),
+        };
+        if level.trim().parse::<LevelFilter>().is_err() {
+            return refuse(if split.is_some() {
+                format!("{level:?} is not a level")
+            } else {
+                format!("{level:?} is neither a level nor target=level")
+            });
+        }
+        let target = selector.split('[').next().unwrap_or_default().trim();
+        let is_path = target.split("::").all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+        if !target.is_empty() && !is_path {
+            return refuse(format!("{target:?} is not a target (a module path)"));
+        }
+    }
+    // `tracing` does not trim directives: "info, tollgate=debug" is meant as written.
+    let directives: Vec<&str> = filter.split(',').map(str::trim).collect();
+    EnvFilter::builder()
+        .with_regex(false)
+        .parse(directives.join(","))
+        .or_else(|err| refuse(err.to_string()))
+}
+
+/// The subscriber: `filter` for what is shown, in `format`, on `writer`.
+fn subscriber<W>(
+    filter: EnvFilter,
+    format: LogFormat,
+    ansi: bool,
+    writer: W,
+) -> impl Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let output = tracing_subscriber::fmt::layer()
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_target(false)
-        .with_filter(filter.and(Noise { noise: false }));
+        .with_target(false);
+    let shown = filter.and(Noise { noise: false });
+    let output: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Text => lines.with_ansi(ansi).with_filter(shown).boxed(),
+        // Machines filter on the target (`tollgate::access`); people reading text need not.
+        LogFormat::Json => lines
+            .json()
+            .with_target(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_filter(shown)
+            .boxed(),
+    };
     tracing_subscriber::registry()
         .with(output)
         .with(Demote.with_filter(Noise { noise: true }))
 }
 
-/// Installs the global subscriber once; later calls (tests) are ignored.
+/// Installs the global subscriber once, as text; later calls (tests) are ignored. For
+/// fixed filters (the CLI's `warn`); the server uses [`init_with`].
 pub fn init(filter: &str) {
-    let _already_set = subscriber(filter, std::io::stderr).try_init();
+    let _ = init_with(filter, LogFormat::Text);
+}
+
+/// Installs the global subscriber once (later calls are ignored), refusing a bad filter.
+pub fn init_with(filter: &str, format: LogFormat) -> Result<(), String> {
+    let filter = check_filter(filter)?;
+    let ansi = std::io::stderr().is_terminal();
+    let _already_set = subscriber(filter, format, ansi, std::io::stderr).try_init();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -137,9 +239,17 @@ mod tests {
     }
 
     fn logged(filter: &str, emit: impl FnOnce()) -> String {
+        logged_as(filter, LogFormat::Text, emit)
+    }
+
+    fn logged_as(filter: &str, format: LogFormat, emit: impl FnOnce()) -> String {
         let buffer = Buffer::default();
         let writer = buffer.clone();
-        tracing::subscriber::with_default(subscriber(filter, move || writer.clone()), emit);
+        let filter = check_filter(filter).unwrap();
+        tracing::subscriber::with_default(
+            subscriber(filter, format, false, move || writer.clone()),
+            emit,
+        );
         let bytes = buffer.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
     }
@@ -178,5 +288,65 @@ mod tests {
         assert!(demoted[0].contains("invalid Header provided"));
         assert!(demoted[1].contains("reset by peer"));
         assert!(demoted[2].contains("MAX_BUFFER_SIZE"));
+    }
+
+    #[test]
+    fn filters_that_would_hide_everything_are_refused() {
+        for good in [
+            "info",
+            "INFO",
+            "trace",
+            "off",
+            "warn,tollgate=debug",
+            "info, tollgate::connection=debug",
+            "tollgate=trace",
+            "actix_web=warn,info",
+            "info,tollgate[request{request_id}]=trace",
+        ] {
+            assert!(check_filter(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "verbose",
+            "",
+            " ",
+            "tollgate",
+            "info,loud",
+            "tollgate=loud",
+            "info,,debug",
+            "my target=debug",
+        ] {
+            let err = check_filter(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+            assert!(err.contains("trace"), "the message lists the levels: {err}");
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_span_fields() {
+        let shown = logged_as("info", LogFormat::Json, || {
+            let span = tracing::error_span!("request", request_id = "r-1", client = "192.0.2.1");
+            let _entered = span.enter();
+            tracing::info!(status = 200, "answered");
+        });
+        let line: serde_json::Value = serde_json::from_str(shown.trim()).unwrap();
+        assert_eq!(line["fields"]["message"], "answered");
+        assert_eq!(line["fields"]["status"], 200);
+        assert_eq!(line["spans"][0]["request_id"], "r-1");
+        assert_eq!(line["spans"][0]["client"], "192.0.2.1");
+        let text = logged("info", || {
+            let span = tracing::error_span!("request", request_id = "r-2");
+            let _entered = span.enter();
+            tracing::info!("answered");
+        });
+        assert!(
+            text.contains("request{request_id=\"r-2\"}: answered"),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\u{1b}'),
+            "no colour codes when not on a terminal: {text}"
+        );
     }
 }

@@ -17,6 +17,7 @@ use crate::oauth::TokenPolicy;
 use crate::service::api_keys::UsageTracker;
 use crate::service::grants::Issuer;
 use crate::service::pairing::Pairing;
+use crate::telemetry::metrics::Metrics;
 
 pub use clock::Clock;
 use rate_limit::{AuthThrottle, RateLimiter};
@@ -45,6 +46,9 @@ pub struct AppState {
     pub pairing: Pairing,
     /// Failed client authentication on the OAuth endpoints, per client id and address.
     pub auth_failures: AuthThrottle,
+    /// This instance's Prometheus metrics (a cache gets its counters from
+    /// `metrics.cache("name")` when built here).
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -56,6 +60,7 @@ impl AppState {
         clock: Clock,
     ) -> Self {
         let auth_failures = AuthThrottle::new(&settings.auth_throttle);
+        let metrics = Metrics::new();
         Self {
             db,
             keys,
@@ -70,6 +75,7 @@ impl AppState {
             sign_in_by_address: RateLimiter::new(30, Duration::from_secs(300)),
             password_permits: tokio::sync::Semaphore::new(2),
             auth_failures,
+            metrics,
         }
     }
 

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::config::TrustedProxies;
+
 /// Bounds how many keys are tracked, so a flood of distinct keys cannot grow memory
 /// without limit. When full, finished windows are dropped first, then the keys whose last
 /// event is oldest: a flood evicts (mostly its own) entries instead of refusing new keys,
@@ -190,10 +192,10 @@ impl AuthThrottle {
 pub fn client_ip(
     peer: Option<IpAddr>,
     forwarded_for: Option<&str>,
-    trusted: &[IpAddr],
+    trusted: &TrustedProxies,
 ) -> Option<IpAddr> {
     let peer = peer?;
-    if !trusted.contains(&peer) {
+    if !trusted.contains(peer) {
         return Some(peer);
     }
     let hops: Vec<IpAddr> = forwarded_for
@@ -204,7 +206,7 @@ pub fn client_ip(
     Some(
         hops.iter()
             .rev()
-            .find(|hop| !trusted.contains(hop))
+            .find(|hop| !trusted.contains(**hop))
             .or_else(|| hops.first())
             .copied()
             .unwrap_or(peer),
@@ -313,20 +315,47 @@ mod tests {
     #[test]
     fn forwarded_for_counts_only_behind_a_trusted_proxy() {
         let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        let trusted = |list: &[&str]| TrustedProxies::parse(list).unwrap();
         let proxy = ip("10.0.0.5");
         let xff = Some("198.51.100.9, 203.0.113.7, 10.0.0.4");
         assert_eq!(
-            client_ip(Some(ip("203.0.113.1")), xff, &[proxy]),
+            client_ip(Some(ip("203.0.113.1")), xff, &trusted(&["10.0.0.5"])),
             Some(ip("203.0.113.1"))
         );
         assert_eq!(
-            client_ip(Some(proxy), xff, &[proxy, ip("10.0.0.4")]),
+            client_ip(Some(proxy), xff, &trusted(&["10.0.0.5", "10.0.0.4"])),
             Some(ip("203.0.113.7"))
         );
-        assert_eq!(client_ip(Some(proxy), None, &[proxy]), Some(proxy));
         assert_eq!(
-            client_ip(Some(proxy), Some("garbage"), &[proxy]),
+            client_ip(Some(proxy), None, &trusted(&["10.0.0.5"])),
             Some(proxy)
+        );
+        assert_eq!(
+            client_ip(Some(proxy), Some("garbage"), &trusted(&["10.0.0.5"])),
+            Some(proxy)
+        );
+        // Ranges: the whole 10/8 is trusted, so the hop before it is the client.
+        assert_eq!(
+            client_ip(Some(proxy), xff, &trusted(&["10.0.0.0/8"])),
+            Some(ip("203.0.113.7"))
+        );
+        // Nobody trusted (the default): the header is ignored.
+        assert_eq!(
+            client_ip(Some(proxy), xff, &TrustedProxies::default()),
+            Some(proxy)
+        );
+        // An IPv4 proxy seen through an IPv6 socket is still the proxy.
+        assert_eq!(
+            client_ip(Some(ip("::ffff:10.0.0.5")), xff, &trusted(&["10.0.0.5"])),
+            Some(ip("10.0.0.4"))
+        );
+        assert_eq!(
+            client_ip(
+                Some(ip("fd00::7")),
+                Some("2001:db8::1"),
+                &trusted(&["fd00::/8"])
+            ),
+            Some(ip("2001:db8::1"))
         );
     }
 

@@ -101,7 +101,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
     match cli.command {
         None | Some(Command::Serve(_)) => {
-            crate::telemetry::init(&settings.log_level);
+            crate::telemetry::init_with(&settings.log_level, settings.log_format)
+                .map_err(anyhow::Error::msg)?;
             serve(settings)?;
         }
         Some(Command::Migrate) => {

@@ -257,6 +257,8 @@ pub struct KeyRing {
     /// Pre-rendered JWKS document, served as is.
     jwks_json: Arc<str>,
     fingerprint: Vec<(String, String, Option<i64>)>,
+    /// When the active key began to sign (Unix seconds), when known.
+    active_since: Option<i64>,
 }
 
 impl KeyRing {
@@ -288,7 +290,18 @@ impl KeyRing {
             verifying,
             jwks_json: Arc::from(jwks),
             fingerprint,
+            active_since: None,
         }
+    }
+
+    /// Notes when the active key began to sign (for the signing key age metric).
+    pub fn with_active_since(mut self, at: i64) -> Self {
+        self.active_since = Some(at);
+        self
+    }
+
+    pub fn active_since(&self) -> Option<i64> {
+        self.active_since
     }
 
     pub fn active(&self) -> &Arc<SigningKey> {

@@ -27,7 +27,7 @@ pub mod schema;
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -416,12 +416,43 @@ const SUSPECT_AFTER: Duration = Duration::from_secs(1);
 /// server still bounds each statement.
 pub const BACKGROUND_LIMIT: Duration = Duration::from_secs(60);
 
+/// What [`Db::pool_state`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    /// Open connections, idle or in use.
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+    /// The circuit breaker is closed.
+    pub up: bool,
+}
+
+/// Counts a caller as waiting for a pooled connection until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The connection pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<DbManager>,
     is_sqlite: bool,
     health: Arc<DbHealth>,
+    /// Callers inside [`checkout`], for the pool gauges.
+    waiting: Arc<AtomicUsize>,
     request_limit: Duration,
     suspect_after: Duration,
     /// How long a caller past its bound still waits for a commit already under way.
@@ -476,6 +507,7 @@ impl Db {
             pool,
             is_sqlite: url.is_sqlite(),
             health,
+            waiting: Arc::default(),
             request_limit: options.request_limit(),
             suspect_after: options.statement_timeout.min(SUSPECT_AFTER),
             commit_grace: options.statement_timeout,
@@ -489,6 +521,18 @@ impl Db {
     /// The breaker and the last refused write, for `/health/ready`.
     pub fn health(&self) -> &Arc<DbHealth> {
         &self.health
+    }
+
+    /// The pool's state, for the metrics.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            up: !self.health.is_down(),
+        }
     }
 
     /// One connection outside any pool, for short-lived commands (the CLI): it is closed
@@ -515,7 +559,12 @@ impl Db {
         if self.health.is_down() {
             return Err(DbError::Unavailable);
         }
-        checkout(&self.pool, &self.health, self.pool.connection_timeout())
+        checkout(
+            &self.pool,
+            &self.health,
+            &self.waiting,
+            self.pool.connection_timeout(),
+        )
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool, keeping the
@@ -563,6 +612,7 @@ impl Db {
         let gate = Arc::new(Gate::default());
         let mut changes = self.health.subscribe();
         let (pool, health, task_gate) = (self.pool.clone(), self.health.clone(), gate.clone());
+        let waiting = self.waiting.clone();
         let span = tracing::Span::current();
         let mut task = tokio::task::spawn_blocking(move || {
             span.in_scope(|| {
@@ -575,7 +625,12 @@ impl Db {
                     return Err(DbError::Unavailable.into());
                 }
                 let wait = deadline.saturating_duration_since(Instant::now());
-                let mut conn = checkout(&pool, &health, wait.min(pool.connection_timeout()))?;
+                let mut conn = checkout(
+                    &pool,
+                    &health,
+                    &waiting,
+                    wait.min(pool.connection_timeout()),
+                )?;
                 if task_gate.is_abandoned() {
                     return Err(DbError::TimedOut.into());
                 }
@@ -655,9 +710,11 @@ where
 fn checkout(
     pool: &r2d2::Pool<DbManager>,
     health: &Arc<DbHealth>,
+    waiting: &AtomicUsize,
     wait: Duration,
 ) -> Result<r2d2::PooledConnection<DbManager>, DbError> {
     let until = Instant::now() + wait;
+    let _waiting = Waiting::new(waiting);
     loop {
         match pool.get_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(mut conn) => {

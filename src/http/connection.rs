@@ -19,7 +19,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::net::{IpAddr, Shutdown};
+use std::net::Shutdown;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::app::rate_limit::address_key;
+use crate::config::TrustedProxies;
 
 /// What the watchdog of one connection knows, shared with the requests on it.
 struct WatchState {
@@ -135,7 +136,7 @@ pub struct WatchSettings {
     pub request_timeout: Duration,
     /// 0: no per-address cap.
     pub max_per_address: usize,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: TrustedProxies,
     pub counts: AddressCounts,
 }
 
@@ -158,7 +159,7 @@ pub fn on_connect(settings: &WatchSettings, connection: &dyn std::any::Any, data
     };
     let slot = match stream.peer_addr() {
         Ok(peer)
-            if settings.max_per_address > 0 && !settings.trusted_proxies.contains(&peer.ip()) =>
+            if settings.max_per_address > 0 && !settings.trusted_proxies.contains(peer.ip()) =>
         {
             match settings
                 .counts

@@ -26,6 +26,16 @@ pub fn no_store(
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
 }
 
+/// The `error` code of an error answer, kept on the response for the metrics
+/// (`tollgate_http_errors_total`, see `observe`).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorTag(pub &'static str);
+
+/// Notes `code` on `response` (see [`ErrorTag`]).
+pub fn tag_error(response: &mut HttpResponse, code: &'static str) {
+    response.extensions_mut().insert(ErrorTag(code));
+}
+
 /// An error of the JSON APIs: `{"error","error_description"}` like the OAuth ones, plus
 /// at most one extra member (e.g. `attempts_remaining`).
 #[derive(Debug)]
@@ -115,9 +125,12 @@ fn store_failure(err: &DbError) -> (StatusCode, ErrorCode, &'static str) {
 
 /// The one place error bodies are written: the description is forced into the RFC 6749
 /// §5.2 character set, whatever the message (see `oauth::error::rfc_text`).
-fn json_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
+fn json_error(status: StatusCode, code: &'static str, description: &str) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
-    no_store(&mut builder).json(json!({"error": code, "error_description": rfc_text(description)}))
+    let mut response = no_store(&mut builder)
+        .json(json!({"error": code, "error_description": rfc_text(description)}));
+    tag_error(&mut response, code);
+    response
 }
 
 fn bearer_response(rejection: &BearerRejection) -> HttpResponse {
@@ -192,7 +205,9 @@ impl ResponseError for HttpError {
                 if let Some((name, value)) = &err.extra {
                     body[*name] = value.clone();
                 }
-                no_store(&mut HttpResponse::build(err.status)).json(body)
+                let mut response = no_store(&mut HttpResponse::build(err.status)).json(body);
+                tag_error(&mut response, err.code);
+                response
             }
             Self::Store(err) => {
                 let (status, code, description) = store_failure(err);

@@ -1,12 +1,33 @@
-//! Small request helpers shared by the handlers: headers, bodies, bearer tokens.
+//! Small request helpers shared by the handlers: headers, bodies, bearer tokens, the
+//! client's address.
+
+use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpRequest, web};
 
+use crate::config::TrustedProxies;
 use crate::oauth::OAuthError;
 
 pub fn header_str(req: &HttpRequest, name: HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The client's address: the TCP peer, or, only when the peer is one of
+/// `server.trusted_proxies`, the address its `X-Forwarded-For` names (see
+/// [`crate::app::rate_limit::client_ip`]). The one place the server reads that header: the
+/// logs, the rate limits and the console's session list all use this.
+pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    // Most deployments trust nobody: skip the header lookup then.
+    if trusted.is_empty() {
+        return peer;
+    }
+    crate::app::rate_limit::client_ip(
+        peer,
+        header_str(req, HeaderName::from_static("x-forwarded-for")),
+        trusted,
+    )
 }
 
 /// RFC 6750 §2.1: the token of `Authorization: Bearer <token>`; `None` when the header is

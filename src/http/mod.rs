@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod introspection;
 pub mod limits;
+pub mod observe;
 pub mod pairing;
 pub mod surface;
 pub mod throttle;

@@ -11,10 +11,11 @@ use serde_json::json;
 
 use super::accounts::{check_version, versioned};
 use super::error::HttpError;
-use super::extract::{ScopeInput, header_str, json_body};
+use super::extract::{ScopeInput, json_body};
 use super::surface;
 use crate::app::AppState;
-use crate::app::rate_limit::{address_key, client_ip};
+use crate::app::rate_limit::address_key;
+use crate::http::extract::client_ip;
 use crate::service::pairing::{self, CHALLENGE_TTL_SECONDS};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -66,13 +67,9 @@ async fn post_challenge(
     check_version(&req)?;
     let body = json_body::<ChallengeBody>(&body)?;
     let request = pairing::validate_request(&body.app_name, &body.account, body.scopes.parse()?)?;
-    let address = client_ip(
-        req.peer_addr().map(|a| a.ip()),
-        header_str(&req, header::HeaderName::from_static("x-forwarded-for")),
-        &state.settings.trusted_proxies,
-    )
-    .map(address_key)
-    .unwrap_or_default();
+    let address = client_ip(&req, &state.settings.trusted_proxies)
+        .map(address_key)
+        .unwrap_or_default();
     if let Err(wait) = state.pairing_by_address.check(&address) {
         return Ok(slow_down(wait));
     }

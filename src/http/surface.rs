@@ -167,8 +167,9 @@ fn as_json_error(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
             builder.append_header((name.clone(), value.clone()));
         }
     }
-    let response = no_store(&mut builder)
+    let mut response = no_store(&mut builder)
         .json(json!({"error": code_for(status), "error_description": description}));
+    super::error::tag_error(&mut response, code_for(status));
     ServiceResponse::new(req, response)
 }
 

@@ -17,9 +17,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::error::no_store;
-use super::extract::header_str;
+use super::extract::client_ip;
 use crate::app::AppState;
-use crate::app::rate_limit::{address_key, client_ip};
+use crate::app::rate_limit::address_key;
 use crate::oauth::ErrorCode;
 use crate::service::ProtocolError;
 
@@ -31,13 +31,9 @@ pub const THROTTLED_ERROR: ErrorCode = ErrorCode::TemporarilyUnavailable;
 /// The client's address as the limiters count it (IPv6 per /64; `X-Forwarded-For` only
 /// from trusted proxies).
 pub fn request_address(req: &HttpRequest, state: &AppState) -> String {
-    client_ip(
-        req.peer_addr().map(|a| a.ip()),
-        header_str(req, header::HeaderName::from_static("x-forwarded-for")),
-        &state.settings.trusted_proxies,
-    )
-    .map(address_key)
-    .unwrap_or_default()
+    client_ip(req, &state.settings.trusted_proxies)
+        .map(address_key)
+        .unwrap_or_default()
 }
 
 /// One client authentication attempt.
@@ -100,5 +96,6 @@ pub fn throttled(wait: Duration) -> HttpResponse {
     if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
+    super::error::tag_error(&mut response, THROTTLED_ERROR.as_str());
     response
 }

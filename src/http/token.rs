@@ -7,7 +7,8 @@ use super::error::{HttpError, no_store};
 use super::extract::{header_str, read_body_limited};
 use super::throttle::{AuthAttempt, Verdict, throttled};
 use crate::app::AppState;
-use crate::oauth::TokenRequest;
+use crate::domain::GrantType;
+use crate::oauth::{Grant, TokenRequest};
 use crate::service::grants;
 
 /// RFC 6749 §4.4.2: access token request; §5.1 response.
@@ -22,6 +23,10 @@ pub async fn post_token(
         header_str(&req, header::AUTHORIZATION),
         &body,
     )?;
+    let grant_type = match request.grant {
+        Grant::ClientCredentials { .. } => GrantType::ClientCredentials,
+        Grant::TokenExchange { .. } => GrantType::TokenExchange,
+    };
     let client_id = request.credentials.as_ref().map(|c| c.client_id.as_str());
     let attempt = AuthAttempt::begin(&req, &state, client_id);
     let app = state.clone();
@@ -30,7 +35,11 @@ pub async fn post_token(
         .run(move |conn| app.with_issuer(|issuer| grants::issue(conn, issuer, &request)))
         .await;
     match attempt.observe(issued) {
-        Verdict::Answer(issued) => Ok(no_store(&mut HttpResponse::Ok()).json(issued?)),
+        Verdict::Answer(issued) => {
+            let issued = issued?;
+            state.metrics.token_issued(grant_type);
+            Ok(no_store(&mut HttpResponse::Ok()).json(issued))
+        }
         Verdict::Throttled(wait) => Ok(throttled(wait)),
     }
 }

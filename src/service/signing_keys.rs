@@ -476,9 +476,10 @@ pub fn load_ring(
         .iter()
         .find(|k| k.state == KeyState::Active)
         .ok_or(KeyServiceError::NoActiveKey)?;
+    let active_since = active.activated_at.unwrap_or(active.created_at);
     let active = Arc::new(open(active, master)?);
     let published: Vec<serde_json::Value> = keys.iter().map(|k| k.public_jwk.clone()).collect();
-    Ok(KeyRing::new(active, &published, fingerprint))
+    Ok(KeyRing::new(active, &published, fingerprint).with_active_since(active_since))
 }
 
 /// Whether the ring is stale: the key table changed (a rotation by the CLI or another

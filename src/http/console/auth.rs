@@ -13,9 +13,10 @@ use super::session::{
 };
 use super::{Chrome, csrf, page};
 use crate::app::AppState;
-use crate::app::rate_limit::{address_key, client_ip};
+use crate::app::rate_limit::address_key;
 use crate::crypto::passwords::{self, MIN_PASSWORD_CHARS};
 use crate::domain::ConsoleSession;
+use crate::http::extract::client_ip;
 use crate::service::audit::{self, Actor};
 use crate::service::invites::{self, InviteError};
 use crate::service::second_factor::{self, SecondFactorError};
@@ -116,15 +117,9 @@ pub async fn post_sign_in(
             Some(message),
         ))
     };
-    let address = client_ip(
-        req.peer_addr().map(|a| a.ip()),
-        req.headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok()),
-        &state.settings.trusted_proxies,
-    )
-    .map(address_key)
-    .unwrap_or_default();
+    let address = client_ip(&req, &state.settings.trusted_proxies)
+        .map(address_key)
+        .unwrap_or_default();
     if let Err(wait) = state.sign_in_by_address.check(&address) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,

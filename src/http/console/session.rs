@@ -11,8 +11,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::error::ConsoleError;
 use crate::app::AppState;
-use crate::app::rate_limit::client_ip;
 use crate::domain::{Account, ConsoleSession};
+use crate::http::extract::client_ip;
 use crate::service::audit::Actor;
 use crate::service::sessions::{self, BrowserInfo, SessionToken, SignedIn};
 
@@ -64,17 +64,9 @@ pub fn browser_info(req: &HttpRequest, state: &AppState) -> BrowserInfo {
         .get(actix_web::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let address = client_ip(
-        req.peer_addr().map(|a| a.ip()),
-        forwarded,
-        &state.settings.trusted_proxies,
-    )
-    .map(|ip| ip.to_string())
-    .unwrap_or_default();
+    let address = client_ip(req, &state.settings.trusted_proxies)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     BrowserInfo::new(user_agent, &address)
 }
 

@@ -1,0 +1,224 @@
+//! What is recorded about every request: its id, the span its log lines carry, the access
+//! log line and the metrics; and `/metrics`, served on `metrics.listen` only.
+//!
+//! - **Request id**: a valid incoming `X-Request-Id` (1 to 128 characters among
+//!   `A-Z a-z 0-9 - _ . : + / = @`) is kept, so that a proxy's id follows the request;
+//!   anything else is replaced by a new random id (128 bits, base58). Either way the answer
+//!   carries it in `X-Request-Id`.
+//! - **Span**: the request is handled inside an ERROR-level `request` span with the fields
+//!   `request_id` and `client` (the address from [`super::extract::client_ip`], which
+//!   believes `X-Forwarded-For` only from `server.trusted_proxies`), so every line logged
+//!   meanwhile names them, whatever the filter lets through.
+//! - **Access log** (`server.access_log`): one INFO line per request under the target
+//!   `tollgate::access`: method, route, status and duration. The route is the matched
+//!   pattern (`/console/invite/{token}`), never the raw path, so that a secret in a path is
+//!   not written; only a request that matched no route is logged with its path. Query
+//!   strings, headers and bodies are never logged.
+//! - **Metrics**: see [`crate::telemetry::metrics`]; routes are labelled by pattern too,
+//!   and methods outside a fixed set as `other`, so label values stay bounded.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use tracing::Instrument;
+
+use super::error::{ErrorTag, HttpError, no_store};
+use super::extract::client_ip;
+use crate::app::AppState;
+use crate::telemetry::metrics::{CONTENT_TYPE, PoolGauges, UNMATCHED_ROUTE};
+use actix_web::ResponseError;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest incoming request id kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The incoming request id, if it is one we keep (see the module documentation).
+pub fn accepted_request_id(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.:+/=@".contains(c);
+    (!text.is_empty() && text.len() <= MAX_REQUEST_ID && text.chars().all(safe)).then_some(text)
+}
+
+/// The method as a metric label: a fixed set, so that made-up methods add no series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// A path logged for a request that matched no route, cut to a sane length.
+fn unmatched_path(path: &str) -> &str {
+    match path.char_indices().nth(200) {
+        Some((at, _)) => &path[..at],
+        None => path,
+    }
+}
+
+/// The middleware around every route (see the module documentation). It sits outside
+/// `surface`, so it sees the final answer, JSON errors included.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let request_id = match req.headers().get(REQUEST_ID).and_then(accepted_request_id) {
+        Some(id) => id.to_owned(),
+        None => crate::crypto::secrets::random_id(),
+    };
+    let client = client_ip(req.request(), &state.settings.trusted_proxies);
+    let span = match client {
+        Some(ip) => tracing::error_span!("request", request_id = %request_id, client = %ip),
+        None => tracing::error_span!("request", request_id = %request_id),
+    };
+    let method = req.method().clone();
+    let result = next.call(req).instrument(span.clone()).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, route, path) = match &result {
+        Ok(res) => {
+            let route = res.request().match_pattern();
+            let path = match &route {
+                Some(_) => None,
+                None => Some(unmatched_path(res.request().path()).to_owned()),
+            };
+            (res.status(), route, path)
+        }
+        Err(err) => (err.as_response_error().status_code(), None, None),
+    };
+    let error = match &result {
+        Ok(res) => res
+            .response()
+            .extensions()
+            .get::<ErrorTag>()
+            .map(|tag| tag.0),
+        Err(_) => None,
+    };
+    let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
+    state.metrics.request(
+        route_label,
+        method_label(&method),
+        status.as_str(),
+        seconds,
+        error,
+    );
+    if state.settings.access_log {
+        let shown = path.as_deref().unwrap_or(route_label);
+        let duration_ms = (seconds * 1_000_000.0).round() / 1_000.0;
+        span.in_scope(|| {
+            tracing::info!(
+                target: "tollgate::access",
+                method = %method,
+                path = %shown,
+                status = status.as_u16(),
+                duration_ms,
+                "answered"
+            );
+        });
+    }
+    let mut res = result?;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(res.map_into_boxed_body())
+}
+
+/// `GET /metrics` (Prometheus text format) on the metrics listener.
+pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.db.pool_state();
+    let age = state
+        .keys
+        .current()
+        .active_since()
+        .map(|since| state.now() - since);
+    let body = state.metrics.render(
+        PoolGauges {
+            connections: pool.connections,
+            idle: pool.idle,
+            max: pool.max,
+            waiting: pool.waiting,
+            up: pool.up,
+        },
+        age,
+    );
+    no_store(&mut HttpResponse::Ok())
+        .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
+        .body(body)
+}
+
+/// The metrics listener's routes: `/metrics` and nothing else.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(get_metrics))
+            .default_service(web::to(super::error::get_only)),
+    )
+    .default_service(web::to(|| async {
+        HttpError::api(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "only /metrics is served here",
+        )
+        .error_response()
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incoming_request_ids_are_kept_only_when_short_and_plain() {
+        let id = |text: &str| {
+            accepted_request_id(&HeaderValue::from_str(text).unwrap()).map(str::to_owned)
+        };
+        for kept in [
+            "abc-123",
+            "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
+            "Root=1-67891233-abcdef012345678912345678",
+            "edge:1/2+3@x.y_z",
+        ] {
+            assert_eq!(id(kept).as_deref(), Some(kept));
+        }
+        assert_eq!(id(&"a".repeat(128)), Some("a".repeat(128)));
+        for refused in [
+            "",
+            "has space",
+            "new\tline",
+            "quote\"d",
+            "semi;colon",
+            "<script>",
+            "ümlaut",
+        ] {
+            let value = HeaderValue::from_bytes(refused.as_bytes()).unwrap();
+            assert_eq!(accepted_request_id(&value), None, "{refused:?}");
+        }
+        assert_eq!(id(&"a".repeat(129)), None);
+    }
+
+    #[test]
+    fn methods_and_unmatched_paths_are_bounded() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        let long = "/é".repeat(300);
+        assert_eq!(unmatched_path(&long).chars().count(), 200);
+        assert_eq!(unmatched_path("/x"), "/x");
+    }
+}

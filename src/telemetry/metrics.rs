@@ -1,0 +1,400 @@
+//! Prometheus metrics: one [`Metrics`] registry per running instance (tests run several
+//! servers in one process, so nothing here is global), rendered in the Prometheus text
+//! format by `http::observe` on the separate `metrics.listen` address.
+//!
+//! On the request path everything is an atomic add on a pre-registered series: the
+//! per-grant token counters and the cache counters are resolved once, at start-up; the
+//! per-route series are looked up under a read lock by their (bounded) label values. Gauges
+//! that describe state (the database pool, the signing key's age) are set when scraped.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `tollgate_tokens_issued_total` | counter | `grant_type` |
+//! | `tollgate_http_requests_total` | counter | `route`, `method`, `status` |
+//! | `tollgate_http_request_duration_seconds` | histogram | `route`, `method` |
+//! | `tollgate_http_errors_total` | counter | `route`, `error` |
+//! | `tollgate_cache_requests_total` | counter | `cache`, `result` (`hit`, `miss`) |
+//! | `tollgate_db_pool_connections` | gauge | |
+//! | `tollgate_db_pool_idle_connections` | gauge | |
+//! | `tollgate_db_pool_max_connections` | gauge | |
+//! | `tollgate_db_pool_waiting` | gauge | |
+//! | `tollgate_db_up` | gauge | |
+//! | `tollgate_signing_key_age_seconds` | gauge | |
+//! | `tollgate_build_info` | gauge | `version` |
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::domain::GrantType;
+
+/// Route label of requests that matched no route (404s, junk): one series for all of them,
+/// so that scanning for paths cannot create series without bound.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Latency buckets, in seconds: the token endpoint answers in about a millisecond, a
+/// console sign-in (argon2id) in tens of milliseconds, a database outage in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The database pool at a glance, for the gauges (see `db::Db::pool_state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// Open connections, idle or in use.
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+    /// The database answers (the circuit breaker is closed).
+    pub up: bool,
+}
+
+/// The metrics of one running instance. Cheap to share: every series is reference-counted.
+pub struct Metrics {
+    registry: Registry,
+    /// Indexed like [`GrantType::ALL`].
+    tokens_issued: [IntCounter; 2],
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    errors: IntCounterVec,
+    cache_requests: IntCounterVec,
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
+    pool_max: IntGauge,
+    pool_waiting: IntGauge,
+    db_up: IntGauge,
+    signing_key_age: IntGauge,
+}
+
+/// The hit and miss counters of one cache, resolved once: counting is one atomic add.
+///
+/// The cache module gets one from [`Metrics::cache`] when it is built (in `AppState::new`)
+/// and calls [`CacheMetrics::hit`] or [`CacheMetrics::miss`] on each lookup.
+#[derive(Clone)]
+pub struct CacheMetrics(Option<(IntCounter, IntCounter)>);
+
+impl CacheMetrics {
+    /// A lookup answered from the cache.
+    #[inline]
+    pub fn hit(&self) {
+        if let Some((hits, _)) = &self.0 {
+            hits.inc();
+        }
+    }
+
+    /// A lookup that had to go to the database.
+    #[inline]
+    pub fn miss(&self) {
+        if let Some((_, misses)) = &self.0 {
+            misses.inc();
+        }
+    }
+
+    /// Counts nothing: for a cache used outside a server (the CLI, unit tests).
+    pub fn detached() -> Self {
+        Self(None)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every Tollgate series registered.
+    pub fn new() -> Self {
+        #[expect(
+            clippy::expect_used,
+            reason = "names, help texts and label sets are constants: registration fails only on \
+                      a programming error, which the unit tests catch"
+        )]
+        Self::build().expect("the metric definitions are valid")
+    }
+
+    fn build() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let tokens = IntCounterVec::new(
+            Opts::new(
+                "tollgate_tokens_issued_total",
+                "Access tokens issued by the token endpoint, by grant type.",
+            ),
+            &["grant_type"],
+        )?;
+        registry.register(Box::new(tokens.clone()))?;
+        let tokens_issued = [
+            tokens.get_metric_with_label_values(&[GrantType::ALL[0].as_str()])?,
+            tokens.get_metric_with_label_values(&[GrantType::ALL[1].as_str()])?,
+        ];
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_http_requests_total",
+                "HTTP requests answered, by route pattern, method and status code.",
+            ),
+            &["route", "method", "status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_http_request_duration_seconds",
+                "Time from a request's head to its answer, by route pattern and method.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )?;
+        registry.register(Box::new(request_duration.clone()))?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "tollgate_http_errors_total",
+                "Error answers by route pattern and error code (the `error` member of the \
+                 JSON body: RFC 6749 §5.2 codes on the OAuth endpoints).",
+            ),
+            &["route", "error"],
+        )?;
+        registry.register(Box::new(errors.clone()))?;
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_cache_requests_total",
+                "Lookups in the in-memory caches, by cache and result (hit or miss).",
+            ),
+            &["cache", "result"],
+        )?;
+        registry.register(Box::new(cache_requests.clone()))?;
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let gauge = IntGauge::new(name, help)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let pool_connections = gauge(
+            "tollgate_db_pool_connections",
+            "Open database connections in the pool, idle or in use.",
+        )?;
+        let pool_idle = gauge(
+            "tollgate_db_pool_idle_connections",
+            "Idle database connections in the pool.",
+        )?;
+        let pool_max = gauge(
+            "tollgate_db_pool_max_connections",
+            "The pool's size (database.pool_size).",
+        )?;
+        let pool_waiting = gauge(
+            "tollgate_db_pool_waiting",
+            "Requests waiting for a database connection.",
+        )?;
+        let db_up = gauge(
+            "tollgate_db_up",
+            "1 while the database answers, 0 while the circuit breaker is open.",
+        )?;
+        let signing_key_age = gauge(
+            "tollgate_signing_key_age_seconds",
+            "Time since the active signing key began to sign.",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_build_info",
+                "The running Tollgate version (always 1).",
+            ),
+            &["version"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
+            .set(1);
+        Ok(Self {
+            registry,
+            tokens_issued,
+            requests,
+            request_duration,
+            errors,
+            cache_requests,
+            pool_connections,
+            pool_idle,
+            pool_max,
+            pool_waiting,
+            db_up,
+            signing_key_age,
+        })
+    }
+
+    /// The hit and miss counters of the cache `name` (e.g. `"clients"`, `"api_keys"`),
+    /// registered at 0 so that they are exported before the first lookup. Call it once, when
+    /// the cache is built, and keep the handle.
+    pub fn cache(&self, name: &'static str) -> CacheMetrics {
+        let series = |result: &str| {
+            self.cache_requests
+                .get_metric_with_label_values(&[name, result])
+        };
+        match (series("hit"), series("miss")) {
+            (Ok(hits), Ok(misses)) => CacheMetrics(Some((hits, misses))),
+            _ => CacheMetrics::detached(),
+        }
+    }
+
+    /// One access token issued.
+    #[inline]
+    pub fn token_issued(&self, grant: GrantType) {
+        let index = match grant {
+            GrantType::ClientCredentials => 0,
+            GrantType::TokenExchange => 1,
+        };
+        self.tokens_issued[index].inc();
+    }
+
+    /// One answered request. `route` is the matched route pattern (or [`UNMATCHED_ROUTE`]),
+    /// never the raw path; `method` one of a fixed set (see `http::observe`); `error` the
+    /// error code of an error answer.
+    pub fn request(
+        &self,
+        route: &str,
+        method: &str,
+        status: &str,
+        seconds: f64,
+        error: Option<&str>,
+    ) {
+        if let Ok(histogram) = self
+            .request_duration
+            .get_metric_with_label_values(&[route, method])
+        {
+            histogram.observe(seconds);
+        }
+        if let Ok(counter) = self
+            .requests
+            .get_metric_with_label_values(&[route, method, status])
+        {
+            counter.inc();
+        }
+        if let Some(error) = error
+            && let Ok(counter) = self.errors.get_metric_with_label_values(&[route, error])
+        {
+            counter.inc();
+        }
+    }
+
+    /// Sets the state gauges, then renders every series in the Prometheus text format.
+    pub fn render(&self, pool: PoolGauges, signing_key_age: Option<i64>) -> String {
+        self.pool_connections.set(i64::from(pool.connections));
+        self.pool_idle.set(i64::from(pool.idle));
+        self.pool_max.set(i64::from(pool.max));
+        self.pool_waiting
+            .set(i64::try_from(pool.waiting).unwrap_or(i64::MAX));
+        self.db_up.set(i64::from(pool.up));
+        self.signing_key_age
+            .set(signing_key_age.unwrap_or(0).max(0));
+        let mut out = Vec::with_capacity(8 * 1024);
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %err, "rendering the metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn every_series_is_registered_and_counts() {
+        let metrics = Metrics::new();
+        let clients = metrics.cache("clients");
+        let before = metrics.render(PoolGauges::default(), None);
+        assert_eq!(
+            value(
+                &before,
+                "tollgate_cache_requests_total{cache=\"clients\",result=\"hit\"}"
+            ),
+            Some(0.0),
+            "{before}"
+        );
+        assert_eq!(
+            value(
+                &before,
+                "tollgate_tokens_issued_total{grant_type=\"client_credentials\"}"
+            ),
+            Some(0.0)
+        );
+        clients.hit();
+        clients.hit();
+        clients.miss();
+        metrics.token_issued(GrantType::TokenExchange);
+        metrics.request("/oauth/token", "POST", "400", 0.002, Some("invalid_grant"));
+        let after = metrics.render(
+            PoolGauges {
+                connections: 3,
+                idle: 1,
+                max: 4,
+                waiting: 2,
+                up: true,
+            },
+            Some(120),
+        );
+        for (series, expected) in [
+            (
+                "tollgate_cache_requests_total{cache=\"clients\",result=\"hit\"}",
+                2.0,
+            ),
+            (
+                "tollgate_cache_requests_total{cache=\"clients\",result=\"miss\"}",
+                1.0,
+            ),
+            (
+                "tollgate_tokens_issued_total{grant_type=\"urn:ietf:params:oauth:grant-type:token-exchange\"}",
+                1.0,
+            ),
+            (
+                "tollgate_http_requests_total{method=\"POST\",route=\"/oauth/token\",status=\"400\"}",
+                1.0,
+            ),
+            (
+                "tollgate_http_errors_total{error=\"invalid_grant\",route=\"/oauth/token\"}",
+                1.0,
+            ),
+            (
+                "tollgate_http_request_duration_seconds_bucket{method=\"POST\",route=\"/oauth/token\",le=\"0.0025\"}",
+                1.0,
+            ),
+            (
+                "tollgate_http_request_duration_seconds_bucket{method=\"POST\",route=\"/oauth/token\",le=\"0.001\"}",
+                0.0,
+            ),
+            ("tollgate_db_pool_connections", 3.0),
+            ("tollgate_db_pool_idle_connections", 1.0),
+            ("tollgate_db_pool_max_connections", 4.0),
+            ("tollgate_db_pool_waiting", 2.0),
+            ("tollgate_db_up", 1.0),
+            ("tollgate_signing_key_age_seconds", 120.0),
+        ] {
+            assert_eq!(value(&after, series), Some(expected), "{series}\n{after}");
+        }
+        assert!(after.contains("# TYPE tollgate_http_request_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn two_instances_count_apart() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.token_issued(GrantType::ClientCredentials);
+        let series = "tollgate_tokens_issued_total{grant_type=\"client_credentials\"}";
+        assert_eq!(
+            value(&a.render(PoolGauges::default(), None), series),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&b.render(PoolGauges::default(), None), series),
+            Some(0.0)
+        );
+        let detached = CacheMetrics::detached();
+        detached.hit();
+        detached.miss();
+    }
+}
