@@ -172,6 +172,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The server's clock: move it forward instead of sleeping until a token expires.
     pub clock: Clock,
+    /// `http://127.0.0.1:PORT` of the `/metrics` listener, when `metrics.listen` is set.
+    pub metrics: Option<String>,
     handle: ServerHandle,
 }
 
@@ -204,6 +206,9 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
     let issuer = app.issuer().to_owned();
     let handle = app.handle();
     let clock = app.clock();
+    let metrics = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -214,6 +219,7 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
             .build()
             .expect("http client"),
         clock,
+        metrics,
         handle,
     }
 }
