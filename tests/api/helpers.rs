@@ -173,6 +173,7 @@ pub struct TestApp {
     /// The server's clock: move it forward instead of sleeping until a token expires.
     pub clock: Clock,
     handle: ServerHandle,
+    state: Arc<tollgate::app::AppState>,
 }
 
 /// Settings for a test server: defaults, plus the test database, plus `file` (TOML).
@@ -204,6 +205,7 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
     let issuer = app.issuer().to_owned();
     let handle = app.handle();
     let clock = app.clock();
+    let state = app.state();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -215,6 +217,7 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
             .expect("http client"),
         clock,
         handle,
+        state,
     }
 }
 
@@ -235,8 +238,18 @@ impl TestApp {
     }
 
     /// Runs the `tollgate` binary against this app's database.
+    /// Runs the CLI on this server's database; returns once the server has read the
+    /// change feed past what the command did (the server sees another process's change
+    /// within milliseconds; `cache_propagation` tests that bound itself).
     pub fn cli(&self, args: &[&str]) -> Output {
-        cli(&self.db, args)
+        let output = cli(&self.db, args);
+        self.state.cache.catch_up_blocking();
+        output
+    }
+
+    /// The server's in-memory view of clients, keys, accounts and revocations.
+    pub fn cache(&self) -> &tollgate::cache::HotCache {
+        &self.state.cache
     }
 
     /// Runs a `--json` CLI command that must succeed; its output, parsed.
