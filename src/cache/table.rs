@@ -85,7 +85,7 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
             let mut seen = 0usize;
             inner.entries.retain(|_, value| {
                 seen += 1;
-                value.is_none() || seen % 8 != 0
+                value.is_none() || !seen.is_multiple_of(8)
             });
         }
         match inner.entries.insert(key, value) {
