@@ -12,6 +12,7 @@
 //! - `domain`, `oauth` (protocol, pure) and `crypto` are the leaves.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -142,6 +142,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::http::limits::body_deadline,
                 ))
+                // A change made here is acted on here at once (see `cache`).
+                .wrap(actix_web::middleware::from_fn(
+                    crate::http::read_your_writes,
+                ))
                 // JSON errors, 405 + Allow, HEAD, nosniff: on every answer of every route.
                 .wrap(actix_web::middleware::from_fn(
                     crate::http::surface::surface,
@@ -214,6 +218,11 @@ impl Application {
         self.server.handle()
     }
 
+    /// The running application's state (tests wait on its change feed).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
     /// The application's clock (tests move it forward).
     pub fn clock(&self) -> Clock {
         self.state.clock.clone()
@@ -222,6 +231,8 @@ impl Application {
     /// Serves until the server is stopped (through its handle or a signal), running the
     /// background maintenance meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Ends (and the view stops being trusted) when this future ends or is dropped.
+        let _feed = crate::cache::feed::start(self.state.cache.clone(), &self.state.db);
         let maintenance = tokio::spawn(maintenance::run(self.state.clone()));
         let metrics = self.metrics.map(|(_, server)| {
             let handle = server.handle();

@@ -79,7 +79,10 @@ async fn prune(state: &Arc<AppState>) {
     }
     match state
         .db
-        .run_background(move |conn| db::revocations::prune_expired(conn, now))
+        .run_background(move |conn| {
+            crate::cache::feed::prune(conn)?;
+            db::revocations::prune_expired(conn, now)
+        })
         .await
     {
         Ok(0) => {}

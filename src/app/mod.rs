@@ -9,10 +9,11 @@ pub mod rate_limit;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cache::{HotCache, Lookup};
 use crate::config::Settings;
 use crate::crypto::sealed::MasterKey;
 use crate::crypto::signer::KeyStore;
-use crate::db::Db;
+use crate::db::{Db, DbError, StoreFailure};
 use crate::oauth::TokenPolicy;
 use crate::service::api_keys::UsageTracker;
 use crate::service::grants::Issuer;
@@ -25,6 +26,8 @@ use rate_limit::{AuthThrottle, RateLimiter};
 /// Everything a request handler needs, in one place.
 pub struct AppState {
     pub db: Db,
+    /// The hot path's in-memory view of clients, API keys, accounts and revocations.
+    pub cache: Arc<HotCache>,
     pub keys: KeyStore,
     pub policy: TokenPolicy,
     pub master_key: Arc<MasterKey>,
@@ -63,6 +66,7 @@ impl AppState {
         let metrics = Metrics::new();
         Self {
             db,
+            cache: Arc::new(HotCache::with_metrics(&metrics)),
             keys,
             policy: settings.token_policy(),
             pairing: Pairing::new(&master_key),
@@ -99,6 +103,26 @@ impl AppState {
             })
             .ok()?;
         result.await.ok()
+    }
+
+    /// Runs `f` against the in-memory view alone, on the calling (async) thread; only if
+    /// that view lacks something `f` needs (or cannot be trusted now), runs it again with
+    /// the database behind the view, on the blocking pool. `f` must have no effect that a
+    /// second run would repeat before it returns a miss: the hot path's lookups come first.
+    pub async fn read_through<T, E, F>(self: Arc<Self>, f: F) -> Result<T, E>
+    where
+        F: Fn(&mut dyn Lookup, &AppState) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + StoreFailure + Send + 'static,
+    {
+        match f(&mut self.cache.memory(), &self) {
+            Err(err) if matches!(err.store_error(), Some(DbError::NotCached)) => {}
+            answered => return answered,
+        }
+        let app = self.clone();
+        self.db
+            .run(move |conn| f(&mut app.cache.backed(conn), &app))
+            .await
     }
 
     /// Runs `f` with what the token grants need (the current key ring, policy, usage

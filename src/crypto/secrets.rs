@@ -78,6 +78,10 @@ impl SecretDigest {
         &self.0
     }
 
+    pub fn to_array(self) -> [u8; 32] {
+        self.0
+    }
+
     /// Constant-time comparison with a stored digest; a stored value of the wrong length
     /// never matches.
     pub fn matches(&self, stored: &[u8]) -> bool {

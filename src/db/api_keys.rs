@@ -83,6 +83,19 @@ pub fn delete(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     Ok(diesel::delete(api_keys::table.find(id)).execute(conn)? > 0)
 }
 
+/// Records the first use of a key: only where none was recorded yet, so that of several
+/// instances seeing a key's first use at once, one says so.
+pub fn touch_first(conn: &mut DbConn, id: &str, at: i64) -> Result<bool, DbError> {
+    Ok(diesel::update(
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .filter(api_keys::last_used_at.is_null()),
+    )
+    .set(api_keys::last_used_at.eq(at))
+    .execute(conn)?
+        > 0)
+}
+
 /// Records use; only moves forward. Returns whether the row changed.
 pub fn touch(conn: &mut DbConn, id: &str, at: i64) -> Result<bool, DbError> {
     Ok(diesel::update(

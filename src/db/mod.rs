@@ -95,6 +95,10 @@ pub enum DbError {
     /// The database did not answer within the request's bound.
     #[error("the database did not answer in time")]
     TimedOut,
+    /// A lookup from memory only found nothing it may trust (`crate::cache`); the caller
+    /// asks again with the database. Never an answer to a request.
+    #[error("not in the in-memory view")]
+    NotCached,
 }
 
 /// Driver messages of a lost or unreachable server (libpq and PostgreSQL's own).
@@ -457,6 +461,8 @@ pub struct Db {
     suspect_after: Duration,
     /// How long a caller past its bound still waits for a commit already under way.
     commit_grace: Duration,
+    url: DbUrl,
+    options: PoolOptions,
 }
 
 impl Db {
@@ -511,7 +517,22 @@ impl Db {
             request_limit: options.request_limit(),
             suspect_after: options.statement_timeout.min(SUSPECT_AFTER),
             commit_grace: options.statement_timeout,
+            url: url.clone(),
+            options: options.clone(),
         })
+    }
+
+    /// Opens connections of their own (outside the pool) to the same database, for a
+    /// long-lived reader such as the change feed. None for an in-memory SQLite database,
+    /// which a second connection would not see.
+    pub fn dedicated_connector(
+        &self,
+    ) -> Option<impl Fn() -> Result<DbConn, DbError> + Send + 'static> {
+        if matches!(self.url, DbUrl::SqliteMemory) {
+            return None;
+        }
+        let (url, options) = (self.url.clone(), self.options.clone());
+        Some(move || establish(&url, &options).map_err(|e| connect_error(&url, &e)))
     }
 
     pub fn is_sqlite(&self) -> bool {

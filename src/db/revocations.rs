@@ -1,5 +1,4 @@
-//! Queries on `revoked_tokens`, and the one-read checks used by introspection and the
-//! admin API.
+//! Queries on `revoked_tokens`, and the one-read check of the admin API.
 
 use diesel::prelude::*;
 
@@ -54,6 +53,19 @@ pub fn client_and_revocation(
     })
 }
 
+/// Whether the token with this `jti` is revoked (primary key lookup).
+pub fn is_revoked(conn: &mut DbConn, jti: &str) -> Result<bool, DbError> {
+    if !super::storable(jti) {
+        return Ok(false);
+    }
+    Ok(revoked_tokens::table
+        .find(jti)
+        .select(revoked_tokens::jti)
+        .get_result::<String>(conn)
+        .optional()?
+        .is_some())
+}
+
 /// Drops rows of tokens that have expired anyway. Returns how many went.
 pub fn prune_expired(conn: &mut DbConn, now: i64) -> Result<usize, DbError> {
     Ok(
@@ -64,74 +76,4 @@ pub fn prune_expired(conn: &mut DbConn, now: i64) -> Result<usize, DbError> {
 
 pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(revoked_tokens::table.count().get_result(conn)?)
-}
-
-/// What introspection reads, in one query: the caller's client (and whether the caller's
-/// own bearer token is revoked), and the introspected token's client and revocation.
-pub struct IntrospectionRows {
-    pub caller: Client,
-    pub caller_token_revoked: bool,
-    /// `(disabled_at, tokens_not_before)` of the token's client, if it exists.
-    pub subject: Option<(Option<i64>, Option<i64>)>,
-    pub subject_token_revoked: bool,
-}
-
-pub fn introspection_rows(
-    conn: &mut DbConn,
-    caller_id: &str,
-    caller_jti: &str,
-    subject_id: &str,
-    subject_jti: &str,
-) -> Result<Option<IntrospectionRows>, DbError> {
-    if ![caller_id, caller_jti, subject_id, subject_jti]
-        .iter()
-        .all(|s| super::storable(s))
-    {
-        return Ok(None);
-    }
-    let (subject, caller_revoked, subject_revoked) = diesel::alias!(
-        clients as subject,
-        revoked_tokens as caller_revoked,
-        revoked_tokens as subject_revoked
-    );
-    let row = clients::table
-        .left_join(subject.on(subject.field(clients::id).eq(subject_id.to_owned())))
-        .left_join(
-            caller_revoked.on(caller_revoked
-                .field(revoked_tokens::jti)
-                .eq(caller_jti.to_owned())),
-        )
-        .left_join(
-            subject_revoked.on(subject_revoked
-                .field(revoked_tokens::jti)
-                .eq(subject_jti.to_owned())),
-        )
-        .filter(clients::id.eq(caller_id.to_owned()))
-        .select((
-            ClientRow::as_select(),
-            caller_revoked.field(revoked_tokens::jti).nullable(),
-            (
-                subject.field(clients::id),
-                subject.field(clients::disabled_at),
-                subject.field(clients::tokens_not_before),
-            )
-                .nullable(),
-            subject_revoked.field(revoked_tokens::jti).nullable(),
-        ))
-        .get_result::<(
-            ClientRow,
-            Option<String>,
-            Option<(String, Option<i64>, Option<i64>)>,
-            Option<String>,
-        )>(conn)
-        .optional()?;
-    let Some((caller, caller_revoked, subject, subject_revoked)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(IntrospectionRows {
-        caller: Client::try_from(caller)?,
-        caller_token_revoked: caller_revoked.is_some(),
-        subject: subject.map(|(_, disabled_at, not_before)| (disabled_at, not_before)),
-        subject_token_revoked: subject_revoked.is_some(),
-    }))
 }

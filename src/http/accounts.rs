@@ -207,10 +207,13 @@ async fn key_holder(
     check_version(req)?;
     let body = Body::parse(req, body)?;
     let credential = presented_credential(req, &body)?.ok_or(BearerRejection::Missing)?;
-    let (app, now) = (state.clone(), state.now());
+    let now = state.now();
     let found = state
-        .db
-        .run(move |conn| api_keys::authenticate(conn, &app.usage, &credential, now))
+        .clone()
+        .into_inner()
+        .read_through(move |lookup, app| {
+            api_keys::authenticate(lookup, &app.usage, &credential, now)
+        })
         .await?;
     let holder = found.map_err(|why| {
         BearerRejection::InvalidToken(match why {

@@ -26,7 +26,7 @@ pub async fn post_revoke(
     let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
     let revoked = state
         .db
-        .run(move |conn| revocation::revoke(conn, &keys, &app.policy, &request, now))
+        .run(move |conn| revocation::revoke(conn, &app.cache, &keys, &app.policy, &request, now))
         .await;
     match attempt.observe(revoked) {
         Verdict::Answer(revoked) => {
@@ -54,11 +54,12 @@ pub async fn post_introspect(
         IntrospectionCaller::Bearer(_) => None,
     };
     let attempt = AuthAttempt::begin(&req, &state, client_id);
-    let (keys, now, app) = (state.keys.current(), state.now(), state.clone());
+    let (keys, now) = (state.keys.current(), state.now());
     let answer = state
-        .db
-        .run(move |conn| {
-            introspection::introspect(conn, &keys, &app.policy, &app.usage, &request, now)
+        .clone()
+        .into_inner()
+        .read_through(move |lookup, app| {
+            introspection::introspect(lookup, &keys, &app.policy, &app.usage, &request, now)
         })
         .await;
     match attempt.observe(answer) {

@@ -64,3 +64,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(pairing::routes)
     .default_service(web::to(surface::fallback));
 }
+
+/// `from_fn` middleware: a request that may have changed a client, an API key, an account
+/// or a revocation answers only once this instance's in-memory view has the change (one
+/// round of the change feed, about a millisecond), so that what a caller just did holds
+/// for its next request here. Other instances see it within the feed's bound (`cache`).
+/// The token and introspection endpoints change none of these and skip the wait.
+pub async fn read_your_writes(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let may_change = !req.method().is_safe() && !matches!(req.path(), TOKEN_PATH | INTROSPECT_PATH);
+    let state = may_change
+        .then(|| req.app_data::<web::Data<crate::app::AppState>>().cloned())
+        .flatten();
+    let response = next.call(req).await?;
+    if let Some(state) = state {
+        state.cache.catch_up().await;
+    }
+    Ok(response)
+}

@@ -29,10 +29,12 @@ pub async fn post_token(
     };
     let client_id = request.credentials.as_ref().map(|c| c.client_id.as_str());
     let attempt = AuthAttempt::begin(&req, &state, client_id);
-    let app = state.clone();
     let issued = state
-        .db
-        .run(move |conn| app.with_issuer(|issuer| grants::issue(conn, issuer, &request)))
+        .clone()
+        .into_inner()
+        .read_through(move |lookup, app| {
+            app.with_issuer(|issuer| grants::issue(lookup, issuer, &request))
+        })
         .await;
     match attempt.observe(issued) {
         Verdict::Answer(issued) => {

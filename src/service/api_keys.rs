@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::accounts::{self, AccountError, account_event, validate_label};
 use super::audit::{self, Actor};
+use crate::cache::Lookup;
 use crate::crypto::secrets::{ApiKeySecret, random_id};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{Account, ApiKey, ApiKeyStatus, timestamp};
@@ -359,7 +360,7 @@ impl KeyHolder {
 /// indexed read by digest, with the account. The first use is written (and audited) at
 /// once; later uses go through the tracker.
 pub fn authenticate(
-    conn: &mut DbConn,
+    lookup: &mut dyn Lookup,
     usage: &UsageTracker,
     presented: &str,
     now: i64,
@@ -367,31 +368,33 @@ pub fn authenticate(
     let Ok(secret) = ApiKeySecret::parse(presented) else {
         return Ok(Err(KeyRejection::Malformed));
     };
-    let Some((key, account)) = db::api_keys::by_digest(conn, secret.digest().as_bytes())? else {
+    let Some((entry, account)) = lookup.api_key(&secret.digest().to_array())? else {
         return Ok(Err(KeyRejection::Invalid));
     };
+    let key = &entry.key;
     if key.status(now) != ApiKeyStatus::Active {
         return Ok(Err(KeyRejection::Invalid));
     }
     if account.is_disabled() {
         return Ok(Err(KeyRejection::AccountDisabled));
     }
-    match key.last_used_at {
-        None => db::transaction(conn, |conn| {
-            if db::api_keys::touch(conn, &key.id, now)? {
-                audit::record(
-                    conn,
-                    &Actor::account(&account.handle),
-                    account_event("api_key.first_used", &account, Some(&key.id), None),
-                    now,
-                )?;
-            }
-            Ok::<_, DbError>(())
-        })?,
-        Some(last) if now - last >= LAST_USED_PRECISION_SECONDS => usage.note(&key.id, now),
-        Some(_) => {}
+    if entry.never_used() {
+        let mut audit_first_use = |conn: &mut DbConn| {
+            audit::record(
+                conn,
+                &Actor::account(&account.handle),
+                account_event("api_key.first_used", &account, Some(&key.id), None),
+                now,
+            )
+        };
+        lookup.first_use(&entry, &mut audit_first_use, now)?;
+    } else if entry.note_use(now, LAST_USED_PRECISION_SECONDS) {
+        usage.note(&key.id, now);
     }
-    Ok(Ok(KeyHolder { key, account }))
+    Ok(Ok(KeyHolder {
+        key: key.clone(),
+        account: Account::clone(&account),
+    }))
 }
 
 /// "Rotate regularly": a new secret under the same name, scopes and lifetime, and the old

@@ -1,7 +1,9 @@
 //! Client authentication (RFC 6749 §2.3.1) against the stored secret digests.
 
+use std::sync::Arc;
+
+use crate::cache::Lookup;
 use crate::crypto::secrets::SecretDigest;
-use crate::db::{self, DbConn};
 use crate::domain::Client;
 use crate::oauth::{ClientCredentials, OAuthError};
 
@@ -11,14 +13,15 @@ use super::ProtocolError;
 /// secret take the same time.
 const DUMMY_DIGEST: [u8; 32] = [0x5a; 32];
 
-/// Checks the presented secret against the stored digest(s). One indexed read.
+/// Checks the presented secret against the stored digest(s): from memory once warm, else
+/// one indexed read.
 pub fn authenticate(
-    conn: &mut DbConn,
+    lookup: &mut dyn Lookup,
     credentials: &ClientCredentials,
     now: i64,
-) -> Result<Client, ProtocolError> {
-    let client = db::clients::find(conn, &credentials.client_id)?;
-    check_secret(client.as_ref(), credentials, now)?;
+) -> Result<Arc<Client>, ProtocolError> {
+    let client = lookup.client(&credentials.client_id)?;
+    check_secret(client.as_deref(), credentials, now)?;
     client.ok_or_else(|| bad_credentials().into())
 }
 

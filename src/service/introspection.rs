@@ -5,15 +5,13 @@ use serde::Serialize;
 use super::access_tokens::{self, AccessTokenClaims, Audience};
 use super::api_keys::{self, UsageTracker};
 use super::{ProtocolError, client_auth, operators};
+use crate::cache::Lookup;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::crypto::signer::KeyRing;
-use crate::db::revocations::IntrospectionRows;
-use crate::db::{self, DbConn};
-use crate::domain::ApiKeyStatus;
 use crate::domain::client::survives_bulk_revocation;
+use crate::domain::{ApiKeyStatus, Client};
 use crate::oauth::{
-    ClientCredentials, ErrorCode, INTROSPECT_SCOPE, IntrospectionCaller, IntrospectionRequest,
-    OAuthError, TokenPolicy,
+    ErrorCode, INTROSPECT_SCOPE, IntrospectionCaller, IntrospectionRequest, OAuthError, TokenPolicy,
 };
 
 /// `token_type` of an API key in introspection answers.
@@ -80,13 +78,13 @@ impl From<AccessTokenClaims> for ActiveToken {
 /// RFC 7662 for an API key: active while it is neither revoked nor expired and its
 /// account is enabled; `sub` is the account, `token_type` says it is an API key.
 fn introspect_api_key(
-    conn: &mut DbConn,
+    lookup: &mut dyn Lookup,
     usage: &UsageTracker,
     policy: &TokenPolicy,
     token: &str,
     now: i64,
 ) -> Result<Introspection, ProtocolError> {
-    let Ok(holder) = api_keys::authenticate(conn, usage, token, now)? else {
+    let Ok(holder) = api_keys::authenticate(lookup, usage, token, now)? else {
         return Ok(Introspection::inactive());
     };
     Ok(Introspection {
@@ -107,45 +105,20 @@ fn introspect_api_key(
     })
 }
 
-/// RFC 7662: authenticates the caller and answers for the token, with one database query
-/// (the caller's client, the token's client, and both revocation lists) and no write.
+/// RFC 7662: authenticates the caller and answers for the token, from memory once warm
+/// (else a few primary-key reads), with no write.
 pub fn introspect(
-    conn: &mut DbConn,
+    lookup: &mut dyn Lookup,
     keys: &KeyRing,
     policy: &TokenPolicy,
     usage: &UsageTracker,
     request: &IntrospectionRequest,
     now: i64,
 ) -> Result<Introspection, ProtocolError> {
-    let subject = access_tokens::verify(keys, policy, &request.token, None, now).ok();
-    enum Caller<'a> {
-        Client(&'a ClientCredentials),
-        Operator(AccessTokenClaims),
-    }
-    let caller = match &request.caller {
-        IntrospectionCaller::Client(credentials) => Caller::Client(credentials),
-        IntrospectionCaller::Bearer(token) => {
-            Caller::Operator(operators::verify_token(keys, policy, token, now)?)
-        }
-    };
-    let (caller_id, caller_jti) = match &caller {
-        Caller::Client(credentials) => (credentials.client_id.as_str(), ""),
-        Caller::Operator(claims) => (claims.client_id.as_str(), claims.jti.as_str()),
-    };
-    let rows = db::revocations::introspection_rows(
-        conn,
-        caller_id,
-        caller_jti,
-        subject.as_ref().map_or("", |c| c.client_id.as_str()),
-        subject.as_ref().map_or("", |c| c.jti.as_str()),
-    )?;
-    match &caller {
-        Caller::Client(credentials) => {
-            client_auth::check_secret(rows.as_ref().map(|r| &r.caller), credentials, now)?;
-            if !rows
-                .as_ref()
-                .is_some_and(|r| r.caller.scopes.contains(INTROSPECT_SCOPE))
-            {
+    match &request.caller {
+        IntrospectionCaller::Client(credentials) => {
+            let caller = client_auth::authenticate(lookup, credentials, now)?;
+            if !caller.scopes.contains(INTROSPECT_SCOPE) {
                 return Err(OAuthError::new(
                     ErrorCode::UnauthorizedClient,
                     "the client needs the introspect scope to call this endpoint",
@@ -154,31 +127,34 @@ pub fn introspect(
                 .into());
             }
         }
-        Caller::Operator(claims) => operators::check_still_valid(
-            rows.as_ref().map(|r| &r.caller),
-            rows.as_ref().is_some_and(|r| r.caller_token_revoked),
-            claims,
-        )?,
+        IntrospectionCaller::Bearer(token) => {
+            let claims = operators::verify_token(keys, policy, token, now)?;
+            let client = lookup.client(&claims.client_id)?;
+            let revoked = lookup.is_revoked(&claims.jti)?;
+            operators::check_still_valid(client.as_deref(), revoked, &claims)?;
+        }
     }
     if ApiKeySecret::looks_like_api_key(&request.token) {
-        return introspect_api_key(conn, usage, policy, &request.token, now);
+        return introspect_api_key(lookup, usage, policy, &request.token, now);
     }
-    let (Some(claims), Some(rows)) = (subject, rows) else {
+    let Ok(claims) = access_tokens::verify(keys, policy, &request.token, None, now) else {
         return Ok(Introspection::inactive());
     };
-    let active = !rows.subject_token_revoked
+    let active = !lookup.is_revoked(&claims.jti)?
         && match &claims.api_key_id {
             // A token exchanged for an API key lives only while the key does (and, when a
             // client asked for it, while that client does).
             Some(key_id) => {
                 let key_ok = matches!(
-                    db::api_keys::by_id(conn, key_id)?,
-                    Some((key, account)) if key.status(now) == ApiKeyStatus::Active
+                    lookup.api_key_by_id(key_id)?,
+                    Some((entry, account)) if entry.key.status(now) == ApiKeyStatus::Active
                         && !account.is_disabled()
                 );
-                key_ok && (claims.client_id == *key_id || client_ok(&rows, claims.iat))
+                key_ok
+                    && (claims.client_id == *key_id
+                        || client_ok(lookup.client(&claims.client_id)?.as_deref(), claims.iat))
             }
-            None => client_ok(&rows, claims.iat),
+            None => client_ok(lookup.client(&claims.client_id)?.as_deref(), claims.iat),
         };
     Ok(if active {
         Introspection {
@@ -191,8 +167,8 @@ pub fn introspect(
 }
 
 /// The introspected token's client exists, is enabled, and has not revoked it in bulk.
-fn client_ok(rows: &IntrospectionRows, iat: i64) -> bool {
-    rows.subject.is_some_and(|(disabled_at, not_before)| {
-        disabled_at.is_none() && survives_bulk_revocation(iat, not_before)
+fn client_ok(client: Option<&Client>, iat: i64) -> bool {
+    client.is_some_and(|client| {
+        client.disabled_at.is_none() && survives_bulk_revocation(iat, client.tokens_not_before)
     })
 }

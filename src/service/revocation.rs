@@ -2,6 +2,7 @@
 
 use super::ProtocolError;
 use super::{access_tokens, client_auth};
+use crate::cache::HotCache;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::crypto::signer::KeyRing;
 use crate::db::{self, DbConn};
@@ -16,12 +17,13 @@ use crate::oauth::{ErrorCode, OAuthError, RevocationRequest, TokenPolicy};
 /// revokes it with `POST /api/v1/keys/{id}/revoke`, an operator with the CLI or admin API.
 pub fn revoke(
     conn: &mut DbConn,
+    cache: &HotCache,
     keys: &KeyRing,
     policy: &TokenPolicy,
     request: &RevocationRequest,
     now: i64,
 ) -> Result<(), ProtocolError> {
-    let client = client_auth::authenticate(conn, &request.credentials, now)?;
+    let client = client_auth::authenticate(&mut cache.backed(conn), &request.credentials, now)?;
     if ApiKeySecret::parse(&request.token).is_ok() {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedTokenType,

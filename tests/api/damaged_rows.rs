@@ -19,6 +19,8 @@ fn damage(app: &TestApp, table: &str, column: &str, key: &str, id: &str, value: 
         .execute(&mut app.db.conn())
         .unwrap();
     assert_eq!(changed, 1, "{table} {id}");
+    // Plain SQL is seen through the change feed, within milliseconds: wait for it.
+    app.cache().catch_up_blocking();
 }
 
 fn assert_corrupt<T>(result: Result<T, DbError>, table: &str, id: &str) {

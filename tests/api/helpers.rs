@@ -175,6 +175,7 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT` of the `/metrics` listener, when `metrics.listen` is set.
     pub metrics: Option<String>,
     handle: ServerHandle,
+    state: Arc<tollgate::app::AppState>,
 }
 
 /// Settings for a test server: defaults, plus the test database, plus `file` (TOML).
@@ -209,6 +210,7 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
     let metrics = app
         .metrics_port()
         .map(|port| format!("http://127.0.0.1:{port}"));
+    let state = app.state();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -221,6 +223,7 @@ pub async fn spawn_app_on(db: Arc<TestDb>, config: &str) -> TestApp {
         clock,
         metrics,
         handle,
+        state,
     }
 }
 
@@ -241,8 +244,18 @@ impl TestApp {
     }
 
     /// Runs the `tollgate` binary against this app's database.
+    /// Runs the CLI on this server's database; returns once the server has read the
+    /// change feed past what the command did (the server sees another process's change
+    /// within milliseconds; `cache_propagation` tests that bound itself).
     pub fn cli(&self, args: &[&str]) -> Output {
-        cli(&self.db, args)
+        let output = cli(&self.db, args);
+        self.state.cache.catch_up_blocking();
+        output
+    }
+
+    /// The server's in-memory view of clients, keys, accounts and revocations.
+    pub fn cache(&self) -> &tollgate::cache::HotCache {
+        &self.state.cache
     }
 
     /// Runs a `--json` CLI command that must succeed; its output, parsed.

@@ -28,8 +28,13 @@ async fn two_instances_agree_on_revocations_keys_and_clients(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    let answer: Value = a.introspect_as(&resource_server, token.as_str()).await;
-    assert_eq!(answer, serde_json::json!({"active": false}));
+    // Within the change feed's bound (one second; `cache_propagation` measures it).
+    let inactive = eventually(1, || async {
+        a.introspect_as(&resource_server, token.as_str()).await
+            == serde_json::json!({"active": false})
+    })
+    .await;
+    assert!(inactive, "a token revoked on B is inactive on A");
 
     // A key rotated on A appears in B's JWKS and signs B's tokens.
     let admin = a.admin_token().await;
@@ -71,10 +76,14 @@ async fn two_instances_agree_on_revocations_keys_and_clients(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(disabled.status(), 200);
-    let refused = a
-        .token_request(Some(&client), &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!(refused.status(), 401);
+    let refused = eventually(1, || async {
+        a.token_request(Some(&client), &[("grant_type", "client_credentials")])
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    assert!(refused, "a client disabled on B is refused by A");
 }
 
 async fn scheduled_rotation_happens_once_across_instances(backend: Backend) {

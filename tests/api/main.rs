@@ -11,6 +11,7 @@ mod admin;
 mod atomicity;
 mod audit;
 mod browser;
+mod cache_propagation;
 mod cli;
 mod console;
 mod console_operator;

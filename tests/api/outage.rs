@@ -409,8 +409,11 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
     // 503s of their own, but the breaker stays closed: /health/ready, whose pooled check
     // cannot run within its 1 s bound, still says 200 (it would be 503 at once with the
     // breaker open), and tokens are issued again the moment the lock goes.
+    // A client never used yet: the in-memory view cannot answer for it, so every request
+    // of the flood reads the (locked) table.
+    let (cold_id, cold_secret) = create_client(&pg.url());
     let locked = pg.lock_table_for("clients", Duration::from_secs(2));
-    let flood = server.flood(&id, &secret, 80);
+    let flood = server.flood(&cold_id, &cold_secret, 80);
     let ready = async {
         let mut statuses = Vec::new();
         for _ in 0..4 {
@@ -434,7 +437,7 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
         }
     }
     locked.join().expect("lock holder");
-    let (status, body) = server.token(&id, &secret).await;
+    let (status, body) = server.token(&cold_id, &cold_secret).await;
     assert_eq!(status, 200, "served right after the overload: {body}");
     assert_eq!(server.get("/health/ready").await.0, 200);
 
@@ -460,9 +463,12 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
     eprintln!("recovered {back:?} after PostgreSQL restarted");
     assert_eq!(server.get("/health/ready").await.0, 200);
 
-    // 2. Frozen: the first request waits out its bound, the rest fail at once.
+    // 2. Frozen: once the in-memory view's lease has run out (nothing can change while
+    // the database is frozen, but this instance cannot know that nobody else reaches it),
+    // the first request waits out its bound, the rest fail at once.
     let pids = pg.processes();
     pg.signal("STOP", &pids);
+    tokio::time::sleep(tollgate::cache::LEASE + Duration::from_millis(100)).await;
     let started = Instant::now();
     let (status, body) = server.token(&id, &secret).await;
     assert_eq!(status, 503, "{body}");

@@ -10,13 +10,13 @@ use crate::service::access_tokens::AccessTokenClaims;
 /// A token for the authenticated `client` itself.
 pub fn issue(
     issuer: &Issuer<'_>,
-    client: Client,
+    client: &Client,
     scope: Option<&Scope>,
     audiences: &[String],
 ) -> Result<IssuedToken, ProtocolError> {
-    require_grant(&client, GrantType::ClientCredentials)?;
+    require_grant(client, GrantType::ClientCredentials)?;
     let scope = narrow_scope(&client.scopes, scope, "the client")?;
-    let audience = grant_audience(&client, issuer.policy, audiences)?;
+    let audience = grant_audience(client, issuer.policy, audiences)?;
     let ttl = issuer.policy.ttl_for(client.token_ttl);
     let now = issuer.now;
     let claims = AccessTokenClaims {
@@ -27,7 +27,7 @@ pub fn issue(
         iat: issued_at(client.tokens_not_before, now),
         nbf: now,
         jti: random_id(),
-        client_id: client.id,
+        client_id: client.id.clone(),
         scope: scope.to_string(),
         api_key_id: None,
     };

@@ -10,8 +10,8 @@ use super::ProtocolError;
 use super::access_tokens::{AccessTokenClaims, Audience};
 use super::api_keys::UsageTracker;
 use super::client_auth;
+use crate::cache::Lookup;
 use crate::crypto::signer::KeyRing;
-use crate::db::DbConn;
 use crate::domain::{Client, GrantType};
 use crate::oauth::{ADMIN_SCOPE, ErrorCode, Grant, OAuthError, Scope, TokenPolicy, TokenRequest};
 
@@ -36,28 +36,28 @@ pub struct Issuer<'a> {
 
 /// Handles a parsed token request end to end: authenticate, authorize, sign.
 pub fn issue(
-    conn: &mut DbConn,
+    lookup: &mut dyn Lookup,
     issuer: &Issuer<'_>,
     request: &TokenRequest,
 ) -> Result<IssuedToken, ProtocolError> {
     let client = match &request.credentials {
-        Some(credentials) => Some(client_auth::authenticate(conn, credentials, issuer.now)?),
+        Some(credentials) => Some(client_auth::authenticate(lookup, credentials, issuer.now)?),
         None => None,
     };
     match &request.grant {
         Grant::ClientCredentials { scope, audiences } => {
             let client = client
                 .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
-            client_credentials::issue(issuer, client, scope.as_ref(), audiences)
+            client_credentials::issue(issuer, &client, scope.as_ref(), audiences)
         }
         Grant::TokenExchange {
             subject_token,
             scope,
             audiences,
         } => token_exchange::issue(
-            conn,
+            lookup,
             issuer,
-            client,
+            client.as_deref(),
             &subject_token.0,
             scope.as_ref(),
             audiences,

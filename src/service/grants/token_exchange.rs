@@ -1,8 +1,8 @@
 //! RFC 8693: token exchange, an API key (the subject token) for a short-lived access token.
 
 use super::{IssuedToken, Issuer, grant_audience, issued_at, narrow_scope, require_grant, sign};
+use crate::cache::Lookup;
 use crate::crypto::secrets::random_id;
-use crate::db::DbConn;
 use crate::domain::{Client, GrantType};
 use crate::oauth::{OAuthError, Scope, TOKEN_TYPE_ACCESS_TOKEN, TokenPolicy};
 use crate::service::ProtocolError;
@@ -12,24 +12,25 @@ use crate::service::api_keys;
 /// Exchanges `subject_token` (an API key) for an access token. With a client, the client
 /// must be allowed the grant and picks the audience; without, only the default audience.
 pub fn issue(
-    conn: &mut DbConn,
+    lookup: &mut dyn Lookup,
     issuer: &Issuer<'_>,
-    client: Option<Client>,
+    client: Option<&Client>,
     subject_token: &str,
     scope: Option<&Scope>,
     audiences: &[String],
 ) -> Result<IssuedToken, ProtocolError> {
-    if let Some(client) = &client {
+    if let Some(client) = client {
         require_grant(client, GrantType::TokenExchange)?;
     }
     let now = issuer.now;
     // RFC 8693 §2.2.2: an unusable subject token is `invalid_request`; the reason is not
     // told (a disabled account would reveal a valid key).
-    let holder = api_keys::authenticate(conn, issuer.usage, subject_token, now)?.map_err(|_| {
-        OAuthError::invalid_request("the subject_token is not a valid, active API key")
-    })?;
+    let holder =
+        api_keys::authenticate(lookup, issuer.usage, subject_token, now)?.map_err(|_| {
+            OAuthError::invalid_request("the subject_token is not a valid, active API key")
+        })?;
     let scope = narrow_scope(&holder.scopes(), scope, "the API key")?;
-    let audience = match &client {
+    let audience = match client {
         Some(client) => grant_audience(client, issuer.policy, audiences)?,
         None => default_audience_only(issuer.policy, audiences)?,
     };
@@ -45,12 +46,10 @@ pub fn issue(
         sub: holder.account.id.clone(),
         aud: audience,
         exp: now + ttl,
-        iat: client
-            .as_ref()
-            .map_or(now, |c| issued_at(c.tokens_not_before, now)),
+        iat: client.map_or(now, |c| issued_at(c.tokens_not_before, now)),
         nbf: now,
         jti: random_id(),
-        client_id: client.map_or_else(|| holder.key.id.clone(), |c| c.id),
+        client_id: client.map_or_else(|| holder.key.id.clone(), |c| c.id.clone()),
         scope: scope.to_string(),
         api_key_id: Some(holder.key.id),
     };

@@ -1,0 +1,12 @@
+DROP TRIGGER revoked_tokens_feed_delete;
+DROP TRIGGER revoked_tokens_feed_insert;
+DROP TRIGGER accounts_feed_delete;
+DROP TRIGGER accounts_feed_update;
+DROP TRIGGER accounts_feed_insert;
+DROP TRIGGER api_keys_feed_delete;
+DROP TRIGGER api_keys_feed_update;
+DROP TRIGGER api_keys_feed_insert;
+DROP TRIGGER clients_feed_delete;
+DROP TRIGGER clients_feed_update;
+DROP TRIGGER clients_feed_insert;
+DROP TABLE cache_changes;
