@@ -320,10 +320,12 @@ pub struct Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The OS error is part of the message, not a `source`: an error chain printed in
+    /// full would name it twice.
+    #[error("cannot read config file {path} (from --config or TOLLGATE_CONFIG): {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -341,11 +343,8 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
 impl Settings {
     /// Reads the file (if any), applies the overrides and validates everything once.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        let file = match &overrides.config {
-            Some(path) => read_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                read_file(Path::new(DEFAULT_CONFIG_PATH))?
-            }
+        let file = match config_file(overrides) {
+            Some(path) => read_file(&path)?,
             None => FileSettings::default(),
         };
         Self::from_parts(file, overrides)
@@ -746,15 +745,73 @@ fn validate_issuer(text: &str) -> Result<String, ConfigError> {
     Ok(text.trim_end_matches('/').to_owned())
 }
 
+/// The config file [`Settings::load`] reads: `--config`/`TOLLGATE_CONFIG`, else
+/// `config/default.toml` when it exists (relative to the working directory), else none.
+pub fn config_file(overrides: &Overrides) -> Option<PathBuf> {
+    match &overrides.config {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|path| path.exists()),
+    }
+}
+
+/// Whether the config file at `path` sets `database.url` itself (for error messages).
+pub fn file_sets_database_url(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| table.get("database")?.get("url").cloned())
+        .is_some()
+}
+
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    parse_file(&text).map_err(|message| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.message().to_owned(),
+        message,
     })
+}
+
+/// Parses a config file; an error names the key (`server.workers`) and the line.
+fn parse_file(text: &str) -> Result<FileSettings, String> {
+    let line_of = |error: &toml::de::Error| {
+        error
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+    };
+    let with_line = |message: String, line: Option<usize>| match line {
+        Some(line) => format!("line {line}: {message}"),
+        None => message,
+    };
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| with_line(e.message().to_owned(), line_of(&e)))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let message = plain_type_names(e.inner().message());
+        let line = line_of(e.inner());
+        if key == "." {
+            with_line(message, line)
+        } else {
+            with_line(format!("{key}: {message}"), line)
+        }
+    })
+}
+
+/// serde names Rust types ("expected usize"); say what to write instead.
+fn plain_type_names(message: &str) -> String {
+    let mut out = message.to_owned();
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -848,6 +905,25 @@ mod tests {
             .unwrap();
         assert!(err.contains("signing.algorithm"), "{err}");
         assert!(toml::from_str::<FileSettings>("[server]\nbnid = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn a_wrongly_typed_value_names_its_key_and_line() {
+        let err = parse_file("# comment\n[server]\nworkers = \"four\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "line 3: server.workers: invalid type: string \"four\", expected a whole number, 0 or more"
+        );
+        let err = parse_file("[database]\npool_size = -1\n").unwrap_err();
+        assert!(err.starts_with("line 2: database.pool_size: "), "{err}");
+        let err = parse_file("[console]\nenabled = \"yes\"\n").unwrap_err();
+        assert!(err.contains("console.enabled"), "{err}");
+        assert!(err.contains("expected true or false"), "{err}");
+        let err = parse_file("[server]\nbnid = \"x\"\n").unwrap_err();
+        assert!(err.contains("server.bnid: unknown field `bnid`"), "{err}");
+        let err = parse_file("[server\n").unwrap_err();
+        assert!(err.starts_with("line 1: "), "{err}");
+        assert!(parse_file(include_str!("../config/default.toml")).is_ok());
     }
 
     #[test]
