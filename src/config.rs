@@ -10,6 +10,7 @@
 //! | `TOLLGATE_ISSUER`     | `server.issuer`                 |
 //! | `DATABASE_URL`        | `database.url` (secret)         |
 //! | `TOLLGATE_MASTER_KEY` | the master key itself (secret)  |
+//! | `TOLLGATE_MASTER_KEY_FILE` | `signing.master_key_file`  |
 //! | `TOLLGATE_LOG`        | `log.level` (a tracing filter)  |
 //!
 //! Flags and environment for `bind`, `issuer`, `database-url` and `config` are read by
@@ -241,6 +242,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub issuer: Option<String>,
     pub master_key: Option<String>,
+    pub master_key_file: Option<String>,
     pub log_level: Option<String>,
 }
 
@@ -250,6 +252,9 @@ impl Overrides {
     pub fn with_process_env(mut self) -> Self {
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         self.master_key = self.master_key.or_else(|| non_empty("TOLLGATE_MASTER_KEY"));
+        self.master_key_file = self
+            .master_key_file
+            .or_else(|| non_empty("TOLLGATE_MASTER_KEY_FILE"));
         self.log_level = self.log_level.or_else(|| non_empty("TOLLGATE_LOG"));
         self
     }
@@ -691,13 +696,16 @@ fn master_key_source(
     section: &SigningSection,
     database_url: &DbUrl,
 ) -> MasterKeySource {
+    let file = overrides
+        .master_key_file
+        .as_deref()
+        .unwrap_or(&section.master_key_file)
+        .trim();
     match (&overrides.master_key, database_url) {
         (Some(inline), _) => MasterKeySource::Inline(SecretString::from(inline.clone())),
-        (None, DbUrl::SqliteMemory) if section.master_key_file.is_empty() => {
-            MasterKeySource::Ephemeral
-        }
-        (None, _) if !section.master_key_file.is_empty() => MasterKeySource::File {
-            path: PathBuf::from(&section.master_key_file),
+        (None, DbUrl::SqliteMemory) if file.is_empty() => MasterKeySource::Ephemeral,
+        (None, _) if !file.is_empty() => MasterKeySource::File {
+            path: PathBuf::from(file),
             create: database_url.is_sqlite(),
         },
         (None, DbUrl::SqliteFile(db_path)) => MasterKeySource::File {
@@ -710,7 +718,8 @@ fn master_key_source(
         },
         (None, _) => MasterKeySource::Missing(
             "PostgreSQL needs a master key: set TOLLGATE_MASTER_KEY (32 bytes, hex or base64; \
-             `openssl rand -hex 32`) or signing.master_key_file",
+             `openssl rand -hex 32`), or a file holding it in TOLLGATE_MASTER_KEY_FILE or \
+             signing.master_key_file",
         ),
     }
 }
@@ -849,6 +858,9 @@ mod tests {
         assert_eq!(settings.rotation_period, Some(30 * 86_400));
         assert_eq!(settings.jwks_max_age(), 86_400);
         assert_eq!(settings.issuer, "https://auth.example.com");
+        // What its comment says: the admin API has an audience of its own.
+        assert_eq!(settings.admin_audience, "https://auth.example.com/admin");
+        assert_eq!(settings.default_audience, "https://api.example.com");
     }
 
     #[test]
@@ -936,6 +948,25 @@ mod tests {
             result.map(|s| s.master_key),
             Ok(MasterKeySource::Missing(_))
         ));
+    }
+
+    #[test]
+    fn the_master_key_file_may_come_from_the_environment() {
+        let s = settings(
+            "[database]\nurl = \"postgres://localhost/x\"\n[signing]\nmaster_key_file = \"/a\"\n",
+            Overrides {
+                master_key_file: Some("/run/secrets/master.key".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        match s.master_key {
+            MasterKeySource::File { path, create } => {
+                assert_eq!(path, PathBuf::from("/run/secrets/master.key"));
+                assert!(!create, "never generated for PostgreSQL");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub enum AccountCommand {
         name: Option<String>,
         /// Space-separated scopes the account's keys may carry, e.g. "read write keys"
         /// (`keys` lets a key manage the account's keys).
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         scope: String,
         /// Make the account an operator of the console (clients, signing keys, accounts,
         /// audit).
@@ -32,8 +32,10 @@ pub enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a one-time link with which the person sets a password and signs in to the
-    /// console (also to reset a forgotten password). A newer link replaces older ones.
+    /// Print a one-time console sign-in link for an account.
+    ///
+    /// With it the person sets a password and signs in to the console; it also resets a
+    /// forgotten password. A newer link replaces older ones.
     Invite {
         /// The account's handle.
         handle: String,

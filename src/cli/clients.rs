@@ -18,7 +18,7 @@ pub enum ClientCommand {
         name: String,
         /// Space-separated scopes the client may request, e.g. "read write"; `admin` for
         /// the admin API, `introspect` for a resource server.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         scope: String,
         /// An audience (resource URI) the client may request; repeatable. The first is
         /// the default `aud` (default: tokens.default_audience).
@@ -74,8 +74,9 @@ pub enum ClientCommand {
         #[arg(value_name = "CLIENT_ID")]
         id: String,
     },
-    /// Rotate a client's secret: prints a new one (shown only this once) and revokes the
-    /// client's tokens; the old secret keeps working for --grace seconds.
+    /// Rotate a client's secret; prints the new one (shown only this once).
+    ///
+    /// The client's tokens are revoked; the old secret keeps working for --grace seconds.
     RotateSecret {
         /// The client's id.
         #[arg(value_name = "CLIENT_ID")]

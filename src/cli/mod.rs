@@ -39,7 +39,13 @@ mod signing_keys;
 pub struct Cli {
     /// Configuration file (default: config/default.toml in the working directory, when
     /// present).
-    #[arg(long, global = true, env = "TOLLGATE_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_CONFIG",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
     /// Database URL: sqlite://PATH, sqlite::memory: or postgres://… (default: database.url
     /// of the configuration file).
@@ -48,7 +54,8 @@ pub struct Cli {
         global = true,
         env = "DATABASE_URL",
         value_name = "URL",
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = "Global options"
     )]
     pub database_url: Option<String>,
     #[command(subcommand)]

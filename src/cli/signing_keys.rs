@@ -22,7 +22,9 @@ pub enum SigningKeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Rotate the signing keys now. The published `next` key becomes active, the active
+    /// Rotate the signing keys now.
+    ///
+    /// The published `next` key becomes active, the active
     /// key retires (still published for tokens.max_ttl_seconds + 60 s, so the tokens it
     /// signed keep verifying), and a new `next` key is published; with no `next` key to
     /// promote, one is only published. A new key never signs before it was published,
@@ -43,9 +45,11 @@ pub enum SigningKeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Import a PEM private key (PKCS#8, or PKCS#1 for RSA) as the `next` key: published
-    /// now, active from the next rotation (it replaces a pending `next` key). The way to
-    /// sign with RS256, whose keys Tollgate cannot generate.
+    /// Import a PEM private key as the `next` key.
+    ///
+    /// The key (PKCS#8, or PKCS#1 for RSA) is published now and signs from the next
+    /// rotation (it replaces a pending `next` key), or at once with --immediately. The
+    /// way to sign with RS256, whose keys Tollgate cannot generate.
     Import {
         /// The PEM file holding the private key.
         #[arg(long, value_name = "FILE")]

@@ -620,7 +620,7 @@ async fn a_permission_problem_says_so_and_names_the_path() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("permission denied: this user"))
+        err.contains("permission denied: this user")
             && err.contains(&format!("may not write in {}", data.display())),
         "{err}"
     );

@@ -22,6 +22,7 @@ mod junk;
 mod limits;
 mod migrations;
 mod outage;
+mod readme;
 mod revocation;
 mod signing_keys;
 mod surface;
