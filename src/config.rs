@@ -334,25 +334,74 @@ pub enum ConfigError {
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid setting {key}: {message}")]
-    Invalid { key: &'static str, message: String },
+    /// `origin` says where the value came from (" in FILE", " (from TOLLGATE_BIND …)"),
+    /// when known.
+    #[error("invalid setting {key}{origin}: {message}")]
+    Invalid {
+        key: &'static str,
+        message: String,
+        origin: String,
+    },
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.into(),
+        origin: String::new(),
+    }
+}
+
+impl ConfigError {
+    /// Names where an invalid value came from: the flag or variable that overrode the key,
+    /// else the config file read.
+    fn with_origin(self, overrides: &Overrides, file: Option<&Path>) -> Self {
+        let ConfigError::Invalid {
+            key,
+            message,
+            origin,
+        } = self
+        else {
+            return self;
+        };
+        let overridden = match key {
+            "server.bind" => overrides
+                .bind
+                .is_some()
+                .then_some("--bind or TOLLGATE_BIND"),
+            "server.issuer" => overrides
+                .issuer
+                .is_some()
+                .then_some("--issuer or TOLLGATE_ISSUER"),
+            "database.url" => overrides
+                .database_url
+                .is_some()
+                .then_some("--database-url or DATABASE_URL"),
+            _ => None,
+        };
+        let origin = match (overridden, file) {
+            _ if !origin.is_empty() => origin,
+            (Some(source), _) => format!(" (from {source})"),
+            (None, Some(file)) => format!(" in {}", file.display()),
+            (None, None) => String::new(),
+        };
+        ConfigError::Invalid {
+            key,
+            message,
+            origin,
+        }
     }
 }
 
 impl Settings {
     /// Reads the file (if any), applies the overrides and validates everything once.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        let file = match config_file(overrides) {
-            Some(path) => read_file(&path)?,
+        let path = config_file(overrides);
+        let file = match &path {
+            Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        Self::from_parts(file, overrides)
+        Self::from_parts(file, overrides).map_err(|e| e.with_origin(overrides, path.as_deref()))
     }
 
     /// Validates every section of `file` with `overrides` applied, into typed settings.

@@ -119,13 +119,14 @@ const POINT_ELSEWHERE: &str = "point at the server's database with --database-ur
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The other commands read bind and issuer from the environment too: `account invite`
+    // prints a link under the issuer.
     let (bind, issuer) = match &cli.command {
         Some(Command::Serve(args)) => (args.bind.clone(), args.issuer.clone()),
-        None => {
+        _ => {
             let args = ServeArgs::default_from_env();
             (args.bind, args.issuer)
         }
-        Some(_) => (None, None),
     };
     let overrides = Overrides {
         config: cli.config.clone(),
@@ -263,7 +264,8 @@ pub fn error_line(err: &anyhow::Error) -> String {
 }
 
 impl ServeArgs {
-    /// `tollgate` with no subcommand serves, reading bind and issuer from the environment.
+    /// Bind and issuer from the environment, for `tollgate` with no command (which serves)
+    /// and for the commands without these flags.
     fn default_from_env() -> Self {
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Self {

@@ -929,12 +929,7 @@ pub fn sqlite_access_problem(path: &Path) -> Option<String> {
     }
     let sidecars_missing = files.len() < 3;
     for file in &files {
-        let open = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(file)
-            .map(drop);
-        if denied(open) {
+        if !may_read_and_write(file) {
             return Some(format!(
                 "permission denied: this user ({}) cannot read and write {}{}; {fix}",
                 user_description(),
@@ -957,21 +952,46 @@ pub fn sqlite_access_problem(path: &Path) -> Option<String> {
     None
 }
 
+/// Whether this process may search and write in `dir`, by its effective ids (as opening
+/// a file checks them).
 #[cfg(unix)]
 fn may_write_in(dir: &Path) -> bool {
     use rustix::fs::{Access, AtFlags, CWD, accessat};
-    // The effective ids, as opening a file checks them.
-    accessat(
-        CWD,
-        dir,
-        Access::WRITE_OK | Access::EXEC_OK,
-        AtFlags::EACCESS,
+    !matches!(
+        accessat(
+            CWD,
+            dir,
+            Access::WRITE_OK | Access::EXEC_OK,
+            AtFlags::EACCESS
+        ),
+        Err(rustix::io::Errno::ACCESS)
     )
-    .is_ok()
+}
+
+/// Whether this process may open `file` for reading and writing. Checked with access(2),
+/// never by opening it: closing any descriptor of an SQLite file drops every POSIX lock
+/// the process holds on it, including its open connections' locks.
+#[cfg(unix)]
+fn may_read_and_write(file: &Path) -> bool {
+    use rustix::fs::{Access, AtFlags, CWD, accessat};
+    !matches!(
+        accessat(
+            CWD,
+            file,
+            Access::READ_OK | Access::WRITE_OK,
+            AtFlags::EACCESS
+        ),
+        Err(rustix::io::Errno::ACCESS)
+    )
 }
 
 #[cfg(not(unix))]
 fn may_write_in(_dir: &Path) -> bool {
+    true
+}
+
+#[cfg(not(unix))]
+fn may_read_and_write(_file: &Path) -> bool {
     true
 }
 

@@ -558,6 +558,24 @@ async fn management_commands_never_create_a_database(backend: Backend) {
         "a read changes nothing and says nothing"
     );
     assert!(stdout(&output).contains("svc"));
+
+    // The management commands read the issuer from the environment, as the server does:
+    // an invite link names the public URL.
+    let mut env = db.env();
+    env.push(("TOLLGATE_ISSUER", "https://auth.example.test".to_owned()));
+    let output = tollgate_in(
+        db.dir.path(),
+        &env,
+        &["account", "create", "--handle", "ana"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = tollgate_in(db.dir.path(), &env, &["account", "invite", "ana"]);
+    assert!(
+        stdout(&output).starts_with("https://auth.example.test/console/invite/"),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -672,6 +690,34 @@ fn config_errors_name_the_key_the_file_and_the_cause_once() {
     assert!(
         err.contains("line 3: database.pool_size: invalid type"),
         "names the key: {err}"
+    );
+
+    // A value of the right type that does not validate: the key and where it came from.
+    std::fs::write(&config, "[server]\nbind = \"nowhere\"\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let output = tollgate_in(
+        dir.path(),
+        &env,
+        &["--config", config_arg, "client", "list"],
+    );
+    let err = stderr(&output);
+    assert!(
+        err.starts_with(&format!(
+            "error: invalid setting server.bind in {config_arg}: "
+        )),
+        "{err}"
+    );
+    let mut with_bind = env.to_vec();
+    with_bind.push(("TOLLGATE_BIND", "elsewhere".to_owned()));
+    let output = tollgate_in(
+        dir.path(),
+        &with_bind,
+        &["--config", config_arg, "client", "list"],
+    );
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("error: invalid setting server.bind (from --bind or TOLLGATE_BIND): "),
+        "{err}"
     );
 
     let output = tollgate_in(

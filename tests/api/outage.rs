@@ -402,8 +402,9 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
         return;
     };
     let pg = OwnPostgres::start(bin);
-    let (id, secret) = create_client(&pg.url());
+    // The server sets the database up; the CLI only works on one that is.
     let server = Server::start(&pg.url()).await;
+    let (id, secret) = create_client(&pg.url());
     assert_eq!(server.token(&id, &secret).await.0, 200);
     assert_eq!(server.get("/health/ready").await.0, 200);
 
