@@ -81,7 +81,7 @@ pub enum ClientCommand {
         /// The client's id.
         #[arg(value_name = "CLIENT_ID")]
         id: String,
-        /// How long the old secret keeps working, in seconds (default: 0, not at all).
+        /// How long the old secret keeps working, in seconds (0: not at all).
         #[arg(long, default_value_t = 0, value_name = "SECONDS")]
         grace: i64,
         /// Print the client, with the new `client_secret`, as JSON.

@@ -177,3 +177,119 @@ fn the_readme_runs_as_written() {
         "the README's server logged its start: {report}"
     );
 }
+
+/// docker-compose.yml's entrypoint (issue 11: the README's one-liner made a new master key
+/// on every run): the key file is created once, 64 hex digits that Tollgate accepts, mode
+/// 0600, and kept by the next start. The script is taken from the compose file itself and
+/// run with `sh`, as the container does (compose turns `$$` into `$`).
+#[test]
+fn compose_creates_the_master_key_once_and_keeps_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).expect("compose");
+    let lines: Vec<&str> = compose.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "entrypoint:")
+        .expect("an entrypoint");
+    let script_start = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.trim() == "- |")
+            .expect("a block scalar script")
+        + 1;
+    let indent = lines[script_start].len() - lines[script_start].trim_start().len();
+    let script: String = lines[script_start..]
+        .iter()
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| format!("{}\n", l.get(indent..).unwrap_or_default()))
+        .collect::<String>()
+        .replace("$$", "$");
+    assert!(script.contains("exec tollgate"), "{script}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("master.key");
+    let binary = Path::new(env!("CARGO_BIN_EXE_tollgate"));
+    let run = || {
+        // The image's coreutils (head, od, tr, mv) from the system, `tollgate` this build's.
+        let path = format!(
+            "{}:/usr/bin:/bin",
+            binary.parent().expect("bin dir").display()
+        );
+        let output = Command::new("/bin/sh")
+            .args(["-c", &script, "tollgate", "--version"])
+            .env("TOLLGATE_MASTER_KEY_FILE", &key_file)
+            .env("PATH", path)
+            .output()
+            .expect("run sh");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).starts_with("tollgate "));
+        std::fs::read_to_string(&key_file).expect("the key file")
+    };
+    let first = run();
+    assert_eq!(first.len(), 64, "{first:?}");
+    assert!(first.chars().all(|c| c.is_ascii_hexdigit()), "{first:?}");
+    tollgate::crypto::sealed::MasterKey::parse(&first).expect("a key Tollgate accepts");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(run(), first, "the second start keeps the key");
+}
+
+/// The deployment files agree with the README and with what the build reads.
+#[test]
+fn deployment_files_agree_with_the_readme() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).expect(name);
+    let (compose, readme, dockerfile) = (
+        read("docker-compose.yml"),
+        read("README.md"),
+        read("Dockerfile"),
+    );
+    // One issuer: compose's default is the address every README example uses.
+    assert!(
+        compose.contains("TOLLGATE_ISSUER: ${TOLLGATE_ISSUER:-http://127.0.0.1:8080}"),
+        "compose's issuer"
+    );
+    assert!(readme.contains("http://127.0.0.1:8080/oauth/token"));
+    // The database password is passed apart from the URL, so it needs no URL-encoding.
+    let url_line = compose
+        .lines()
+        .find(|l| l.trim_start().starts_with("DATABASE_URL:"))
+        .expect("DATABASE_URL in compose");
+    assert!(!url_line.contains("PASSWORD"), "{url_line}");
+    assert!(compose.contains("PGPASSWORD: ${POSTGRES_PASSWORD"));
+    // No master key to make up on every run.
+    assert!(!compose.contains("TOLLGATE_MASTER_KEY:"));
+    assert!(!readme.contains("openssl rand -hex 32) docker"));
+    // The builder gets the whole checkout but what .dockerignore leaves out, which must
+    // not be anything the build reads.
+    assert!(dockerfile.contains("\nCOPY . .\n"));
+    let needed = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "src",
+        "migrations",
+        "templates",
+        "static",
+        "config",
+        "verify",
+        "tests",
+        "benches",
+        "examples",
+    ];
+    for pattern in read(".dockerignore").lines().map(str::trim) {
+        if pattern.is_empty() || pattern.starts_with('#') {
+            continue;
+        }
+        let name = pattern.trim_start_matches("**/").trim_end_matches('/');
+        assert!(
+            !needed.contains(&name) && !matches!(name, "*" | "**" | "."),
+            ".dockerignore leaves out {pattern}, which the build needs"
+        );
+    }
+}
