@@ -55,7 +55,7 @@ pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
             }
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!(
-                    "cannot read master key file {} (set TOLLGATE_MASTER_KEY or signing.master_key_file)",
+                    "cannot read master key file {} (set TOLLGATE_MASTER_KEY, TOLLGATE_MASTER_KEY_FILE or signing.master_key_file)",
                     path.display()
                 )
             })?;

@@ -15,10 +15,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::config::{Overrides, Settings};
+use crate::config::{MasterKeySource, Overrides, Settings};
+use crate::crypto::sealed::MasterKey;
 use crate::db::{self, DbConn, DbError, DbUrl};
 use crate::oauth::Scope;
-use crate::startup::{open_connection, serve};
+use crate::startup::{load_master_key, open_connection, serve};
 
 mod accounts;
 mod api_keys;
@@ -160,9 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Account(command)) => accounts::run(&mut conn, &settings, command)?,
         Some(Command::ApiKey(command)) => api_keys::run(&mut conn, command)?,
         Some(Command::Challenge(command)) => {
-            let pairing = crate::service::pairing::Pairing::new(&crate::startup::load_master_key(
-                &settings.master_key,
-            )?);
+            let pairing = crate::service::pairing::Pairing::new(&master_key(&mut conn, &settings)?);
             challenges::run(&mut conn, &pairing, command)?;
         }
         Some(Command::Audit(args)) => audit::run(&mut conn, args)?,
@@ -210,6 +209,26 @@ fn open_existing(settings: &Settings, overrides: &Overrides) -> anyhow::Result<D
         eprintln!("applied {applied} pending migrations to {described}");
     }
     Ok(conn)
+}
+
+/// The master key, for the commands that need it. Like the database, a missing key file is
+/// not created once the database holds signing keys: they are sealed under a key that
+/// exists somewhere, and a new one would only be the wrong one. (Before any server start
+/// there are none, and the key file is created beside the SQLite database as `serve` does.)
+pub(crate) fn master_key(conn: &mut DbConn, settings: &Settings) -> anyhow::Result<MasterKey> {
+    if let MasterKeySource::File { path, create: true } = &settings.master_key
+        && !path.exists()
+        && !db::keys::list(conn)?.is_empty()
+    {
+        anyhow::bail!(
+            "no master key file at {}, but {} holds signing keys sealed under a master key: \
+             give it with TOLLGATE_MASTER_KEY, TOLLGATE_MASTER_KEY_FILE or \
+             signing.master_key_file, or {POINT_ELSEWHERE}",
+            db::absolute(path).display(),
+            settings.database_url.describe()
+        );
+    }
+    load_master_key(&settings.master_key)
 }
 
 /// Where `database.url` came from, for error messages.

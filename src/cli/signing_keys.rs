@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{now, print_json};
+use super::{master_key, now, print_json};
 use crate::config::Settings;
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db::DbConn;
 use crate::domain::KeyState;
 use crate::service::audit::Actor;
 use crate::service::signing_keys;
-use crate::startup::load_master_key;
 
 #[derive(Debug, Subcommand)]
 pub enum SigningKeyCommand {
@@ -37,7 +36,8 @@ pub enum SigningKeyCommand {
         #[arg(long, value_name = "ALG", value_parser = ["ES256", "EdDSA"])]
         algorithm: Option<String>,
         /// Make a new, unannounced key active at once instead of promoting the published
-        /// `next` key; resource servers that cached the JWKS refetch it on the unknown `kid`.
+        /// `next` key (which stays if it is of the same algorithm); resource servers that
+        /// cached the JWKS refetch it on the unknown `kid`.
         #[arg(long)]
         immediately: bool,
         /// Print the new key (the active one, or the `next` one when only that was
@@ -119,7 +119,7 @@ pub fn run(
                 Some(text) => parse_algorithm(&text)?,
                 None => settings.signing_algorithm,
             };
-            let master = load_master_key(&settings.master_key)?;
+            let master = master_key(conn, settings)?;
             (
                 signing_keys::rotate(
                     conn,
@@ -142,7 +142,7 @@ pub fn run(
             let algorithm = parse_algorithm(&algorithm)?;
             let text = std::fs::read_to_string(&pem)
                 .with_context(|| format!("cannot read {}", pem.display()))?;
-            let master = load_master_key(&settings.master_key)?;
+            let master = master_key(conn, settings)?;
             (
                 signing_keys::import_pem(
                     conn,

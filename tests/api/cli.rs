@@ -578,6 +578,41 @@ async fn management_commands_never_create_a_database(backend: Backend) {
     );
 }
 
+/// Nor the master key: once the database holds signing keys, a missing key file means the
+/// command was pointed at the wrong place, and a new key would be the wrong one.
+#[tokio::test]
+async fn a_management_command_never_makes_a_new_master_key_for_sealed_keys() {
+    let db = TestDb::new(Backend::Sqlite);
+    let key_file = db.dir.path().join("master.key");
+    assert!(cli(&db, &["migrate"]).status.success());
+    // Nothing sealed yet: the first rotation makes the key file, as a first start would.
+    let output = cli(&db, &["signing-key", "rotate"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(key_file.exists());
+
+    std::fs::rename(&key_file, db.dir.path().join("elsewhere.key")).unwrap();
+    for args in [
+        &["signing-key", "rotate"][..],
+        &["challenge", "list", "--account", "ana"],
+    ] {
+        let output = cli(&db, args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("no master key file at {}", key_file.display())),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("TOLLGATE_MASTER_KEY_FILE"), "{err}");
+        assert!(!key_file.exists(), "{args:?} made a new master key");
+    }
+    // Pointed at the key, the same command works.
+    let moved = db.dir.path().join("elsewhere.key");
+    let mut env = db.env();
+    env.push(("TOLLGATE_MASTER_KEY_FILE", moved.display().to_string()));
+    let output = tollgate_in(db.dir.path(), &env, &["signing-key", "rotate"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[test]
 fn the_changed_database_is_named_without_its_password() {
     let url = DbUrl::parse(
