@@ -308,3 +308,21 @@ pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 pub(crate) fn parse_scope_arg(text: &str) -> anyhow::Result<Scope> {
     Scope::parse(text.trim()).map_err(|e| anyhow::anyhow!("invalid --scope: {}", e.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let err = anyhow::Error::new(io).context("cannot read x.toml: No such file");
+        assert_eq!(error_line(&err), "cannot read x.toml: No such file");
+        let err = anyhow::anyhow!("connection refused\n  is the server running?")
+            .context("cannot connect");
+        assert_eq!(
+            error_line(&err),
+            "cannot connect: connection refused is the server running?"
+        );
+    }
+}
