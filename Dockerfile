@@ -29,8 +29,10 @@ COPY --from=builder /out/tollgate /usr/local/bin/tollgate
 COPY config/default.toml /etc/tollgate/tollgate.toml
 
 # Every key of the file can be overridden by mounting another one here. With SQLite the
-# database and its master key (master.key, beside the database) live in the volume; for
-# PostgreSQL set DATABASE_URL=postgres://… and TOLLGATE_MASTER_KEY.
+# database and its master key (master.key, beside the database, created on the first start)
+# live in the volume, so they outlive the container. For PostgreSQL set
+# DATABASE_URL=postgres://user@host/db, PGPASSWORD (read by libpq, so the password needs no
+# URL-encoding), and TOLLGATE_MASTER_KEY or TOLLGATE_MASTER_KEY_FILE (see docker-compose.yml).
 ENV TOLLGATE_CONFIG=/etc/tollgate/tollgate.toml \
     DATABASE_URL=sqlite:///var/lib/tollgate/tollgate.db \
     TOLLGATE_BIND=0.0.0.0:8080

@@ -10,6 +10,7 @@
 //! | `TOLLGATE_ISSUER`     | `server.issuer`                 |
 //! | `DATABASE_URL`        | `database.url` (secret)         |
 //! | `TOLLGATE_MASTER_KEY` | the master key itself (secret)  |
+//! | `TOLLGATE_MASTER_KEY_FILE` | `signing.master_key_file`  |
 //! | `TOLLGATE_LOG`        | `log.level` (a tracing filter)  |
 //! | `TOLLGATE_LOG_FORMAT` | `log.format` (`text` or `json`) |
 //! | `TOLLGATE_METRICS_LISTEN` | `metrics.listen`            |
@@ -295,6 +296,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub issuer: Option<String>,
     pub master_key: Option<String>,
+    pub master_key_file: Option<String>,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
     pub metrics_listen: Option<String>,
@@ -306,6 +308,9 @@ impl Overrides {
     pub fn with_process_env(mut self) -> Self {
         let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         self.master_key = self.master_key.or_else(|| non_empty("TOLLGATE_MASTER_KEY"));
+        self.master_key_file = self
+            .master_key_file
+            .or_else(|| non_empty("TOLLGATE_MASTER_KEY_FILE"));
         self.log_level = self.log_level.or_else(|| non_empty("TOLLGATE_LOG"));
         self.log_format = self.log_format.or_else(|| non_empty("TOLLGATE_LOG_FORMAT"));
         self.metrics_listen = self
@@ -384,35 +389,83 @@ pub struct Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The OS error is part of the message, not a `source`: an error chain printed in
+    /// full would name it twice.
+    #[error("cannot read config file {path} (from --config or TOLLGATE_CONFIG): {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid setting {key}: {message}")]
-    Invalid { key: &'static str, message: String },
+    /// `origin` says where the value came from (" in FILE", " (from TOLLGATE_BIND …)"),
+    /// when known.
+    #[error("invalid setting {key}{origin}: {message}")]
+    Invalid {
+        key: &'static str,
+        message: String,
+        origin: String,
+    },
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.into(),
+        origin: String::new(),
+    }
+}
+
+impl ConfigError {
+    /// Names where an invalid value came from: the flag or variable that overrode the key,
+    /// else the config file read.
+    fn with_origin(self, overrides: &Overrides, file: Option<&Path>) -> Self {
+        let ConfigError::Invalid {
+            key,
+            message,
+            origin,
+        } = self
+        else {
+            return self;
+        };
+        let overridden = match key {
+            "server.bind" => overrides
+                .bind
+                .is_some()
+                .then_some("--bind or TOLLGATE_BIND"),
+            "server.issuer" => overrides
+                .issuer
+                .is_some()
+                .then_some("--issuer or TOLLGATE_ISSUER"),
+            "database.url" => overrides
+                .database_url
+                .is_some()
+                .then_some("--database-url or DATABASE_URL"),
+            _ => None,
+        };
+        let origin = match (overridden, file) {
+            _ if !origin.is_empty() => origin,
+            (Some(source), _) => format!(" (from {source})"),
+            (None, Some(file)) => format!(" in {}", file.display()),
+            (None, None) => String::new(),
+        };
+        ConfigError::Invalid {
+            key,
+            message,
+            origin,
+        }
     }
 }
 
 impl Settings {
     /// Reads the file (if any), applies the overrides and validates everything once.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        let file = match &overrides.config {
+        let path = config_file(overrides);
+        let file = match &path {
             Some(path) => read_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                read_file(Path::new(DEFAULT_CONFIG_PATH))?
-            }
             None => FileSettings::default(),
         };
-        Self::from_parts(file, overrides)
+        Self::from_parts(file, overrides).map_err(|e| e.with_origin(overrides, path.as_deref()))
     }
 
     /// Validates every section of `file` with `overrides` applied, into typed settings.
@@ -795,13 +848,16 @@ fn master_key_source(
     section: &SigningSection,
     database_url: &DbUrl,
 ) -> MasterKeySource {
+    let file = overrides
+        .master_key_file
+        .as_deref()
+        .unwrap_or(&section.master_key_file)
+        .trim();
     match (&overrides.master_key, database_url) {
         (Some(inline), _) => MasterKeySource::Inline(SecretString::from(inline.clone())),
-        (None, DbUrl::SqliteMemory) if section.master_key_file.is_empty() => {
-            MasterKeySource::Ephemeral
-        }
-        (None, _) if !section.master_key_file.is_empty() => MasterKeySource::File {
-            path: PathBuf::from(&section.master_key_file),
+        (None, DbUrl::SqliteMemory) if file.is_empty() => MasterKeySource::Ephemeral,
+        (None, _) if !file.is_empty() => MasterKeySource::File {
+            path: PathBuf::from(file),
             create: database_url.is_sqlite(),
         },
         (None, DbUrl::SqliteFile(db_path)) => MasterKeySource::File {
@@ -814,7 +870,8 @@ fn master_key_source(
         },
         (None, _) => MasterKeySource::Missing(
             "PostgreSQL needs a master key: set TOLLGATE_MASTER_KEY (32 bytes, hex or base64; \
-             `openssl rand -hex 32`) or signing.master_key_file",
+             `openssl rand -hex 32`), or a file holding it in TOLLGATE_MASTER_KEY_FILE or \
+             signing.master_key_file",
         ),
     }
 }
@@ -849,15 +906,73 @@ fn validate_issuer(text: &str) -> Result<String, ConfigError> {
     Ok(text.trim_end_matches('/').to_owned())
 }
 
+/// The config file [`Settings::load`] reads: `--config`/`TOLLGATE_CONFIG`, else
+/// `config/default.toml` when it exists (relative to the working directory), else none.
+pub fn config_file(overrides: &Overrides) -> Option<PathBuf> {
+    match &overrides.config {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|path| path.exists()),
+    }
+}
+
+/// Whether the config file at `path` sets `database.url` itself (for error messages).
+pub fn file_sets_database_url(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| table.get("database")?.get("url").cloned())
+        .is_some()
+}
+
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    parse_file(&text).map_err(|message| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.message().to_owned(),
+        message,
     })
+}
+
+/// Parses a config file; an error names the key (`server.workers`) and the line.
+fn parse_file(text: &str) -> Result<FileSettings, String> {
+    let line_of = |error: &toml::de::Error| {
+        error
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+    };
+    let with_line = |message: String, line: Option<usize>| match line {
+        Some(line) => format!("line {line}: {message}"),
+        None => message,
+    };
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| with_line(e.message().to_owned(), line_of(&e)))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let message = plain_type_names(e.inner().message());
+        let line = line_of(e.inner());
+        if key == "." {
+            with_line(message, line)
+        } else {
+            with_line(format!("{key}: {message}"), line)
+        }
+    })
+}
+
+/// serde names Rust types ("expected usize"); say what to write instead.
+fn plain_type_names(message: &str) -> String {
+    let mut out = message.to_owned();
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, plain);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -895,6 +1010,9 @@ mod tests {
         assert_eq!(settings.rotation_period, Some(30 * 86_400));
         assert_eq!(settings.jwks_max_age(), 86_400);
         assert_eq!(settings.issuer, "https://auth.example.com");
+        // What its comment says: the admin API has an audience of its own.
+        assert_eq!(settings.admin_audience, "https://auth.example.com/admin");
+        assert_eq!(settings.default_audience, "https://api.example.com");
     }
 
     #[test]
@@ -1046,6 +1164,25 @@ mod tests {
     }
 
     #[test]
+    fn a_wrongly_typed_value_names_its_key_and_line() {
+        let err = parse_file("# comment\n[server]\nworkers = \"four\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "line 3: server.workers: invalid type: string \"four\", expected a whole number, 0 or more"
+        );
+        let err = parse_file("[database]\npool_size = -1\n").unwrap_err();
+        assert!(err.starts_with("line 2: database.pool_size: "), "{err}");
+        let err = parse_file("[console]\nenabled = \"yes\"\n").unwrap_err();
+        assert!(err.contains("console.enabled"), "{err}");
+        assert!(err.contains("expected true or false"), "{err}");
+        let err = parse_file("[server]\nbnid = \"x\"\n").unwrap_err();
+        assert!(err.contains("server.bnid: unknown field `bnid`"), "{err}");
+        let err = parse_file("[server\n").unwrap_err();
+        assert!(err.starts_with("line 1: "), "{err}");
+        assert!(parse_file(include_str!("../config/default.toml")).is_ok());
+    }
+
+    #[test]
     fn postgres_requires_a_master_key() {
         let result = settings(
             "[database]\nurl = \"postgres://localhost/x\"\n",
@@ -1055,6 +1192,25 @@ mod tests {
             result.map(|s| s.master_key),
             Ok(MasterKeySource::Missing(_))
         ));
+    }
+
+    #[test]
+    fn the_master_key_file_may_come_from_the_environment() {
+        let s = settings(
+            "[database]\nurl = \"postgres://localhost/x\"\n[signing]\nmaster_key_file = \"/a\"\n",
+            Overrides {
+                master_key_file: Some("/run/secrets/master.key".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        match s.master_key {
+            MasterKeySource::File { path, create } => {
+                assert_eq!(path, PathBuf::from("/run/secrets/master.key"));
+                assert!(!create, "never generated for PostgreSQL");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

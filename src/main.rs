@@ -5,8 +5,8 @@ fn main() -> std::process::ExitCode {
     match tollgate::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            // One line, the whole cause chain, no backtrace.
-            eprintln!("error: {err:#}");
+            // One line, the whole cause chain (each cause once), no backtrace.
+            eprintln!("error: {}", tollgate::cli::error_line(&err));
             std::process::ExitCode::FAILURE
         }
     }

@@ -18,12 +18,8 @@ use crate::service;
 /// Opens the database, applies migrations and loads the master key: what both the server
 /// and the CLI need.
 pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database_url, &settings.pool).with_context(|| {
-        format!(
-            "cannot open the database {}",
-            settings.database_url.describe()
-        )
-    })?;
+    // The error names the database (or the directory or file in the way) and the cause.
+    let db = Db::connect(&settings.database_url, &settings.pool)?;
     let mut conn = db.get().with_context(|| {
         format!(
             "cannot connect to the database {}",
@@ -39,12 +35,7 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 
 /// One migrated connection for the CLI (no pool, see `Db::connect_one`).
 pub fn open_connection(settings: &Settings) -> anyhow::Result<db::DbConn> {
-    let mut conn = Db::connect_one(&settings.database_url).with_context(|| {
-        format!(
-            "cannot open the database {}",
-            settings.database_url.describe()
-        )
-    })?;
+    let mut conn = Db::connect_one(&settings.database_url)?;
     db::run_migrations(&mut conn).context("cannot migrate the database")?;
     Ok(conn)
 }
@@ -64,7 +55,7 @@ pub fn load_master_key(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
             }
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!(
-                    "cannot read master key file {} (set TOLLGATE_MASTER_KEY or signing.master_key_file)",
+                    "cannot read master key file {} (set TOLLGATE_MASTER_KEY, TOLLGATE_MASTER_KEY_FILE or signing.master_key_file)",
                     path.display()
                 )
             })?;

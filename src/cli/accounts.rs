@@ -11,60 +11,88 @@ use crate::service::invites;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Create an account; `--scope` bounds what its keys may carry.
+    /// Create an account; its scopes bound what its API keys may carry.
     Create {
+        /// The account's unique handle: letters, digits, `-`, `_` or `.` (kept in lower
+        /// case); the person signs in with it, and the other commands name it.
         #[arg(long)]
         handle: String,
         /// Display name (default: the handle).
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value = "")]
+        /// Space-separated scopes the account's keys may carry, e.g. "read write keys"
+        /// (`keys` lets a key manage the account's keys).
+        #[arg(long, default_value = "", hide_default_value = true)]
         scope: String,
-        /// May use the console's operator pages (clients, signing keys, accounts, audit).
+        /// Make the account an operator of the console (clients, signing keys, accounts,
+        /// audit).
         #[arg(long)]
         operator: bool,
+        /// Print the account as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Print a one-time link with which the person sets a password and signs in to the
-    /// console (also to reset a forgotten password). A newer link replaces older ones.
+    /// Print a one-time console sign-in link for an account.
+    ///
+    /// With it the person sets a password and signs in to the console; it also resets a
+    /// forgotten password. A newer link replaces older ones.
     Invite {
+        /// The account's handle.
         handle: String,
-        /// Hours the link works (default: console.invite_valid_hours).
+        /// Hours the link works, 1 to 720 (default: console.invite_valid_hours).
         #[arg(long, value_name = "HOURS")]
         valid_hours: Option<i64>,
         /// Print {"handle","url","expires_at"} as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Make the account an operator of the console.
+    /// Make an account an operator of the console.
     Promote {
+        /// The account's handle.
         handle: String,
     },
-    /// Take the operator role away.
+    /// Take the operator role away from an account.
     Demote {
+        /// The account's handle.
         handle: String,
     },
+    /// List accounts.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Show one account.
     Show {
+        /// The account's handle.
         handle: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Disable: every key of the account stops working at once.
+    /// Disable an account: every key of the account stops working at once, and its
+    /// console sessions end.
     Disable {
+        /// The account's handle.
         handle: String,
     },
+    /// Enable a disabled account: its keys work again.
     Enable {
+        /// The account's handle.
         handle: String,
     },
-    /// Delete the account and its keys.
+    /// Delete an account and its keys for good.
     Delete {
+        /// The account's handle.
         handle: String,
     },
+}
+
+impl AccountCommand {
+    /// Whether the command writes to the database.
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Self::List { .. } | Self::Show { .. })
+    }
 }
 
 fn print_account(account: &AccountView) {

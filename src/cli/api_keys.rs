@@ -10,38 +10,62 @@ use crate::service::with_secret_once;
 
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyCommand {
-    /// Create a key; it is printed once and cannot be shown again.
+    /// Create an API key for an account; it is printed once and cannot be shown again.
     Create {
-        #[arg(long)]
+        /// The handle of the account that owns the key.
+        #[arg(long, value_name = "HANDLE")]
         account: String,
+        /// A name for the key, e.g. what uses it ("CI deploy").
         #[arg(long)]
         name: String,
         /// Space-separated scopes, within the account's (default: all of the account's).
         #[arg(long)]
         scope: Option<String>,
+        /// Seconds until the key expires (default: it does not expire).
         #[arg(long, value_name = "SECONDS")]
         expires_in: Option<i64>,
+        /// Print the key, with `api_key`, as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// List an account's API keys (never the keys themselves).
     List {
-        #[arg(long)]
+        /// The handle of the account.
+        #[arg(long, value_name = "HANDLE")]
         account: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Revoke at once; the key stays listed as revoked.
-    Revoke { id: String },
-    /// A new secret under the same name, scopes and lifetime; the old key is revoked at
-    /// once and the new one printed once ("rotate regularly").
+    /// Revoke an API key at once; it stays listed as revoked.
+    Revoke {
+        /// The key's id (from `api-key list`).
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+    /// Regenerate an API key: a new secret under the same name, scopes and lifetime; the
+    /// old key is revoked at once and the new one printed once.
     Regenerate {
+        /// The key's id (from `api-key list`).
+        #[arg(value_name = "KEY_ID")]
         id: String,
         /// Print the new key as JSON (with `api_key`).
         #[arg(long)]
         json: bool,
     },
-    /// Delete for good.
-    Delete { id: String },
+    /// Delete an API key for good.
+    Delete {
+        /// The key's id (from `api-key list`).
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+}
+
+impl ApiKeyCommand {
+    /// Whether the command writes to the database.
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Self::List { .. })
+    }
 }
 
 pub fn run(conn: &mut DbConn, command: ApiKeyCommand) -> anyhow::Result<()> {

@@ -8,14 +8,21 @@ use crate::service::audit;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Only events of this account (handle).
-    #[arg(long)]
+    /// Only events of this account (its handle).
+    #[arg(long, value_name = "HANDLE")]
     account: Option<String>,
-    /// Only events of this client (id).
-    #[arg(long)]
+    /// Only events of this client (its id).
+    #[arg(long, value_name = "CLIENT_ID")]
     client: Option<String>,
-    #[arg(long, default_value_t = 50)]
+    /// How many events to print, the newest: 1 to 1000.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(i64).range(1..=audit::MAX_LIMIT)
+    )]
     limit: i64,
+    /// Print JSON.
     #[arg(long)]
     json: bool,
 }

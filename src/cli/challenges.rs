@@ -10,18 +10,35 @@ use crate::service::pairing::{self, Pairing};
 
 #[derive(Debug, Subcommand)]
 pub enum ChallengeCommand {
-    /// Pending pairing requests of an account, with their 4-digit codes.
+    /// List an account's pending pairing requests, with their 4-digit codes.
     List {
-        #[arg(long)]
+        /// The handle of the account.
+        #[arg(long, value_name = "HANDLE")]
         account: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Refuse a pending request.
-    Deny { id: String },
-    /// Vouch for a pending request: the app may redeem it with its code even when the
-    /// account's daily guessing budget is spent.
-    Approve { id: String },
+    /// Deny a pending pairing request.
+    Deny {
+        /// The request's id (from `challenge list`).
+        #[arg(value_name = "CHALLENGE_ID")]
+        id: String,
+    },
+    /// Approve a pending pairing request: the app may redeem it with its code even when
+    /// the account's daily guessing budget is spent.
+    Approve {
+        /// The request's id (from `challenge list`).
+        #[arg(value_name = "CHALLENGE_ID")]
+        id: String,
+    },
+}
+
+impl ChallengeCommand {
+    /// Whether the command writes to the database.
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Self::List { .. })
+    }
 }
 
 /// `pairing` derives the codes (from the master key, the same as the server's).

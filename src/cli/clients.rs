@@ -13,52 +13,88 @@ use crate::service::with_secret_once;
 pub enum ClientCommand {
     /// Create a client; prints its id and secret (the secret is shown only this once).
     Create {
+        /// A name for people to recognise the client by (need not be unique).
         #[arg(long)]
         name: String,
-        /// Space-separated scopes the client may request, e.g. "read write".
-        #[arg(long, default_value = "")]
+        /// Space-separated scopes the client may request, e.g. "read write"; `admin` for
+        /// the admin API, `introspect` for a resource server.
+        #[arg(long, default_value = "", hide_default_value = true)]
         scope: String,
         /// An audience (resource URI) the client may request; repeatable. The first is
-        /// the default `aud`.
+        /// the default `aud` (default: tokens.default_audience).
         #[arg(long = "audience", value_name = "URI")]
         audiences: Vec<String>,
-        /// Token lifetime in seconds (default: tokens.default_ttl_seconds).
+        /// Token lifetime in seconds (default: tokens.default_ttl_seconds; capped at
+        /// tokens.max_ttl_seconds).
         #[arg(long, value_name = "SECONDS")]
         ttl: Option<i64>,
         /// A grant type the client may use; repeatable (default: client_credentials).
         #[arg(long = "grant-type", value_name = "GRANT")]
         grant_types: Vec<String>,
-        /// Print JSON only.
+        /// Print the client, with `client_secret`, as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// List clients.
+    /// List clients (never their secrets).
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Show one client.
+    /// Show one client (never its secret).
     Show {
+        /// The client's id.
+        #[arg(value_name = "CLIENT_ID")]
         id: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Disable a client: it can no longer get tokens.
-    Disable { id: String },
-    /// Enable a disabled client.
-    Enable { id: String },
-    /// Delete a client for good (its tokens stop working at once).
-    Delete { id: String },
-    /// Revoke every token issued to the client so far.
-    RevokeTokens { id: String },
-    /// Generate a new secret; the old one keeps working for --grace seconds.
-    RotateSecret {
+    /// Disable a client: it gets no more tokens, and its tokens stop working at once.
+    Disable {
+        /// The client's id.
+        #[arg(value_name = "CLIENT_ID")]
         id: String,
+    },
+    /// Enable a disabled client (the tokens revoked by disabling it stay revoked).
+    Enable {
+        /// The client's id.
+        #[arg(value_name = "CLIENT_ID")]
+        id: String,
+    },
+    /// Delete a client for good (its tokens stop working at once).
+    Delete {
+        /// The client's id.
+        #[arg(value_name = "CLIENT_ID")]
+        id: String,
+    },
+    /// Revoke every token issued to a client so far (new ones are valid).
+    RevokeTokens {
+        /// The client's id.
+        #[arg(value_name = "CLIENT_ID")]
+        id: String,
+    },
+    /// Rotate a client's secret; prints the new one (shown only this once).
+    ///
+    /// The client's tokens are revoked; the old secret keeps working for --grace seconds.
+    RotateSecret {
+        /// The client's id.
+        #[arg(value_name = "CLIENT_ID")]
+        id: String,
+        /// How long the old secret keeps working, in seconds (0: not at all).
         #[arg(long, default_value_t = 0, value_name = "SECONDS")]
         grace: i64,
+        /// Print the client, with the new `client_secret`, as JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+impl ClientCommand {
+    /// Whether the command writes to the database.
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Self::List { .. } | Self::Show { .. })
+    }
 }
 
 fn print_client(view: &ClientView) {

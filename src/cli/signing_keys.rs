@@ -5,52 +5,72 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{now, print_json};
+use super::{master_key, now, print_json};
 use crate::config::Settings;
 use crate::crypto::signer::SigningAlgorithm;
 use crate::db::DbConn;
 use crate::domain::KeyState;
 use crate::service::audit::Actor;
 use crate::service::signing_keys;
-use crate::startup::load_master_key;
 
 #[derive(Debug, Subcommand)]
 pub enum SigningKeyCommand {
-    /// List signing keys with their state.
+    /// List the signing keys with their state (next, active, retired) and dates.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Rotate: the published `next` key becomes active, the active key retires (still
-    /// published until its tokens have expired), and a new `next` key is published. A new
-    /// key never signs before it was published, unless --immediately is given. Refuses to
-    /// write anything if the master key does not open the stored keys.
+    /// Rotate the signing keys now.
+    ///
+    /// The published `next` key becomes active, the active
+    /// key retires (still published for tokens.max_ttl_seconds + 60 s, so the tokens it
+    /// signed keep verifying), and a new `next` key is published; with no `next` key to
+    /// promote, one is only published. A new key never signs before it was published,
+    /// unless --immediately is given. Writes nothing if the master key does not open the
+    /// stored keys.
     Rotate {
-        /// Algorithm of the new `next` key: ES256 or EdDSA (default: signing.algorithm).
-        /// A change of algorithm signs from the rotation after this one.
-        #[arg(long)]
+        /// Algorithm of the new key: ES256 or EdDSA (default: signing.algorithm). Without
+        /// --immediately that is the new `next` key, so a change of algorithm signs from
+        /// the rotation after this one.
+        #[arg(long, value_name = "ALG", value_parser = ["ES256", "EdDSA"])]
         algorithm: Option<String>,
-        /// Make a new key active at once instead of promoting the published `next` key;
-        /// resource servers that cached the JWKS refetch it on the unknown `kid`.
+        /// Make a new, unannounced key active at once instead of promoting the published
+        /// `next` key (which stays if it is of the same algorithm); resource servers that
+        /// cached the JWKS refetch it on the unknown `kid`.
         #[arg(long)]
         immediately: bool,
+        /// Print the new key (the active one, or the `next` one when only that was
+        /// published) as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Import a PEM private key (PKCS#8, or PKCS#1 for RSA) as the `next` key: published
-    /// now, active from the next rotation (it replaces a pending `next` key).
+    /// Import a PEM private key as the `next` key.
+    ///
+    /// The key (PKCS#8, or PKCS#1 for RSA) is published now and signs from the next
+    /// rotation (it replaces a pending `next` key), or at once with --immediately. The
+    /// way to sign with RS256, whose keys Tollgate cannot generate.
     Import {
+        /// The PEM file holding the private key.
         #[arg(long, value_name = "FILE")]
         pem: PathBuf,
-        /// RS256, ES256 or EdDSA.
-        #[arg(long)]
+        /// The key's algorithm: RS256, ES256 or EdDSA.
+        #[arg(long, value_name = "ALG", value_parser = ["RS256", "ES256", "EdDSA"])]
         algorithm: String,
         /// Make the imported key active at once instead.
         #[arg(long)]
         immediately: bool,
+        /// Print the imported key as JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+impl SigningKeyCommand {
+    /// Whether the command writes to the database.
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Self::List { .. })
+    }
 }
 
 pub fn run(
@@ -99,7 +119,7 @@ pub fn run(
                 Some(text) => parse_algorithm(&text)?,
                 None => settings.signing_algorithm,
             };
-            let master = load_master_key(&settings.master_key)?;
+            let master = master_key(conn, settings)?;
             (
                 signing_keys::rotate(
                     conn,
@@ -122,7 +142,7 @@ pub fn run(
             let algorithm = parse_algorithm(&algorithm)?;
             let text = std::fs::read_to_string(&pem)
                 .with_context(|| format!("cannot read {}", pem.display()))?;
-            let master = load_master_key(&settings.master_key)?;
+            let master = master_key(conn, settings)?;
             (
                 signing_keys::import_pem(
                     conn,

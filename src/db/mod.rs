@@ -74,6 +74,9 @@ const PG_CONNECTION_DEFAULTS: &[(&str, &str)] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// [`Db::connect_existing`]: no database there (the URL, described).
+    #[error("no database at {0}")]
+    Missing(String),
     #[error("no database connection available: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("database query failed: {0}")]
@@ -233,21 +236,58 @@ impl DbUrl {
         !matches!(self, DbUrl::Postgres(_))
     }
 
-    /// A loggable description that never includes credentials.
+    /// A loggable description that never includes credentials: a SQLite file by its
+    /// absolute path (`sqlite:///srv/tollgate/data/tollgate.db`, itself a valid
+    /// `database.url`), a PostgreSQL URL with its password (and any `…password=` query
+    /// parameter) replaced by `***`.
     pub fn describe(&self) -> String {
         match self {
-            DbUrl::Postgres(url) => match url::Url::parse(url.expose_secret()) {
-                Ok(parsed) => format!(
-                    "postgres://{}{}",
-                    parsed.host_str().unwrap_or("localhost"),
-                    parsed.path()
-                ),
-                Err(_) => "postgres://(unparsable)".to_owned(),
-            },
-            DbUrl::SqliteFile(path) => format!("sqlite://{}", path.display()),
+            DbUrl::Postgres(url) => describe_postgres(url.expose_secret()),
+            DbUrl::SqliteFile(path) => format!("sqlite://{}", absolute(path).display()),
             DbUrl::SqliteMemory => "sqlite::memory:".to_owned(),
         }
     }
+}
+
+/// `path` made absolute against the working directory (without resolving links; a path
+/// that cannot be made absolute stays as it is).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+fn describe_postgres(text: &str) -> String {
+    const REDACTED: &str = "***";
+    let Ok(mut url) = url::Url::parse(text) else {
+        return "postgres://(unparsable URL)".to_owned();
+    };
+    url.set_fragment(None);
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(name, value)| {
+            let secret = name.to_ascii_lowercase().contains("password");
+            let value = if secret {
+                REDACTED.into()
+            } else {
+                value.into()
+            };
+            (name.into_owned(), value)
+        })
+        .collect();
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    if url.password().is_some() && url.set_password(Some(REDACTED)).is_err() {
+        // Not expected for a URL with a password; never print it anyway.
+        return format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.path()
+        );
+    }
+    url.to_string()
 }
 
 /// Builds connections by backend and keeps the real connection error (see [`DbUrl::parse`]).
@@ -562,14 +602,28 @@ impl Db {
         Self::connect_one_with(url, &PoolOptions::default())
     }
 
+    /// One connection, like [`Db::connect_one`], to a database that must exist already: a
+    /// missing SQLite file is an error ([`DbError::Missing`]), never created.
+    pub fn connect_existing(url: &DbUrl) -> Result<DbConn, DbError> {
+        if let DbUrl::SqliteFile(path) = url {
+            match absolute(path).try_exists() {
+                Ok(true) => {}
+                Ok(false) => return Err(DbError::Missing(url.describe())),
+                Err(_) => return Err(DbError::Connect(sqlite_access_error(path))),
+            }
+            if let Some(problem) = sqlite_access_problem(path) {
+                return Err(DbError::Connect(problem));
+            }
+        }
+        establish(url, &PoolOptions::default()).map_err(|e| connect_error(url, &e))
+    }
+
     fn connect_one_with(url: &DbUrl, options: &PoolOptions) -> Result<DbConn, DbError> {
         if let DbUrl::SqliteFile(path) = url {
-            create_parent_dir(path).map_err(|e| {
-                DbError::Connect(format!(
-                    "cannot create the directory for {}: {e}",
-                    path.display()
-                ))
-            })?;
+            create_parent_dir(path).map_err(|e| DbError::Connect(create_error(path, &e)))?;
+            if let Some(problem) = sqlite_access_problem(path) {
+                return Err(DbError::Connect(problem));
+            }
         }
         establish(url, options).map_err(|e| connect_error(url, &e))
     }
@@ -880,6 +934,188 @@ fn connect_error(url: &DbUrl, err: &diesel::r2d2::Error) -> DbError {
         .collect::<Vec<_>>()
         .join(" ");
     DbError::Connect(format!("cannot connect to {}: {message}", url.describe()))
+}
+
+/// Why the SQLite database at `path` cannot be created: which directory or file, and, for
+/// a permission problem, that it is one.
+fn create_error(path: &Path, err: &std::io::Error) -> String {
+    if err.kind() != std::io::ErrorKind::PermissionDenied {
+        return format!(
+            "cannot create the database {}: {err}",
+            absolute(path).display()
+        );
+    }
+    let path = absolute(path);
+    // The deepest ancestor that exists is the one this user may not write in.
+    let blocking = path
+        .ancestors()
+        .skip(1)
+        .find(|dir| matches!(dir.try_exists(), Ok(true)))
+        .unwrap_or(&path);
+    format!(
+        "permission denied: cannot create the database {} because this user ({}) may not \
+         write in the directory {}{}; create it with the right owner, or point database.url \
+         elsewhere",
+        path.display(),
+        user_description(),
+        blocking.display(),
+        owner_and_mode(blocking)
+    )
+}
+
+/// Why an SQLite database whose existence cannot even be checked is out of reach.
+fn sqlite_access_error(path: &Path) -> String {
+    sqlite_access_problem(path).unwrap_or_else(|| {
+        format!(
+            "cannot reach the database {}: a directory on the way cannot be searched",
+            absolute(path).display()
+        )
+    })
+}
+
+/// A permission problem that would keep SQLite from opening the database at `path` for
+/// reading and writing, said plainly: which directory or file, its owner and mode, and
+/// who this process runs as. SQLite itself says only "unable to open database file" or
+/// "attempt to write a readonly database". `None` when no such problem is seen.
+pub fn sqlite_access_problem(path: &Path) -> Option<String> {
+    let path = absolute(path);
+    let denied = |result: std::io::Result<()>| matches!(result, Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied);
+    let fix = "run Tollgate as the user that owns it, or fix the owner or mode";
+    // A directory on the way that may not be searched.
+    if denied(std::fs::metadata(&path).map(drop)) {
+        let blocking = path
+            .ancestors()
+            .skip(1)
+            .find(|dir| !denied(std::fs::metadata(dir).map(drop)))
+            .unwrap_or(&path);
+        return Some(format!(
+            "permission denied: this user ({}) cannot reach the database {} (the directory {}{} \
+             may not be searched); {fix}",
+            user_description(),
+            path.display(),
+            blocking.display(),
+            owner_and_mode(blocking)
+        ));
+    }
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let mut files = vec![path.clone()];
+    for suffix in ["-wal", "-shm"] {
+        let sidecar = path.with_file_name(format!("{name}{suffix}"));
+        if sidecar.exists() {
+            files.push(sidecar);
+        }
+    }
+    let sidecars_missing = files.len() < 3;
+    for file in &files {
+        if !may_read_and_write(file) {
+            return Some(format!(
+                "permission denied: this user ({}) cannot read and write {}{}; {fix}",
+                user_description(),
+                file.display(),
+                owner_and_mode(file)
+            ));
+        }
+    }
+    // SQLite (in WAL mode) creates `<name>-wal` and `<name>-shm` beside the database.
+    let dir = path.parent()?;
+    if sidecars_missing && !may_write_in(dir) {
+        return Some(format!(
+            "permission denied: this user ({}) may not write in {}{}, where SQLite creates \
+             {name}-wal and {name}-shm beside the database; {fix}",
+            user_description(),
+            dir.display(),
+            owner_and_mode(dir)
+        ));
+    }
+    None
+}
+
+/// Whether this process may search and write in `dir`, by its effective ids (as opening
+/// a file checks them).
+#[cfg(unix)]
+fn may_write_in(dir: &Path) -> bool {
+    use rustix::fs::{Access, AtFlags, CWD, accessat};
+    !matches!(
+        accessat(
+            CWD,
+            dir,
+            Access::WRITE_OK | Access::EXEC_OK,
+            AtFlags::EACCESS
+        ),
+        Err(rustix::io::Errno::ACCESS)
+    )
+}
+
+/// Whether this process may open `file` for reading and writing. Checked with access(2),
+/// never by opening it: closing any descriptor of an SQLite file drops every POSIX lock
+/// the process holds on it, including its open connections' locks.
+#[cfg(unix)]
+fn may_read_and_write(file: &Path) -> bool {
+    use rustix::fs::{Access, AtFlags, CWD, accessat};
+    !matches!(
+        accessat(
+            CWD,
+            file,
+            Access::READ_OK | Access::WRITE_OK,
+            AtFlags::EACCESS
+        ),
+        Err(rustix::io::Errno::ACCESS)
+    )
+}
+
+#[cfg(not(unix))]
+fn may_write_in(_dir: &Path) -> bool {
+    true
+}
+
+#[cfg(not(unix))]
+fn may_read_and_write(_file: &Path) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn owner_and_mode(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .map(|m| format!(" (owner uid {}, mode {:04o})", m.uid(), m.mode() & 0o7777))
+        .unwrap_or_default()
+}
+
+#[cfg(not(unix))]
+fn owner_and_mode(_path: &Path) -> String {
+    String::new()
+}
+
+#[cfg(unix)]
+fn user_description() -> String {
+    format!("uid {}", rustix::process::geteuid().as_raw())
+}
+
+#[cfg(not(unix))]
+fn user_description() -> String {
+    "this user".to_owned()
+}
+
+/// Whether the database holds Tollgate's tables (its migrations table, in the
+/// connection's schema on PostgreSQL): the management commands refuse a database that
+/// was never set up rather than set it up on a mistyped URL.
+pub fn has_schema(conn: &mut DbConn) -> Result<bool, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        found: i64,
+    }
+    let sql = match conn {
+        DbConn::Postgres(_) => {
+            "SELECT COUNT(*) AS found FROM pg_catalog.pg_tables \
+             WHERE tablename = '__diesel_schema_migrations' AND schemaname = current_schema()"
+        }
+        DbConn::Sqlite(_) => {
+            "SELECT COUNT(*) AS found FROM sqlite_master \
+             WHERE type = 'table' AND name = '__diesel_schema_migrations'"
+        }
+    };
+    Ok(diesel::sql_query(sql).get_result::<Found>(conn)?.found > 0)
 }
 
 /// Creates the database's directory (owner-only, 0700, for the directories it makes) and

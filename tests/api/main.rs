@@ -25,6 +25,7 @@ mod logs;
 mod migrations;
 mod observability;
 mod outage;
+mod readme;
 mod revocation;
 mod signing_keys;
 mod surface;

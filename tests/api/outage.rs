@@ -388,6 +388,10 @@ fn create_client(url: &str) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    tollgate_no_postgres_bin,
+    ignore = "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"
+)]
 async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_within_a_second() {
     let Some(bin) = postgres_bin() else {
         assert!(
@@ -398,8 +402,9 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
         return;
     };
     let pg = OwnPostgres::start(bin);
-    let (id, secret) = create_client(&pg.url());
+    // The server sets the database up; the CLI only works on one that is.
     let server = Server::start(&pg.url()).await;
+    let (id, secret) = create_client(&pg.url());
     assert_eq!(server.token(&id, &secret).await.0, 200);
     assert_eq!(server.get("/health/ready").await.0, 200);
 
@@ -537,6 +542,10 @@ async fn postgres_stopped_frozen_or_read_only_gives_fast_503s_and_recovers_withi
 /// checkout, a readiness-style short bound. Each is a 503 for that caller only. And a panic
 /// inside a database closure is a bug: 500 (`server_error`), not a 503, and no outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    tollgate_no_postgres_bin,
+    ignore = "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"
+)]
 async fn on_a_healthy_database_overload_and_panics_never_open_the_breaker() {
     use actix_web::{ResponseError, body::MessageBody};
     use tollgate::db::{Db, DbError, DbUrl, PoolOptions};
