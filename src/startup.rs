@@ -152,10 +152,10 @@ impl Application {
                     crate::http::connection::mark_requests,
                 ))
                 .configure(|cfg| {
-                    if console_enabled {
-                        crate::http::console::routes(cfg);
-                    }
-                    crate::http::routes(cfg);
+                    let options = crate::http::routes::Options {
+                        console: console_enabled,
+                    };
+                    crate::http::configure(cfg, options);
                 })
         })
         // Every connection gets a watchdog (head timeout on every request, not only the

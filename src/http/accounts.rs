@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use super::error::HttpError;
 use super::extract::{ScopeInput, bearer_token, describable, header_str, json_body};
-use super::surface;
 use crate::app::AppState;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::oauth::KEYS_SCOPE;
@@ -25,37 +24,22 @@ pub fn versioned() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new().add((VERSION_HEADER, SUPPORTED_VERSIONS[0]))
 }
 
-/// Every endpoint also answers POST with the credential in the body (`i` in JSON, as
-/// Misskey clients send it, or `access_token` in a form) or in the header; calls whose
-/// natural method is GET or DELETE get a POST path of their own.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .wrap(versioned())
-            .app_data(web::PayloadConfig::new(16 * 1024))
-            .route("/me", surface::get().to(get_me))
-            .route("/me", surface::post().to(get_me))
-            .route("/keys", surface::get().to(list_keys))
-            .route("/keys", surface::post().to(post_key))
-            .route("/keys/list", surface::post().to(list_keys))
-            .route("/keys/{id}", surface::delete().to(delete_key))
-            .route("/keys/{id}/delete", surface::post().to(delete_key))
-            .route("/keys/{id}/revoke", surface::post().to(post_revoke_key))
-            .route(
-                "/keys/{id}/regenerate",
-                surface::post().to(post_regenerate_key),
-            )
-            .route("/challenges", surface::get().to(list_challenges))
-            .route("/challenges/list", surface::post().to(list_challenges))
-            .route(
-                "/challenges/{id}/deny",
-                surface::post().to(post_deny_challenge),
-            )
-            .route(
-                "/challenges/{id}/approve",
-                surface::post().to(post_approve_challenge),
-            ),
-    );
+/// The scope of the account and pairing APIs (their routes are in `http::routes`): the
+/// `Tollgate-Version` header on every answer, and a 16 KiB body limit.
+pub(super) fn scope(
+    scope: actix_web::Scope,
+) -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    scope
+        .wrap(versioned())
+        .app_data(web::PayloadConfig::new(16 * 1024))
 }
 
 /// An unknown `Tollgate-Version` is a clear 400, never a guess.
@@ -253,7 +237,7 @@ pub fn key_created(view: &ApiKeyView, secret: &ApiKeySecret) -> HttpResponse {
 }
 
 /// `GET /api/v1/me`: who the presented key belongs to, and what it may do.
-async fn get_me(
+pub(crate) async fn get_me(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -272,7 +256,7 @@ async fn get_me(
     ))
 }
 
-async fn list_keys(
+pub(crate) async fn get_keys(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -354,7 +338,7 @@ pub(crate) fn key_spec(
 
 /// The new key is in the answer once, and never again. The body is JSON or, per RFC 6750
 /// §2.2, a form (`name`, `scope`, `expires_in` or `expires_at`, `access_token`).
-async fn post_key(
+pub(crate) async fn post_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -370,7 +354,7 @@ async fn post_key(
     Ok(key_created(&view, &secret))
 }
 
-async fn delete_key(
+pub(crate) async fn delete_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -387,7 +371,7 @@ async fn delete_key(
 
 /// "Rotate regularly": a new secret for the key `id` (same name, scopes and lifetime, never
 /// beyond the presenting key's), the old one revoked; the new key is shown once.
-async fn post_regenerate_key(
+pub(crate) async fn post_regenerate_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -404,7 +388,7 @@ async fn post_regenerate_key(
     Ok(key_created(&view, &secret))
 }
 
-async fn post_revoke_key(
+pub(crate) async fn post_revoke_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -420,7 +404,7 @@ async fn post_revoke_key(
 }
 
 /// Pending pairing requests, with the codes to give the apps.
-async fn list_challenges(
+pub(crate) async fn get_challenges(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -437,7 +421,7 @@ async fn list_challenges(
     ))
 }
 
-async fn post_deny_challenge(
+pub(crate) async fn post_deny_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -447,7 +431,7 @@ async fn post_deny_challenge(
 }
 
 /// The owner vouches for a request: the app may redeem it even past the daily budget.
-async fn post_approve_challenge(
+pub(crate) async fn post_approve_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -482,4 +466,41 @@ async fn settle_challenge(
         StatusCode::OK,
         json!({"challenge_id": challenge_id, "status": outcome}),
     ))
+}
+
+/// `POST /api/v1/me`: [`get_me`], the credential possibly in the body.
+pub(crate) async fn post_me(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    get_me(req, body, state).await
+}
+
+/// `POST /api/v1/keys/list`: [`get_keys`], the credential possibly in the body.
+pub(crate) async fn post_list_keys(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    get_keys(req, body, state).await
+}
+
+/// `POST /api/v1/keys/{id}/delete`: [`delete_key`], the credential possibly in the body.
+pub(crate) async fn post_delete_key(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    delete_key(req, body, state, id).await
+}
+
+/// `POST /api/v1/challenges/list`: [`get_challenges`], the credential possibly in the body.
+pub(crate) async fn post_list_challenges(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    get_challenges(req, body, state).await
 }

@@ -9,23 +9,12 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::accounts::{check_version, versioned};
+use super::accounts::check_version;
 use super::error::HttpError;
 use super::extract::{ScopeInput, header_str, json_body};
-use super::surface;
 use crate::app::AppState;
 use crate::app::rate_limit::{address_key, client_ip};
 use crate::service::pairing::{self, CHALLENGE_TTL_SECONDS};
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/auth")
-            .wrap(versioned())
-            .app_data(web::PayloadConfig::new(16 * 1024))
-            .route("/challenges", surface::post().to(post_challenge))
-            .route("/api_keys", surface::post().to(post_redeem_challenge)),
-    );
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +47,7 @@ fn private_json(status: StatusCode, body: serde_json::Value) -> HttpResponse {
 /// `POST /v1/auth/challenges`: an app asks an account for a key. The answer is the same
 /// whether or not the account exists. The request is checked in full before it counts
 /// against either limiter, so junk cannot fill them.
-async fn post_challenge(
+pub(crate) async fn post_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -112,7 +101,7 @@ struct RedeemBody {
 }
 
 /// `POST /v1/auth/api_keys`: the app trades the challenge id and the owner's code for a key.
-async fn post_redeem_challenge(
+pub(crate) async fn post_redeem_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,

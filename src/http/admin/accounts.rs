@@ -16,41 +16,9 @@ use crate::service::api_keys::{self, Within};
 use crate::service::audit::Actor;
 use crate::service::{accounts, invites, pairing};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/accounts")
-            .route(web::get().to(list_accounts))
-            .route(web::post().to(post_account)),
-    )
-    .service(
-        web::resource("/accounts/{handle}")
-            .route(web::get().to(get_account))
-            .route(web::delete().to(delete_account)),
-    )
-    .service(web::resource("/accounts/{handle}/disable").route(web::post().to(post_disable)))
-    .service(web::resource("/accounts/{handle}/enable").route(web::post().to(post_enable)))
-    .service(web::resource("/accounts/{handle}/invite").route(web::post().to(post_invite)))
-    .service(web::resource("/accounts/{handle}/promote").route(web::post().to(post_promote)))
-    .service(web::resource("/accounts/{handle}/demote").route(web::post().to(post_demote)))
-    .service(
-        web::resource("/accounts/{handle}/keys")
-            .route(web::get().to(list_keys))
-            .route(web::post().to(post_key)),
-    )
-    .service(web::resource("/accounts/{handle}/keys/{id}").route(web::delete().to(delete_key)))
-    .service(
-        web::resource("/accounts/{handle}/keys/{id}/revoke").route(web::post().to(post_revoke_key)),
-    )
-    .service(
-        web::resource("/accounts/{handle}/keys/{id}/regenerate")
-            .route(web::post().to(post_regenerate_key)),
-    )
-    .service(web::resource("/accounts/{handle}/challenges").route(web::get().to(list_challenges)));
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateAccountBody {
+pub(crate) struct CreateAccountBody {
     handle: String,
     #[serde(default, alias = "name")]
     display_name: Option<String>,
@@ -61,7 +29,7 @@ struct CreateAccountBody {
     operator: bool,
 }
 
-async fn post_account(
+pub(crate) async fn post_account(
     admin: Admin,
     state: web::Data<AppState>,
     body: web::Json<CreateAccountBody>,
@@ -89,7 +57,7 @@ async fn post_account(
     Ok(private_json(StatusCode::CREATED, account))
 }
 
-async fn list_accounts(
+pub(crate) async fn list_accounts(
     _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
@@ -97,7 +65,7 @@ async fn list_accounts(
     Ok(private_json(StatusCode::OK, json!({ "accounts": list })))
 }
 
-async fn get_account(
+pub(crate) async fn get_account(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -125,7 +93,7 @@ async fn change_account(
     Ok(private_json(StatusCode::OK, account))
 }
 
-async fn post_disable(
+pub(crate) async fn post_disable(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -140,7 +108,7 @@ async fn post_disable(
     .await
 }
 
-async fn post_enable(
+pub(crate) async fn post_enable(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -158,7 +126,7 @@ async fn post_enable(
 /// `POST /admin/accounts/{handle}/invite`: a one-time sign-in link (new person or password
 /// reset), valid for `console.invite_valid_hours`; earlier unused links of the account stop
 /// working. The link is a secret: shown once, never cached.
-async fn post_invite(
+pub(crate) async fn post_invite(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -176,7 +144,7 @@ async fn post_invite(
 }
 
 /// `POST /admin/accounts/{handle}/promote`: the account may use the console's operator pages.
-async fn post_promote(
+pub(crate) async fn post_promote(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -192,7 +160,7 @@ async fn post_promote(
 }
 
 /// `POST /admin/accounts/{handle}/demote`: takes the operator role away.
-async fn post_demote(
+pub(crate) async fn post_demote(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -207,7 +175,7 @@ async fn post_demote(
     .await
 }
 
-async fn delete_account(
+pub(crate) async fn delete_account(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -222,7 +190,7 @@ async fn delete_account(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateKeyBody {
+pub(crate) struct CreateKeyBody {
     name: String,
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
@@ -233,7 +201,7 @@ struct CreateKeyBody {
     expires_at: Option<String>,
 }
 
-async fn post_key(
+pub(crate) async fn post_key(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -255,7 +223,7 @@ async fn post_key(
     Ok(key_created(&view, &secret))
 }
 
-async fn list_keys(
+pub(crate) async fn list_keys(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -277,7 +245,7 @@ async fn owner_id(state: &web::Data<AppState>, handle: String) -> Result<String,
         .id)
 }
 
-async fn post_regenerate_key(
+pub(crate) async fn post_regenerate_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -292,7 +260,7 @@ async fn post_regenerate_key(
     Ok(key_created(&view, &secret))
 }
 
-async fn post_revoke_key(
+pub(crate) async fn post_revoke_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -307,7 +275,7 @@ async fn post_revoke_key(
     Ok(private_json(StatusCode::OK, view))
 }
 
-async fn delete_key(
+pub(crate) async fn delete_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -322,7 +290,7 @@ async fn delete_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_challenges(
+pub(crate) async fn list_challenges(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,

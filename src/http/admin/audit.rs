@@ -10,13 +10,9 @@ use crate::app::AppState;
 use crate::http::error::HttpError;
 use crate::service::audit;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/audit").route(web::get().to(get_audit)));
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     account: Option<String>,
     client: Option<String>,
     action: Option<String>,
@@ -40,7 +36,7 @@ fn rfc3339(name: &str, text: Option<&str>) -> Result<Option<i64>, HttpError> {
 
 /// `GET /admin/audit?account=HANDLE&client=ID&action=A&since=T&until=T&before=SEQ&limit=N`:
 /// newest first.
-async fn get_audit(
+pub(crate) async fn get_audit(
     _admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,

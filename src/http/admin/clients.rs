@@ -12,29 +12,9 @@ use crate::http::extract::{ScopeInput, json_body};
 use crate::service::clients::{self, ClientSpec, ClientUpdate};
 use crate::service::with_secret_once;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/clients")
-            .route(web::get().to(list_clients))
-            .route(web::post().to(post_client)),
-    )
-    .service(
-        web::resource("/clients/{id}")
-            .route(web::get().to(get_client))
-            .route(web::patch().to(patch_client))
-            .route(web::delete().to(delete_client)),
-    )
-    .service(web::resource("/clients/{id}/disable").route(web::post().to(post_disable_client)))
-    .service(web::resource("/clients/{id}/enable").route(web::post().to(post_enable_client)))
-    .service(web::resource("/clients/{id}/revoke-tokens").route(web::post().to(post_revoke_tokens)))
-    .service(
-        web::resource("/clients/{id}/rotate-secret").route(web::post().to(post_rotate_secret)),
-    );
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateClientBody {
+pub(crate) struct CreateClientBody {
     name: String,
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
@@ -57,7 +37,7 @@ where
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateClientBody {
+pub(crate) struct UpdateClientBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, alias = "scope")]
@@ -72,12 +52,12 @@ struct UpdateClientBody {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RotateSecretBody {
+pub(crate) struct RotateSecretBody {
     #[serde(default)]
     grace_seconds: i64,
 }
 
-async fn post_client(
+pub(crate) async fn post_client(
     admin: Admin,
     state: web::Data<AppState>,
     body: web::Json<CreateClientBody>,
@@ -106,7 +86,7 @@ async fn post_client(
     ))
 }
 
-async fn list_clients(
+pub(crate) async fn list_clients(
     _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
@@ -115,7 +95,7 @@ async fn list_clients(
     Ok(private_json(StatusCode::OK, json!({ "clients": list })))
 }
 
-async fn get_client(
+pub(crate) async fn get_client(
     _admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -128,7 +108,7 @@ async fn get_client(
     Ok(private_json(StatusCode::OK, client))
 }
 
-async fn patch_client(
+pub(crate) async fn patch_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -164,7 +144,7 @@ async fn set_disabled(
     Ok(private_json(StatusCode::OK, client))
 }
 
-async fn post_disable_client(
+pub(crate) async fn post_disable_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -172,7 +152,7 @@ async fn post_disable_client(
     set_disabled(admin, state, id.into_inner(), true).await
 }
 
-async fn post_enable_client(
+pub(crate) async fn post_enable_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -180,7 +160,7 @@ async fn post_enable_client(
     set_disabled(admin, state, id.into_inner(), false).await
 }
 
-async fn post_revoke_tokens(
+pub(crate) async fn post_revoke_tokens(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -193,7 +173,7 @@ async fn post_revoke_tokens(
     Ok(private_json(StatusCode::OK, client))
 }
 
-async fn delete_client(
+pub(crate) async fn delete_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -206,7 +186,7 @@ async fn delete_client(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn post_rotate_secret(
+pub(crate) async fn post_rotate_secret(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -9,12 +9,10 @@ use crate::app::{AppState, maintenance};
 use crate::http::error::HttpError;
 use crate::service::signing_keys;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/keys").route(web::get().to(list_keys)))
-        .service(web::resource("/keys/rotate").route(web::post().to(post_rotate_key)));
-}
-
-async fn list_keys(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+pub(crate) async fn list_keys(
+    _admin: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
     let now = state.now();
     let keys = state
         .db
@@ -23,7 +21,7 @@ async fn list_keys(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResp
     Ok(private_json(StatusCode::OK, json!({ "keys": keys })))
 }
 
-async fn post_rotate_key(
+pub(crate) async fn post_rotate_key(
     admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {

@@ -1,10 +1,10 @@
 //! Admin API under `/admin`, protected by Tollgate's own access tokens carrying the
 //! `admin` scope for the admin audience (RFC 6750 bearer).
 
-mod accounts;
-mod audit;
-mod clients;
-mod keys;
+pub(super) mod accounts;
+pub(super) mod audit;
+pub(super) mod clients;
+pub(super) mod keys;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,13 +20,6 @@ use crate::service::audit::Actor;
 use crate::service::{BearerRejection, operators};
 
 pub use crate::oauth::ADMIN_SCOPE;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(clients::routes)
-        .configure(keys::routes)
-        .configure(accounts::routes)
-        .configure(audit::routes);
-}
 
 /// An authenticated operator: a valid Tollgate access token with the `admin` scope, for
 /// the admin audience, whose client still exists, is enabled and holds the scope.
