@@ -124,6 +124,8 @@ impl Application {
         let app_state = web::Data::from(state.clone());
         let access_log = settings.access_log;
         let console_enabled = settings.console.enabled;
+        let document =
+            crate::http::openapi::Document::build().context("cannot build the API description")?;
         let watch = crate::http::connection::WatchSettings {
             head_timeout: settings.request_head_timeout,
             request_timeout: settings.request_timeout,
@@ -155,7 +157,7 @@ impl Application {
                     let options = crate::http::routes::Options {
                         console: console_enabled,
                     };
-                    crate::http::configure(cfg, options);
+                    crate::http::configure(cfg, options, &document);
                 })
         })
         // Every connection gets a watchdog (head timeout on every request, not only the

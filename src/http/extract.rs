@@ -49,7 +49,7 @@ pub async fn read_body_limited(
 }
 
 /// A scope list given as `"a b"` or `["a", "b"]` in a JSON body.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ScopeInput {
     Text(String),

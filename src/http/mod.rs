@@ -28,12 +28,17 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// Every route of the server (see [`routes`]), then the fallback (404, or 405 with `Allow`).
-pub fn configure(cfg: &mut web::ServiceConfig, options: routes::Options) {
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    options: routes::Options,
+    document: &openapi::Document,
+) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(64 * 1024)
             .error_handler(error::json_body_error),
-    );
+    )
+    .app_data(web::Data::new(document.clone()));
     routes::register(cfg, options);
     cfg.default_service(web::to(surface::fallback));
 }

@@ -16,9 +16,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Route, web};
-use serde_json::json;
 
-use super::error::{HttpError, no_store, rfc_text};
+use super::error::{ErrorBody, HttpError, no_store, rfc_text};
 use actix_web::ResponseError;
 
 /// The methods of the routes whose path matched the request (set by [`MethodGuard`]).
@@ -151,8 +150,7 @@ fn as_json_error(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
             builder.append_header((name.clone(), value.clone()));
         }
     }
-    let response = no_store(&mut builder)
-        .json(json!({"error": code_for(status), "error_description": description}));
+    let response = no_store(&mut builder).json(ErrorBody::new(code_for(status), &description));
     ServiceResponse::new(req, response)
 }
 

@@ -21,6 +21,7 @@ mod instances;
 mod junk;
 mod limits;
 mod migrations;
+mod openapi;
 mod outage;
 mod revocation;
 mod signing_keys;

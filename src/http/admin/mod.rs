@@ -62,6 +62,39 @@ impl FromRequest for Admin {
     }
 }
 
+/// `{"clients": [...]}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientList {
+    pub clients: Vec<crate::service::clients::ClientView>,
+}
+
+/// A client with its new secret: the one answer that holds it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientWithSecret<'a> {
+    #[serde(flatten)]
+    pub client: crate::service::clients::ClientView,
+    /// Shown this once; store it now.
+    pub client_secret: &'a str,
+}
+
+/// `{"keys": [...]}`: signing keys.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SigningKeyList {
+    pub keys: Vec<crate::service::signing_keys::KeyView>,
+}
+
+/// `{"accounts": [...]}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AccountList {
+    pub accounts: Vec<crate::service::accounts::AccountView>,
+}
+
+/// `{"events": [...]}`, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEvents {
+    pub events: Vec<crate::service::audit::AuditView>,
+}
+
 /// Answers that carry account or client data must not be cached by anyone between.
 fn private_json(status: actix_web::http::StatusCode, body: impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status)
