@@ -110,7 +110,8 @@ pub struct ChallengeSettled {
     pub status: &'static str,
 }
 
-/// The form of a call with no fields of its own (RFC 6750 §2.2), for the OpenAPI document.
+// Describes the form for the OpenAPI document.
+/// The form of a call with no fields of its own (RFC 6750 §2.2).
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "describes the form for the OpenAPI document")]
 pub struct CredentialForm {
@@ -119,7 +120,8 @@ pub struct CredentialForm {
     access_token: String,
 }
 
-/// The form of `POST /api/v1/keys`, for the OpenAPI document (read as [`CreateKeyBody`]).
+// Describes the form for the OpenAPI document; it is read as a `CreateKeyBody`.
+/// A new key for the presenting key's account, as a form.
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "describes the form for the OpenAPI document")]
 pub struct CreateKeyForm {
@@ -187,12 +189,7 @@ impl Body {
                 }
                 Ok(Self::Form(pairs))
             }
-            Some("application/json") => match json_body::<Value>(body)? {
-                Value::Object(map) => Ok(Self::Json(map)),
-                _ => Err(HttpError::bad_request(
-                    "invalid JSON body: expected an object",
-                )),
-            },
+            Some("application/json") => Ok(Self::Json(json_body(body)?)),
             _ => Err(HttpError::bad_request(
                 "the request body must be application/json or application/x-www-form-urlencoded",
             )),
@@ -543,8 +540,8 @@ pub(crate) async fn delete_key(
     summary = "Give an API key a new secret (scope `keys`)",
     params(VersionHeader, ("id" = String, Path, description = "The API key id")),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(
@@ -577,8 +574,8 @@ pub(crate) async fn post_regenerate_key(
     summary = "Revoke an API key (scope `keys`)",
     params(VersionHeader, ("id" = String, Path, description = "The API key id")),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(
@@ -636,8 +633,8 @@ pub(crate) async fn get_challenges(
     summary = "Deny a pairing request (scope `keys`)",
     params(VersionHeader, ("id" = String, Path, description = "The pairing request (challenge) id")),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(
@@ -664,8 +661,8 @@ pub(crate) async fn post_deny_challenge(
     summary = "Approve a pairing request (scope `keys`)",
     params(VersionHeader, ("id" = String, Path, description = "The pairing request (challenge) id")),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(
@@ -723,8 +720,8 @@ async fn settle_challenge(
     summary = "Who am I",
     params(VersionHeader),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(
@@ -748,8 +745,8 @@ pub(crate) async fn post_me(
     summary = "List the account's API keys (scope `keys`)",
     params(VersionHeader),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(
@@ -773,8 +770,8 @@ pub(crate) async fn post_list_keys(
     summary = "Delete an API key (scope `keys`)",
     params(VersionHeader, ("id" = String, Path, description = "The API key id")),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(
@@ -800,8 +797,8 @@ pub(crate) async fn post_delete_key(
     summary = "List pending pairing requests (scope `keys`)",
     params(VersionHeader),
     request_body(content(
-        (NoFields = "application/json"),
-        (CredentialForm = "application/x-www-form-urlencoded"),
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
     ), description = "Optional: the credential, instead of the header."),
     security(("api_key" = []), ()),
     responses(

@@ -11,7 +11,8 @@ use crate::db;
 use crate::domain::GrantType;
 use crate::oauth::{ClientAuthMethod, RESERVED_SCOPES};
 
-/// RFC 7517 §5 JWK Set, as `crypto::signer::KeyRing` renders it (for the OpenAPI document).
+// Describes what `crypto::signer::KeyRing` renders, for the OpenAPI document.
+/// RFC 7517 §5 JWK Set.
 #[derive(utoipa::ToSchema)]
 #[expect(
     dead_code,

@@ -26,7 +26,7 @@ pub fn no_store(
 }
 
 /// The body of every error answer of the JSON APIs, OAuth endpoints included (RFC 6749
-/// §5.2's shape). The OpenAPI document describes this type.
+/// §5.2's shape).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     /// An RFC 6749 §5.2 / RFC 6750 §3.1 code at the OAuth endpoints (`invalid_request`,

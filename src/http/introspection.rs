@@ -12,12 +12,15 @@ use crate::app::AppState;
 use crate::oauth::{IntrospectionCaller, IntrospectionRequest, RevocationRequest};
 use crate::service::{introspection, revocation};
 
-/// The form of a revocation or introspection request, for the OpenAPI document
-/// (`oauth::RevocationRequest::parse` and `IntrospectionRequest::parse` read it).
+// Describes the form for the OpenAPI document; `oauth::RevocationRequest::parse` and
+// `IntrospectionRequest::parse` read it.
+/// A revocation or introspection request. Each parameter at most once; empty values count
+/// as absent.
 #[derive(utoipa::ToSchema)]
 #[expect(dead_code, reason = "describes the form for the OpenAPI document")]
 pub struct TokenParamForm {
     /// The access token or API key.
+    #[schema(min_length = 1)]
     token: String,
     /// A hint only (RFC 7009 §2.1, RFC 7662 §2.1): every kind of token is looked up.
     #[schema(required = false)]

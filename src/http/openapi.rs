@@ -127,7 +127,7 @@ described here; the MiAuth check, the app's half of the console's app authorizat
         console::apps::post_check,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &OptionalBodies),
     tags(
         (name = "oauth", description = "OAuth 2.0: tokens (RFC 6749, RFC 8693), revocation (RFC 7009), introspection (RFC 7662)."),
         (name = "discovery", description = "Metadata (RFC 8414), the JWKS (RFC 7517) and this document."),
@@ -190,6 +190,52 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+    }
+}
+
+/// `request_body(content = Option<T>)` marks a body the operation may go without; utoipa
+/// writes its schema as `T` or `null`, but a JSON `null` is not such a body: the schema
+/// becomes `T`, the body stays optional.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Schema, Type};
+        use utoipa::openapi::{RefOr, Required};
+        let is_null = |item: &RefOr<Schema>| {
+            matches!(item, RefOr::T(Schema::Object(object))
+                if object.schema_type == Type::Null.into())
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let Some(body) = operation.request_body.as_mut() else {
+                    continue;
+                };
+                if body.required == Some(Required::True) {
+                    continue;
+                }
+                for content in body.content.values_mut() {
+                    let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+                        continue;
+                    };
+                    if one_of.items.len() != 2 || !one_of.items.iter().any(is_null) {
+                        continue;
+                    }
+                    let other: Option<RefOr<Schema>> =
+                        one_of.items.iter().find(|i| !is_null(i)).cloned();
+                    if let Some(other) = other {
+                        content.schema = Some(other);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -24,8 +24,13 @@ pub(crate) struct ChallengeBody {
     #[schema(min_length = 1, max_length = 100)]
     app_name: String,
     /// The account's handle.
+    #[schema(
+        min_length = 2,
+        max_length = 40,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
     account: String,
-    /// The scopes the key should carry (at most 16).
+    /// The scopes the key should carry: 1 to 16.
     scopes: ScopeInput,
 }
 

@@ -33,6 +33,9 @@ pub struct RouteInfo {
     pub method: &'static str,
     pub path: &'static str,
     pub kind: Kind,
+    /// The path is a resource of its own: other methods are answered 405 there, never
+    /// passed on to a template that also matches it (`/keys/list` vs `/keys/{id}`).
+    pub exclusive: bool,
 }
 
 /// Which optional parts of the server are on.
@@ -56,6 +59,9 @@ macro_rules! when {
 macro_rules! add_route {
     ($cfg:ident, $method:ident, $path:literal, $handler:path) => {
         $cfg.route($path, surface::on(Method::$method).to($handler));
+    };
+    ($cfg:ident, $method:ident, $path:literal, $handler:path, exclusive) => {
+        $cfg.service(web::resource($path).route(web::method(Method::$method).to($handler)));
     };
     ($cfg:ident, $method:ident, $path:literal, $handler:path, $otherwise:path) => {
         $cfg.service(
@@ -81,6 +87,16 @@ macro_rules! attach {
     }};
 }
 
+/// Whether an entry is a resource of its own (`otherwise …` or `exclusive`).
+macro_rules! is_exclusive {
+    () => {
+        false
+    };
+    ($($marker:tt)+) => {
+        true
+    };
+}
+
 /// Declares the table: `ROUTES` and `register` from one list of groups. A group's routes
 /// are registered in order, groups in order (a scope takes every path under its prefix,
 /// so a path under another group's prefix must come first).
@@ -88,7 +104,8 @@ macro_rules! route_table {
     ($(
         $group:ident: $kind:ident $(if $flag:ident)? at $prefix:tt
             $(with($scope:ident => $setup:expr))? {
-            $( $method:ident $path:literal => $handler:path $(, otherwise $otherwise:path)? ; )*
+            $( $method:ident $path:literal => $handler:path
+                $([$exclusive:ident])? $(, otherwise $otherwise:path)? ; )*
         }
     )*) => {
         /// Every route of the server, in registration order.
@@ -97,6 +114,7 @@ macro_rules! route_table {
                 method: stringify!($method),
                 path: concat!($prefix, $path),
                 kind: Kind::$kind,
+                exclusive: is_exclusive!($($otherwise)? $($exclusive)?),
             },
         )*)*];
 
@@ -105,7 +123,7 @@ macro_rules! route_table {
             $(
                 if when!(options $(, $flag)?) {
                     let $group = |cfg: &mut web::ServiceConfig| {
-                        $( add_route!(cfg, $method, $path, $handler $(, $otherwise)?); )*
+                        $( add_route!(cfg, $method, $path, $handler $(, $otherwise)? $(, $exclusive)?); )*
                     };
                     attach!(cfg, $prefix, $group $(, $scope => $setup)?);
                 }
@@ -220,7 +238,8 @@ route_table! {
         POST "/me" => accounts::post_me;
         GET "/keys" => accounts::get_keys;
         POST "/keys" => accounts::post_key;
-        POST "/keys/list" => accounts::post_list_keys;
+        // Exclusive: `DELETE /keys/{id}` would take `DELETE /keys/list` for a key "list".
+        POST "/keys/list" => accounts::post_list_keys [exclusive];
         DELETE "/keys/{id}" => accounts::delete_key;
         POST "/keys/{id}/delete" => accounts::post_delete_key;
         POST "/keys/{id}/revoke" => accounts::post_revoke_key;
@@ -257,6 +276,37 @@ mod tests {
                 route.method,
                 route.path
             );
+        }
+    }
+
+    fn matches(template: &str, path: &str) -> bool {
+        let (t, p): (Vec<&str>, Vec<&str>) =
+            (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+    }
+
+    /// A literal path that a template of other methods also matches must be a resource of
+    /// its own, or a wrong method on it would reach the template's handler (and `Allow`
+    /// would list the template's methods).
+    #[test]
+    fn literal_paths_shadowed_by_templates_are_exclusive() {
+        for literal in ROUTES.iter().filter(|r| !r.path.contains('{')) {
+            for template in ROUTES.iter().filter(|r| r.path.contains('{')) {
+                let same_methods = ROUTES
+                    .iter()
+                    .filter(|r| r.path == literal.path)
+                    .all(|r| r.method == template.method);
+                if matches(template.path, literal.path) && !same_methods {
+                    assert!(
+                        literal.exclusive,
+                        "{} {} is also matched by {} {}: mark it exclusive",
+                        literal.method, literal.path, template.method, template.path
+                    );
+                }
+            }
         }
     }
 

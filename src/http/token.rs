@@ -11,15 +11,23 @@ use crate::http::openapi::{BodyErrors, OAuthErrors, StoreErrors};
 use crate::oauth::TokenRequest;
 use crate::service::grants;
 
-/// The form of a token request, for the OpenAPI document (`oauth::TokenRequest::parse`
-/// reads it: each parameter at most once but `resource` and `audience`, empty values
-/// count as absent).
-#[derive(utoipa::ToSchema)]
-#[expect(dead_code, reason = "describes the form for the OpenAPI document")]
-pub struct TokenRequestForm {
-    grant_type: GrantTypeParam,
-    /// Space-separated scopes; default: all of the client's (client credentials) or of
-    /// the API key (token exchange).
+// Describes the form for the OpenAPI document; `oauth::TokenRequest::parse` reads it.
+/// A token request: the client credentials grant or a token exchange. Each parameter at
+/// most once but `resource` and `audience`; empty values count as absent; parameters the
+/// grant does not use are ignored.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TokenRequestForm {
+    ClientCredentials(ClientCredentialsForm),
+    TokenExchange(TokenExchangeForm),
+}
+
+/// RFC 6749 §4.4.2: the client credentials grant. The client authenticates with HTTP
+/// Basic or with `client_id` and `client_secret` here (`client_secret_post`), not both.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientCredentialsForm {
+    grant_type: ClientCredentialsGrant,
+    /// Space-separated scopes; default: all of the client's.
     #[schema(required = false)]
     scope: String,
     /// RFC 8707: an absolute URI without fragment naming a resource the token is for;
@@ -29,45 +37,68 @@ pub struct TokenRequestForm {
     /// RFC 8693: a logical name of a target service; repeatable.
     #[schema(required = false)]
     audience: Vec<String>,
-    /// `client_secret_post` (RFC 6749 §2.3.1), instead of HTTP Basic.
+    /// `client_secret_post`, instead of HTTP Basic.
     #[schema(required = false)]
     client_id: String,
     /// `client_secret_post`, with `client_id`.
     #[schema(required = false)]
     client_secret: String,
-    /// Token exchange: the API key to exchange.
-    #[schema(required = false)]
-    subject_token: String,
-    /// Token exchange: required with `subject_token`.
-    #[schema(required = false)]
-    subject_token_type: SubjectTokenType,
-    /// Token exchange: only access tokens are issued.
-    #[schema(required = false)]
-    requested_token_type: RequestedTokenType,
 }
 
-#[derive(utoipa::ToSchema)]
+/// RFC 8693 §2.1: an API key exchanged for a short-lived access token. Client
+/// authentication is optional.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TokenExchangeForm {
+    grant_type: TokenExchangeGrant,
+    /// The API key to exchange.
+    #[schema(min_length = 1)]
+    subject_token: String,
+    subject_token_type: SubjectTokenType,
+    /// Only access tokens are issued.
+    #[schema(required = false)]
+    requested_token_type: RequestedTokenType,
+    /// Space-separated scopes, within the API key's; default: all of them.
+    #[schema(required = false)]
+    scope: String,
+    /// RFC 8707, repeatable.
+    #[schema(required = false)]
+    resource: Vec<String>,
+    /// RFC 8693, repeatable.
+    #[schema(required = false)]
+    audience: Vec<String>,
+    /// `client_secret_post`, optional.
+    #[schema(required = false)]
+    client_id: String,
+    /// `client_secret_post`, with `client_id`.
+    #[schema(required = false)]
+    client_secret: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[expect(dead_code, reason = "describes the form for the OpenAPI document")]
-enum GrantTypeParam {
-    /// RFC 6749 §4.4.
-    #[schema(rename = "client_credentials")]
+enum ClientCredentialsGrant {
+    #[serde(rename = "client_credentials")]
     ClientCredentials,
-    /// RFC 8693 §2.1, for Tollgate API keys.
-    #[schema(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the form for the OpenAPI document")]
+enum TokenExchangeGrant {
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
     TokenExchange,
 }
 
-#[derive(utoipa::ToSchema)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[expect(dead_code, reason = "describes the form for the OpenAPI document")]
 enum SubjectTokenType {
-    #[schema(rename = "urn:tollgate:params:oauth:token-type:api_key")]
+    #[serde(rename = "urn:tollgate:params:oauth:token-type:api_key")]
     ApiKey,
 }
 
-#[derive(utoipa::ToSchema)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 #[expect(dead_code, reason = "describes the form for the OpenAPI document")]
 enum RequestedTokenType {
-    #[schema(rename = "urn:ietf:params:oauth:token-type:access_token")]
+    #[serde(rename = "urn:ietf:params:oauth:token-type:access_token")]
     AccessToken,
 }
 

@@ -11,7 +11,7 @@ use crate::http::accounts::{ApiKeyWithSecret, ChallengeList, KeyList};
 use crate::http::accounts::{key_created, key_spec};
 use crate::http::error::ErrorBody;
 use crate::http::error::HttpError;
-use crate::http::extract::ScopeInput;
+use crate::http::extract::{Object, ScopeInput};
 use crate::http::openapi::{BearerErrors, BodyErrors, NotFound, StoreErrors};
 use crate::service::accounts::{AccountError, AccountView, NewAccount};
 use crate::service::api_keys::ApiKeyView;
@@ -59,9 +59,9 @@ pub(crate) struct CreateAccountBody {
 pub(crate) async fn post_account(
     admin: Admin,
     state: web::Data<AppState>,
-    body: web::Json<CreateAccountBody>,
+    body: web::Json<Object<CreateAccountBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let scopes = body
         .scopes
         .as_ref()
@@ -341,9 +341,9 @@ pub(crate) async fn post_key(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-    body: web::Json<CreateKeyBody>,
+    body: web::Json<Object<CreateKeyBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let (actor, now) = (admin.actor(), state.now());
     let spec = key_spec(
         body.name,

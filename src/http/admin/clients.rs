@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 use super::{Admin, ClientList, ClientWithSecret, private_json};
 use crate::app::AppState;
 use crate::http::error::HttpError;
-use crate::http::extract::{ScopeInput, json_body};
+use crate::http::extract::{Object, ScopeInput, json_body};
 use crate::http::openapi::{BearerErrors, BodyErrors, NotFound, StoreErrors};
 use crate::service::clients::ClientView;
 use crate::service::clients::{self, ClientSpec, ClientUpdate};
@@ -87,9 +87,9 @@ pub(crate) struct RotateSecretBody {
 pub(crate) async fn post_client(
     admin: Admin,
     state: web::Data<AppState>,
-    body: web::Json<CreateClientBody>,
+    body: web::Json<Object<CreateClientBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let spec = ClientSpec {
         name: body.name,
         scopes: body
@@ -172,9 +172,9 @@ pub(crate) async fn patch_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: web::Json<UpdateClientBody>,
+    body: web::Json<Object<UpdateClientBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let update = ClientUpdate {
         name: body.name,
         scopes: body.scopes.as_ref().map(ScopeInput::parse).transpose()?,
