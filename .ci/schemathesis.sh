@@ -102,13 +102,31 @@ run_backend() {
   "$BIN" serve >"$dir/server.log" 2>&1 &
   server_pid=$!
   local base="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do
-    curl -fsS "$base/health/ready" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  curl -fsS "$base/health/ready" >/dev/null
-  ST_ADMIN_TOKEN=$(curl -fsS -u "$ST_CLIENT_ID:$ST_CLIENT_SECRET" \
-    -d grant_type=client_credentials -d scope=admin "$base/oauth/token" | json_field access_token)
+  # Ready within 10 s, then the operator's admin token (client credentials, HTTP Basic).
+  ST_ADMIN_TOKEN=$(python3 - "$base" <<'PY'
+import base64, json, os, sys, time, urllib.parse, urllib.request
+base = sys.argv[1]
+for _ in range(100):
+    try:
+        urllib.request.urlopen(base + "/health/ready", timeout=2)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("the server did not become ready")
+quote = lambda v: urllib.parse.quote(v, safe="")
+basic = base64.b64encode(
+    f"{quote(os.environ['ST_CLIENT_ID'])}:{quote(os.environ['ST_CLIENT_SECRET'])}".encode()
+).decode()
+request = urllib.request.Request(
+    base + "/oauth/token",
+    data=b"grant_type=client_credentials&scope=admin",
+    headers={"Authorization": "Basic " + basic,
+             "Content-Type": "application/x-www-form-urlencoded"},
+)
+print(json.load(urllib.request.urlopen(request, timeout=10))["access_token"])
+PY
+  )
 
   cat >"$dir/schemathesis.toml" <<'EOF'
 [auth.openapi.client_secret_basic]
@@ -161,6 +179,7 @@ total_passed=0
 run_backend sqlite "sqlite://$work/sqlite.db"
 
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  command -v psql >/dev/null 2>&1 || { echo "error: psql is needed for the PostgreSQL run" >&2; exit 1; }
   pg_schema="schemathesis_$$"
   psql -q "$TEST_DATABASE_URL" -c "CREATE SCHEMA $pg_schema" >/dev/null
   separator='?'
