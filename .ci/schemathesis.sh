@@ -144,11 +144,12 @@ EOF
   local report=()
   if [ -n "${ST_REPORT_DIR:-}" ]; then
     mkdir -p "$ST_REPORT_DIR"
-    report=(--report har --report-har-path "$ST_REPORT_DIR/$name.har")
+    report=(--report har --report-har-path "$(realpath "$ST_REPORT_DIR")/$name.har")
   fi
   local status=0
   set -o pipefail
-  "$st" --config-file "$dir/schemathesis.toml" run "$base/openapi.json" \
+  # From the run's own directory: schemathesis keeps a cache in its working directory.
+  (cd "$dir" && "$st" --config-file "$dir/schemathesis.toml" run "$base/openapi.json" \
     --checks "$CHECKS" \
     --phases examples,coverage,fuzzing,stateful \
     --max-examples "$MAX_EXAMPLES" \
@@ -156,7 +157,7 @@ EOF
     --generation-database none \
     --request-timeout 15 \
     --no-color \
-    "${report[@]}" 2>&1 | tee "$dir/output.log" || status=$?
+    "${report[@]}") 2>&1 | tee "$dir/output.log" || status=$?
   # "N generated, N passed, ..." (or "N generated, N found …" when some failed).
   local passed
   passed=$(grep -oE '[0-9]+ generated, [0-9]+ passed' "$dir/output.log" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
