@@ -120,6 +120,8 @@ impl Application {
             None => None,
         };
         let console_enabled = settings.console.enabled;
+        let document =
+            crate::http::openapi::Document::build().context("cannot build the API description")?;
         let watch = crate::http::connection::WatchSettings {
             head_timeout: settings.request_head_timeout,
             request_timeout: settings.request_timeout,
@@ -151,10 +153,10 @@ impl Application {
                     crate::http::connection::mark_requests,
                 ))
                 .configure(|cfg| {
-                    if console_enabled {
-                        crate::http::console::routes(cfg);
-                    }
-                    crate::http::routes(cfg);
+                    let options = crate::http::routes::Options {
+                        console: console_enabled,
+                    };
+                    crate::http::configure(cfg, options, &document);
                 })
         })
         // Every connection gets a watchdog (head timeout on every request, not only the

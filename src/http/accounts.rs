@@ -5,16 +5,18 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::error::HttpError;
+use super::error::{ErrorBody, HttpError};
 use super::extract::{ScopeInput, bearer_token, describable, header_str, json_body};
-use super::surface;
+use super::openapi::{BearerErrors, NotFound, StoreErrors, VersionedErrors};
 use crate::app::AppState;
 use crate::crypto::secrets::ApiKeySecret;
 use crate::oauth::KEYS_SCOPE;
+use crate::service::accounts::AccountView;
 use crate::service::api_keys::{self, ApiKeyView, KeyHolder, KeyRejection, KeySpec, Within};
-use crate::service::{BearerRejection, accounts, pairing, with_secret_once};
+use crate::service::pairing::ChallengeView;
+use crate::service::{BearerRejection, pairing};
 
 /// The API version header, so the pairing flow can evolve without breaking apps.
 pub const VERSION_HEADER: &str = "tollgate-version";
@@ -25,37 +27,118 @@ pub fn versioned() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new().add((VERSION_HEADER, SUPPORTED_VERSIONS[0]))
 }
 
-/// Every endpoint also answers POST with the credential in the body (`i` in JSON, as
-/// Misskey clients send it, or `access_token` in a form) or in the header; calls whose
-/// natural method is GET or DELETE get a POST path of their own.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .wrap(versioned())
-            .app_data(web::PayloadConfig::new(16 * 1024))
-            .route("/me", surface::get().to(get_me))
-            .route("/me", surface::post().to(get_me))
-            .route("/keys", surface::get().to(list_keys))
-            .route("/keys", surface::post().to(post_key))
-            .route("/keys/list", surface::post().to(list_keys))
-            .route("/keys/{id}", surface::delete().to(delete_key))
-            .route("/keys/{id}/delete", surface::post().to(delete_key))
-            .route("/keys/{id}/revoke", surface::post().to(post_revoke_key))
-            .route(
-                "/keys/{id}/regenerate",
-                surface::post().to(post_regenerate_key),
-            )
-            .route("/challenges", surface::get().to(list_challenges))
-            .route("/challenges/list", surface::post().to(list_challenges))
-            .route(
-                "/challenges/{id}/deny",
-                surface::post().to(post_deny_challenge),
-            )
-            .route(
-                "/challenges/{id}/approve",
-                surface::post().to(post_approve_challenge),
-            ),
-    );
+/// The scope of the account and pairing APIs (their routes are in `http::routes`): the
+/// `Tollgate-Version` header on every answer, and a 16 KiB body limit.
+pub(super) fn scope(
+    scope: actix_web::Scope,
+) -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    scope
+        .wrap(versioned())
+        .app_data(web::PayloadConfig::new(16 * 1024))
+}
+
+/// The `Tollgate-Version` request header, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(dead_code, reason = "describes the header for the OpenAPI document")]
+pub struct VersionHeader {
+    /// The API version; default the newest.
+    #[param(rename = "Tollgate-Version", inline, required = false)]
+    version: Version,
+}
+
+/// One of [`SUPPORTED_VERSIONS`] (checked by a test).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the header for the OpenAPI document")]
+enum Version {
+    #[schema(rename = "2026-11-22")]
+    V20261122,
+}
+
+/// `{"keys": [...]}`: API keys.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<ApiKeyView>,
+}
+
+/// `{"challenges": [...]}`: pending pairing requests.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ChallengeList {
+    pub challenges: Vec<ChallengeView>,
+}
+
+/// A key with its secret: the one answer that holds it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyWithSecret<'a> {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// The key itself: shown this once; store it now.
+    pub api_key: &'a str,
+}
+
+/// Who the presented key belongs to, and what it may do.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub account: AccountView,
+    pub credential: Credential,
+    /// The scopes the key carries.
+    pub scopes: Vec<String>,
+}
+
+/// The credential of the request.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Credential {
+    /// `api_key`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub key: ApiKeyView,
+}
+
+/// A pairing request the owner settled.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ChallengeSettled {
+    pub challenge_id: String,
+    /// `denied` or `approved`.
+    pub status: &'static str,
+}
+
+// Describes the form for the OpenAPI document.
+/// The form of a call with no fields of its own (RFC 6750 §2.2).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the form for the OpenAPI document")]
+pub struct CredentialForm {
+    /// The API key, instead of the `Authorization` header.
+    #[schema(required = false)]
+    access_token: String,
+}
+
+// Describes the form for the OpenAPI document; it is read as a `CreateKeyBody`.
+/// A new key for the presenting key's account, as a form.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "describes the form for the OpenAPI document")]
+pub struct CreateKeyForm {
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+    /// Space-separated; within the presenting key's scopes. Default: all of them.
+    #[schema(required = false)]
+    scope: String,
+    /// Lifetime in seconds (at least 60), instead of `expires_at`.
+    #[schema(required = false)]
+    expires_in: i64,
+    /// RFC 3339, instead of `expires_in`.
+    #[schema(required = false)]
+    expires_at: String,
+    /// The API key, instead of the `Authorization` header.
+    #[schema(required = false)]
+    access_token: String,
 }
 
 /// An unknown `Tollgate-Version` is a clear 400, never a guess.
@@ -106,12 +189,7 @@ impl Body {
                 }
                 Ok(Self::Form(pairs))
             }
-            Some("application/json") => match json_body::<Value>(body)? {
-                Value::Object(map) => Ok(Self::Json(map)),
-                _ => Err(HttpError::bad_request(
-                    "invalid JSON body: expected an object",
-                )),
-            },
+            Some("application/json") => Ok(Self::Json(json_body(body)?)),
             _ => Err(HttpError::bad_request(
                 "the request body must be application/json or application/x-www-form-urlencoded",
             )),
@@ -165,10 +243,12 @@ impl Body {
 }
 
 /// A call with no fields of its own: the body may carry only the credential.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoFields {
+pub(crate) struct NoFields {
+    /// The API key, instead of the `Authorization` header (as Misskey clients send it).
     #[serde(default, rename = "i")]
+    #[schema(value_type = String, required = false)]
     _credential: Option<Value>,
 }
 
@@ -248,15 +328,30 @@ fn private_json(status: StatusCode, body: impl serde::Serialize) -> HttpResponse
 }
 
 /// The one answer that holds a new key's secret.
-pub fn key_created(view: &ApiKeyView, secret: &ApiKeySecret) -> HttpResponse {
+pub fn key_created(view: ApiKeyView, secret: &ApiKeySecret) -> HttpResponse {
     private_json(
         StatusCode::CREATED,
-        with_secret_once(view, "api_key", secret.expose()),
+        ApiKeyWithSecret {
+            key: view,
+            api_key: secret.expose(),
+        },
     )
 }
 
 /// `GET /api/v1/me`: who the presented key belongs to, and what it may do.
-async fn get_me(
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "account",
+    summary = "Who am I",
+    params(VersionHeader),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The key's account, the key, and its scopes.", body = Me),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn get_me(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -264,18 +359,30 @@ async fn get_me(
     let holder = key_holder_only(&req, &body, &state, None).await?;
     Ok(private_json(
         StatusCode::OK,
-        json!({
-            "account": accounts::AccountView::from(&holder.account),
-            "credential": {
-                "type": "api_key",
-                "key": ApiKeyView::new(&holder.key, state.now()),
+        Me {
+            account: AccountView::from(&holder.account),
+            credential: Credential {
+                kind: "api_key",
+                key: ApiKeyView::new(&holder.key, state.now()),
             },
-            "scopes": holder.scopes().tokens(),
-        }),
+            scopes: holder.scopes().tokens().to_vec(),
+        },
     ))
 }
 
-async fn list_keys(
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "account",
+    summary = "List the account's API keys (scope `keys`)",
+    params(VersionHeader),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The account's keys.", body = KeyList),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn get_keys(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -286,15 +393,22 @@ async fn list_keys(
         .db
         .run(move |conn| api_keys::list(conn, &holder.account.id, now))
         .await?;
-    Ok(private_json(StatusCode::OK, json!({ "keys": keys })))
+    Ok(private_json(StatusCode::OK, KeyList { keys }))
 }
 
-#[derive(Deserialize)]
+/// A new key for the presenting key's account.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKeyBody {
+#[schema(as = KeyRequest)]
+pub(crate) struct CreateKeyBody {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// Within the presenting key's scopes (`scope` is accepted too); default: all of them.
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
+    /// Lifetime in seconds (at least 60), instead of `expires_at`; never beyond the
+    /// presenting key's.
     #[serde(default)]
     expires_in: Option<i64>,
     /// RFC 3339, instead of `expires_in`.
@@ -302,6 +416,7 @@ struct CreateKeyBody {
     expires_at: Option<String>,
     /// The credential, when sent in the body (Misskey style); not a key setting.
     #[serde(default, rename = "i")]
+    #[schema(value_type = String, required = false)]
     _credential: Option<Value>,
 }
 
@@ -357,7 +472,25 @@ pub(crate) fn key_spec(
 
 /// The new key is in the answer once, and never again. The body is JSON or, per RFC 6750
 /// §2.2, a form (`name`, `scope`, `expires_in` or `expires_at`, `access_token`).
-async fn post_key(
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "account",
+    summary = "Create an API key (scope `keys`)",
+    description = "The new key's scopes and lifetime are within the presenting key's (403 `forbidden` otherwise).",
+    params(VersionHeader),
+    request_body(content(
+        (CreateKeyBody = "application/json"),
+        (CreateKeyForm = "application/x-www-form-urlencoded"),
+    )),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 201, description = "The key, with its secret (shown once).", body = ApiKeyWithSecret),
+        (status = 404, description = "`not_found`: the account is gone.", body = ErrorBody),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -370,10 +503,23 @@ async fn post_key(
         .db
         .run(move |conn| api_keys::create(conn, &holder.actor(), &holder.account, &spec, now))
         .await?;
-    Ok(key_created(&view, &secret))
+    Ok(key_created(view, &secret))
 }
 
-async fn delete_key(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "account",
+    summary = "Delete an API key (scope `keys`)",
+    params(VersionHeader, ("id" = String, Path, description = "The API key id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        NotFound,
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn delete_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -390,7 +536,24 @@ async fn delete_key(
 
 /// "Rotate regularly": a new secret for the key `id` (same name, scopes and lifetime, never
 /// beyond the presenting key's), the old one revoked; the new key is shown once.
-async fn post_regenerate_key(
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/regenerate",
+    tag = "account",
+    summary = "Give an API key a new secret (scope `keys`)",
+    params(VersionHeader, ("id" = String, Path, description = "The API key id")),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 201, description = "The new key, with its secret (shown once); the old one is revoked.", body = ApiKeyWithSecret),
+        NotFound,
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_regenerate_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -404,10 +567,27 @@ async fn post_regenerate_key(
             api_keys::regenerate(conn, &holder.actor(), &id, Within::Key(&holder), now)
         })
         .await?;
-    Ok(key_created(&view, &secret))
+    Ok(key_created(view, &secret))
 }
 
-async fn post_revoke_key(
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/revoke",
+    tag = "account",
+    summary = "Revoke an API key (scope `keys`)",
+    params(VersionHeader, ("id" = String, Path, description = "The API key id")),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 200, description = "The key.", body = ApiKeyView),
+        NotFound,
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_revoke_key(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -423,7 +603,19 @@ async fn post_revoke_key(
 }
 
 /// Pending pairing requests, with the codes to give the apps.
-async fn list_challenges(
+#[utoipa::path(
+    get,
+    path = "/api/v1/challenges",
+    tag = "account",
+    summary = "List pending pairing requests (scope `keys`)",
+    params(VersionHeader),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Pending pairing requests (with their codes where the key could itself make the key they would produce).", body = ChallengeList),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn get_challenges(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -434,13 +626,28 @@ async fn list_challenges(
         .db
         .run(move |conn| pairing::pending_challenges(conn, &app.pairing, Within::Key(&holder), now))
         .await?;
-    Ok(private_json(
-        StatusCode::OK,
-        json!({ "challenges": challenges }),
-    ))
+    Ok(private_json(StatusCode::OK, ChallengeList { challenges }))
 }
 
-async fn post_deny_challenge(
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/{id}/deny",
+    tag = "account",
+    summary = "Deny a pairing request (scope `keys`)",
+    params(VersionHeader, ("id" = String, Path, description = "The pairing request (challenge) id")),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 200, description = "Denied.", body = ChallengeSettled),
+        NotFound,
+        (status = 409, description = "`conflict`: the request is no longer pending.", body = ErrorBody),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_deny_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -450,7 +657,25 @@ async fn post_deny_challenge(
 }
 
 /// The owner vouches for a request: the app may redeem it even past the daily budget.
-async fn post_approve_challenge(
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/{id}/approve",
+    tag = "account",
+    summary = "Approve a pairing request (scope `keys`)",
+    params(VersionHeader, ("id" = String, Path, description = "The pairing request (challenge) id")),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 200, description = "Approved: the app may redeem it even past the daily budget.", body = ChallengeSettled),
+        NotFound,
+        (status = 409, description = "`conflict`: the request is no longer pending.", body = ErrorBody),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_approve_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -483,6 +708,111 @@ async fn settle_challenge(
         .await?;
     Ok(private_json(
         StatusCode::OK,
-        json!({"challenge_id": challenge_id, "status": outcome}),
+        ChallengeSettled {
+            challenge_id,
+            status: outcome,
+        },
     ))
+}
+
+/// `POST /api/v1/me`: [`get_me`], the credential possibly in the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me",
+    tag = "account",
+    summary = "Who am I",
+    params(VersionHeader),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 200, description = "The key's account, the key, and its scopes.", body = Me),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_me(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    get_me(req, body, state).await
+}
+
+/// `POST /api/v1/keys/list`: [`get_keys`], the credential possibly in the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/list",
+    tag = "account",
+    summary = "List the account's API keys (scope `keys`)",
+    params(VersionHeader),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 200, description = "The account's keys.", body = KeyList),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_list_keys(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    get_keys(req, body, state).await
+}
+
+/// `POST /api/v1/keys/{id}/delete`: [`delete_key`], the credential possibly in the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/delete",
+    tag = "account",
+    summary = "Delete an API key (scope `keys`)",
+    params(VersionHeader, ("id" = String, Path, description = "The API key id")),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 204, description = "Deleted."),
+        NotFound,
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_delete_key(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    delete_key(req, body, state, id).await
+}
+
+/// `POST /api/v1/challenges/list`: [`get_challenges`], the credential possibly in the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/list",
+    tag = "account",
+    summary = "List pending pairing requests (scope `keys`)",
+    params(VersionHeader),
+    request_body(content(
+        (Option<NoFields> = "application/json"),
+        (Option<CredentialForm> = "application/x-www-form-urlencoded"),
+    ), description = "Optional: the credential, instead of the header."),
+    security(("api_key" = []), ()),
+    responses(
+        (status = 200, description = "Pending pairing requests (with their codes where the key could itself make the key they would produce).", body = ChallengeList),
+        BearerErrors, VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_list_challenges(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    get_challenges(req, body, state).await
 }

@@ -5,7 +5,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::{Value, json};
 
 use crate::db::DbError;
 pub use crate::oauth::error::rfc_text;
@@ -36,14 +35,47 @@ pub fn tag_error(response: &mut HttpResponse, code: &'static str) {
     response.extensions_mut().insert(ErrorTag(code));
 }
 
-/// An error of the JSON APIs: `{"error","error_description"}` like the OAuth ones, plus
-/// at most one extra member (e.g. `attempts_remaining`).
+/// The body of every error answer of the JSON APIs, OAuth endpoints included (RFC 6749
+/// §5.2's shape).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// An RFC 6749 §5.2 / RFC 6750 §3.1 code at the OAuth endpoints (`invalid_request`,
+    /// `invalid_client`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`,
+    /// `invalid_scope`, `invalid_target`, `unsupported_token_type`, `invalid_token`,
+    /// `insufficient_scope`, `server_error`, `temporarily_unavailable`); elsewhere also
+    /// `not_found`, `conflict`, `forbidden`, `method_not_allowed`, `slow_down`,
+    /// `unsupported_version` and the pairing refusals (`invalid_challenge`, `invalid_code`,
+    /// `challenge_failed`, `challenge_expired`, `challenge_used`, `challenge_denied`).
+    #[schema(example = "invalid_request")]
+    pub error: &'a str,
+    /// Human-readable, within RFC 6749 §5.2's character set (printable ASCII but the
+    /// double quote and the backslash).
+    #[schema(pattern = r#"^[\x20-\x21\x23-\x5B\x5D-\x7E]*$"#)]
+    pub error_description: String,
+    /// `invalid_code` only: how many more codes may be tried for this challenge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_remaining: Option<u32>,
+}
+
+impl<'a> ErrorBody<'a> {
+    /// `description` forced into the RFC 6749 §5.2 character set (see `oauth::error::rfc_text`).
+    pub fn new(error: &'a str, description: &str) -> Self {
+        Self {
+            error,
+            error_description: rfc_text(description),
+            attempts_remaining: None,
+        }
+    }
+}
+
+/// An error of the JSON APIs: `{"error","error_description"}` like the OAuth ones, and
+/// for a wrong pairing code the attempts left.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub description: String,
-    pub extra: Option<(&'static str, Value)>,
+    pub attempts_remaining: Option<u32>,
 }
 
 /// What a handler can fail with.
@@ -66,7 +98,7 @@ impl HttpError {
             status,
             code,
             description: description.into(),
-            extra: None,
+            attempts_remaining: None,
         })
     }
 
@@ -127,8 +159,7 @@ fn store_failure(err: &DbError) -> (StatusCode, ErrorCode, &'static str) {
 /// §5.2 character set, whatever the message (see `oauth::error::rfc_text`).
 fn json_error(status: StatusCode, code: &'static str, description: &str) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
-    let mut response = no_store(&mut builder)
-        .json(json!({"error": code, "error_description": rfc_text(description)}));
+    let mut response = no_store(&mut builder).json(ErrorBody::new(code, description));
     tag_error(&mut response, code);
     response
 }
@@ -200,11 +231,10 @@ impl ResponseError for HttpError {
             }
             Self::Bearer(rejection) => bearer_response(rejection),
             Self::Api(err) => {
-                let mut body =
-                    json!({"error": err.code, "error_description": rfc_text(&err.description)});
-                if let Some((name, value)) = &err.extra {
-                    body[*name] = value.clone();
-                }
+                let body = ErrorBody {
+                    attempts_remaining: err.attempts_remaining,
+                    ..ErrorBody::new(err.code, &err.description)
+                };
                 let mut response = no_store(&mut HttpResponse::build(err.status)).json(body);
                 tag_error(&mut response, err.code);
                 response
@@ -289,12 +319,11 @@ impl From<AccountError> for HttpError {
 
 impl From<PairingRefusal> for HttpError {
     fn from(refusal: PairingRefusal) -> Self {
-        let (code, extra) = match &refusal {
+        let (code, attempts_remaining) = match &refusal {
             PairingRefusal::UnknownChallenge => ("invalid_challenge", None),
-            PairingRefusal::WrongCode { remaining } => (
-                "invalid_code",
-                Some(("attempts_remaining", json!(remaining))),
-            ),
+            PairingRefusal::WrongCode { remaining } => {
+                ("invalid_code", Some(u32::try_from(*remaining).unwrap_or(0)))
+            }
             PairingRefusal::TooManyAttempts => ("challenge_failed", None),
             PairingRefusal::Expired => ("challenge_expired", None),
             PairingRefusal::AlreadyUsed => ("challenge_used", None),
@@ -304,7 +333,7 @@ impl From<PairingRefusal> for HttpError {
             status: StatusCode::BAD_REQUEST,
             code,
             description: refusal.to_string(),
-            extra,
+            attempts_remaining,
         })
     }
 }
@@ -333,17 +362,20 @@ pub async fn post_only() -> HttpResponse {
     let mut builder = HttpResponse::MethodNotAllowed();
     no_store(&mut builder)
         .insert_header((header::ALLOW, HeaderValue::from_static("POST")))
-        .json(json!({
-            "error": "invalid_request",
-            "error_description": "this endpoint accepts POST only",
-        }))
+        .json(ErrorBody::new(
+            "invalid_request",
+            "this endpoint accepts POST only",
+        ))
 }
 
 /// 405 for read-only resources.
 pub async fn get_only() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, HeaderValue::from_static("GET, HEAD")))
-        .json(json!({"error": "invalid_request", "error_description": "this endpoint accepts GET only"}))
+        .json(ErrorBody::new(
+            "invalid_request",
+            "this endpoint accepts GET only",
+        ))
 }
 
 /// Turns actix's JSON body errors into our 400/413 shape.
@@ -377,6 +409,7 @@ pub fn json_body_error(
 mod tests {
     use super::*;
     use crate::domain::CorruptRow;
+    use serde_json::Value;
 
     async fn render(error: HttpError) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
         let response = error.error_response();

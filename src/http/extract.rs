@@ -70,7 +70,7 @@ pub async fn read_body_limited(
 }
 
 /// A scope list given as `"a b"` or `["a", "b"]` in a JSON body.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ScopeInput {
     Text(String),
@@ -87,17 +87,40 @@ impl ScopeInput {
     }
 }
 
-/// Parses a JSON body read as bytes, with our 400. serde's message names an unknown or
-/// missing field (see [`describable`]).
+/// A JSON request body that must be an object. serde's derive also reads a struct from an
+/// array of its fields in order (`["name", "scope"]`), which no client means and the API
+/// description does not allow: the body is read as an object first.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<T> Object<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let members = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        T::deserialize(serde_json::Value::Object(members))
+            .map(Object)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a JSON object body read as bytes, with our 400. serde's message names an unknown
+/// or missing field (see [`describable`]).
 pub fn json_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
 ) -> Result<T, super::error::HttpError> {
-    serde_json::from_slice(body).map_err(|e| {
-        super::error::HttpError::bad_request(format!(
-            "invalid JSON body: {}",
-            describable(&e.to_string())
-        ))
-    })
+    serde_json::from_slice::<Object<T>>(body)
+        .map(Object::into_inner)
+        .map_err(|e| {
+            super::error::HttpError::bad_request(format!(
+                "invalid JSON body: {}",
+                describable(&e.to_string())
+            ))
+        })
 }
 
 /// `text` (which may quote the request) within RFC 6749 §5.2's `error_description`
@@ -112,4 +135,28 @@ pub fn describable(text: &str) -> String {
             _ => '?',
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        name: String,
+        #[serde(default)]
+        size: Option<i64>,
+    }
+
+    #[test]
+    fn a_json_body_is_an_object_never_an_array_of_fields() {
+        let named: Named = json_body(br#"{"name": "a", "size": 2}"#).unwrap();
+        assert_eq!((named.name.as_str(), named.size), ("a", Some(2)));
+        // serde alone would read these as `Named { name: "a", size: None }`.
+        for body in [&br#"["a"]"#[..], br#"["a", null]"#, b"null", b"\"a\""] {
+            assert!(json_body::<Named>(body).is_err(), "{body:?}");
+        }
+        assert!(json_body::<Named>(br#"{"name": "a", "other": 1}"#).is_err());
+    }
 }

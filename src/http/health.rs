@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::db::{self, DbError};
@@ -11,9 +10,29 @@ use crate::db::{self, DbError};
 /// The readiness check's own bound on the database: a probe must never hang.
 const READY_LIMIT: Duration = Duration::from_secs(1);
 
+/// A probe's answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// Readiness only: `ok`, `unreachable` or `refusing writes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<&'static str>,
+}
+
 /// The process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    summary = "Liveness",
+    responses((status = 200, description = "The process serves HTTP.", body = Health)),
+)]
 pub async fn get_live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        database: None,
+    })
 }
 
 /// The database answers and accepts writes: the instance can do its work. 503 while the
@@ -25,11 +44,24 @@ pub async fn get_live() -> HttpResponse {
 /// connection of its own, and only if that fails too is the answer 503 (and the breaker
 /// open). Readiness never opens the breaker on its own bound, and a busy instance is not
 /// pulled from service for being busy.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    summary = "Readiness",
+    responses(
+        (status = 200, description = "The database answers and accepts writes.", body = Health),
+        (status = 503, description = "The database is unreachable or refuses writes.", body = Health),
+    ),
+)]
 pub async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
-    let unavailable = |database: &str| {
+    let unavailable = |database: &'static str| {
         HttpResponse::ServiceUnavailable()
             .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-            .json(json!({"status": "unavailable", "database": database}))
+            .json(Health {
+                status: "unavailable",
+                database: Some(database),
+            })
     };
     let health = state.db.health();
     if health.is_down() {
@@ -45,5 +77,8 @@ pub async fn get_ready(state: web::Data<AppState>) -> HttpResponse {
     if health.writes_failing() {
         return unavailable("refusing writes");
     }
-    HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        database: Some("ok"),
+    })
 }

@@ -13,7 +13,9 @@ pub mod health;
 pub mod introspection;
 pub mod limits;
 pub mod observe;
+pub mod openapi;
 pub mod pairing;
+pub mod routes;
 pub mod surface;
 pub mod throttle;
 pub mod token;
@@ -26,43 +28,20 @@ pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Every route of the server (see [`routes`]), then the fallback (404, or 405 with `Allow`).
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    options: routes::Options,
+    document: &openapi::Document,
+) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(64 * 1024)
             .error_handler(error::json_body_error),
     )
-    .service(
-        web::resource(TOKEN_PATH)
-            .route(web::post().to(token::post_token))
-            .default_service(web::to(error::post_only)),
-    )
-    .service(
-        web::resource(REVOKE_PATH)
-            .route(web::post().to(introspection::post_revoke))
-            .default_service(web::to(error::post_only)),
-    )
-    .service(
-        web::resource(INTROSPECT_PATH)
-            .route(web::post().to(introspection::post_introspect))
-            .default_service(web::to(error::post_only)),
-    )
-    .service(
-        web::resource(JWKS_PATH)
-            .route(web::get().to(discovery::get_jwks))
-            .default_service(web::to(error::get_only)),
-    )
-    .service(
-        web::resource(METADATA_PATH)
-            .route(web::get().to(discovery::get_metadata))
-            .default_service(web::to(error::get_only)),
-    )
-    .service(web::resource("/health/live").route(web::get().to(health::get_live)))
-    .service(web::resource("/health/ready").route(web::get().to(health::get_ready)))
-    .service(web::scope("/admin").configure(admin::routes))
-    .configure(accounts::routes)
-    .configure(pairing::routes)
-    .default_service(web::to(surface::fallback));
+    .app_data(web::Data::new(document.clone()));
+    routes::register(cfg, options);
+    cfg.default_service(web::to(surface::fallback));
 }
 
 /// `from_fn` middleware: a request that may have changed a client, an API key, an account

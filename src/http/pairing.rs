@@ -7,33 +7,52 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::accounts::{check_version, versioned};
-use super::error::HttpError;
+use super::accounts::{VersionHeader, check_version};
+use super::error::{ErrorBody, HttpError};
 use super::extract::{ScopeInput, json_body};
-use super::surface;
+use super::openapi::{StoreErrors, VersionedErrors};
 use crate::app::AppState;
 use crate::app::rate_limit::address_key;
 use crate::http::extract::client_ip;
 use crate::service::pairing::{self, CHALLENGE_TTL_SECONDS};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/auth")
-            .wrap(versioned())
-            .app_data(web::PayloadConfig::new(16 * 1024))
-            .route("/challenges", surface::post().to(post_challenge))
-            .route("/api_keys", surface::post().to(post_redeem_challenge)),
-    );
+/// An app's request for a key.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChallengeBody {
+    /// What the owner sees: 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    app_name: String,
+    /// The account's handle.
+    #[schema(
+        min_length = 2,
+        max_length = 40,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
+    account: String,
+    /// The scopes the key should carry: 1 to 16.
+    scopes: ScopeInput,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChallengeBody {
-    app_name: String,
-    account: String,
-    scopes: ScopeInput,
+/// A pairing request made (or, for an unknown account, pretended to be).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ChallengeCreated {
+    pub challenge_id: String,
+    /// Seconds until the request expires.
+    pub expires_in: i64,
+}
+
+/// The key an app received for its code.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Redeemed<'a> {
+    /// The key itself: shown this once.
+    pub api_key: &'a str,
+    pub key_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The account's handle.
+    pub account: String,
 }
 
 fn slow_down(wait: Duration) -> HttpResponse {
@@ -50,7 +69,7 @@ fn slow_down(wait: Duration) -> HttpResponse {
     response
 }
 
-fn private_json(status: StatusCode, body: serde_json::Value) -> HttpResponse {
+fn private_json(status: StatusCode, body: impl serde::Serialize) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .json(body)
@@ -59,7 +78,24 @@ fn private_json(status: StatusCode, body: serde_json::Value) -> HttpResponse {
 /// `POST /v1/auth/challenges`: an app asks an account for a key. The answer is the same
 /// whether or not the account exists. The request is checked in full before it counts
 /// against either limiter, so junk cannot fill them.
-async fn post_challenge(
+#[utoipa::path(
+    post,
+    path = "/v1/auth/challenges",
+    tag = "pairing",
+    summary = "Ask an account for a key",
+    description = "The account's owner sees the request and a 4-digit code to give the app. \
+        The answer is the same whether or not the account exists.",
+    params(VersionHeader),
+    request_body = ChallengeBody,
+    responses(
+        (status = 201, description = "The request; redeem it with the owner's code.", body = ChallengeCreated),
+        (status = 429, description = "`slow_down`: too many pairing requests from this address \
+            (or for this account from it).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -94,22 +130,41 @@ async fn post_challenge(
     }
     Ok(private_json(
         StatusCode::CREATED,
-        json!({
-            "challenge_id": created.challenge_id,
-            "expires_in": CHALLENGE_TTL_SECONDS,
-        }),
+        ChallengeCreated {
+            challenge_id: created.challenge_id,
+            expires_in: CHALLENGE_TTL_SECONDS,
+        },
     ))
 }
 
-#[derive(Deserialize)]
+/// The challenge and the owner's code.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RedeemBody {
+pub(crate) struct RedeemBody {
     challenge_id: String,
+    /// The 4 digits the account owner sees.
+    #[schema(pattern = "^[0-9]{4}$")]
     code: String,
 }
 
 /// `POST /v1/auth/api_keys`: the app trades the challenge id and the owner's code for a key.
-async fn post_redeem_challenge(
+#[utoipa::path(
+    post,
+    path = "/v1/auth/api_keys",
+    tag = "pairing",
+    summary = "Trade the owner's code for the key",
+    params(VersionHeader),
+    request_body = RedeemBody,
+    responses(
+        (status = 201, description = "The key (shown once).", body = Redeemed),
+        (status = 400, description = "`invalid_request` (malformed body or code), \
+            `unsupported_version`, or a refusal: `invalid_challenge`, `invalid_code` (with \
+            `attempts_remaining`), `challenge_failed`, `challenge_expired`, `challenge_used`, \
+            `challenge_denied`.", body = ErrorBody),
+        VersionedErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_redeem_challenge(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
@@ -131,12 +186,12 @@ async fn post_redeem_challenge(
         .await?;
     Ok(private_json(
         StatusCode::CREATED,
-        json!({
-            "api_key": redeemed.secret.expose(),
-            "key_id": redeemed.key.id,
-            "name": redeemed.key.name,
-            "scopes": redeemed.key.scopes,
-            "account": redeemed.account.handle,
-        }),
+        Redeemed {
+            api_key: redeemed.secret.expose(),
+            key_id: redeemed.key.id,
+            name: redeemed.key.name,
+            scopes: redeemed.key.scopes,
+            account: redeemed.account.handle,
+        },
     ))
 }

@@ -3,12 +3,11 @@
 //! method, HEAD wherever GET is served, `X-Content-Type-Options: nosniff`, and
 //! `Cache-Control: no-store` unless the handler chose a cache policy.
 //!
-//! Wrong methods: resources built with `web::resource(..).route(..)` answer 405 themselves
-//! (actix fills `Allow` from their routes). Routes registered on a scope with
-//! `scope.route(path, route)` carry their method guard on a resource of their own, so a wrong
-//! method falls through to the default service; build those routes with [`get`], [`post`],
-//! [`delete`] and [`patch`] instead of `web::get()` etc. Their guards note the methods of
-//! every route whose path matched, and [`fallback`] answers 405 with those in `Allow`.
+//! Wrong methods: every route of the table (`super::routes`) is a resource of its own with
+//! an [`on`] guard, so a wrong method falls through to the default service. The guards
+//! note the methods of every route whose path matched, and [`fallback`] answers 405 with
+//! those in `Allow`. (A resource with routes of its own, like the OAuth endpoints, answers
+//! 405 itself.)
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -17,9 +16,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Route, web};
-use serde_json::json;
 
-use super::error::{HttpError, no_store, rfc_text};
+use super::error::{ErrorBody, HttpError, no_store, rfc_text};
 use actix_web::ResponseError;
 
 /// The methods of the routes whose path matched the request (set by [`MethodGuard`]).
@@ -41,25 +39,10 @@ impl Guard for MethodGuard {
     }
 }
 
-fn route(method: Method) -> Route {
+/// `web::method(method)` that takes part in `Allow` (for `cfg.route`, which moves the guard
+/// to a resource of its own); where GET is, HEAD is served too.
+pub fn on(method: Method) -> Route {
     web::route().guard(MethodGuard(method))
-}
-
-/// `web::get()` that takes part in `Allow` (for `scope.route`); HEAD is served too.
-pub fn get() -> Route {
-    route(Method::GET)
-}
-
-pub fn post() -> Route {
-    route(Method::POST)
-}
-
-pub fn delete() -> Route {
-    route(Method::DELETE)
-}
-
-pub fn patch() -> Route {
-    route(Method::PATCH)
 }
 
 /// The `Allow` value for these methods: HEAD goes with GET, and the order is fixed.
@@ -167,8 +150,7 @@ fn as_json_error(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
             builder.append_header((name.clone(), value.clone()));
         }
     }
-    let mut response = no_store(&mut builder)
-        .json(json!({"error": code_for(status), "error_description": description}));
+    let mut response = no_store(&mut builder).json(ErrorBody::new(code_for(status), &description));
     super::error::tag_error(&mut response, code_for(status));
     ServiceResponse::new(req, response)
 }

@@ -14,9 +14,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
-use serde_json::json;
 
-use super::error::no_store;
+use super::error::{ErrorBody, no_store};
 use super::extract::client_ip;
 use crate::app::AppState;
 use crate::app::rate_limit::address_key;
@@ -88,11 +87,10 @@ impl<'a> AuthAttempt<'a> {
 pub fn throttled(wait: Duration) -> HttpResponse {
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     let mut builder = HttpResponse::build(StatusCode::TOO_MANY_REQUESTS);
-    let mut response = no_store(&mut builder).json(json!({
-        "error": THROTTLED_ERROR.as_str(),
-        "error_description":
-            format!("too many failed client authentications; try again in {seconds} s"),
-    }));
+    let mut response = no_store(&mut builder).json(ErrorBody::new(
+        THROTTLED_ERROR.as_str(),
+        &format!("too many failed client authentications; try again in {seconds} s"),
+    ));
     if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }

@@ -6,7 +6,7 @@ use crate::crypto::signer::KeyRing;
 use crate::oauth::TokenPolicy;
 
 /// RFC 7519 `aud`: one string, or an array when there are several.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Audience {
     One(String),

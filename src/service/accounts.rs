@@ -39,7 +39,7 @@ pub enum AccountError {
     Store(#[from] DbError),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: String,
     pub handle: String,

@@ -19,7 +19,7 @@ use crate::oauth::{MAX_TTL_SECONDS, Scope};
 pub const MIN_KEY_LIFETIME_SECONDS: i64 = 60;
 
 /// An API key as listed: never the key itself nor its digest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,

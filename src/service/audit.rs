@@ -51,7 +51,7 @@ pub fn record(conn: &mut DbConn, actor: &Actor, event: Event<'_>, now: i64) -> R
     db::audit::insert(conn, actor.as_str(), &event, now)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     /// The event's place in the trail; pass it as `before_seq` for the next older page.
     pub seq: i64,

@@ -49,7 +49,7 @@ pub struct ClientUpdate {
 }
 
 /// A client as the admin API and the CLI show it. Never holds a secret or its digest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub name: String,

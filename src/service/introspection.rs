@@ -25,6 +25,51 @@ pub struct Introspection {
     pub token: Option<ActiveToken>,
 }
 
+/// RFC 7662 §2.2 as a schema: `{"active": false}` alone, or `active: true` with the
+/// token's members (derived from [`ActiveToken`]). Written by hand because the derive
+/// cannot express a flattened `Option`.
+impl utoipa::PartialSchema for Introspection {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let active = |value: bool| {
+            ObjectBuilder::new()
+                .property(
+                    "active",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .enum_values(Some([value])),
+                )
+                .required("active")
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "RFC 7662 §2.2: an inactive token says nothing else; an active one carries its claims.",
+            ))
+            .item(active(false))
+            .item(
+                AllOfBuilder::new()
+                    .item(active(true))
+                    .item(utoipa::openapi::Ref::from_schema_name("ActiveToken")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Introspection {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "ActiveToken".into(),
+            <ActiveToken as utoipa::PartialSchema>::schema(),
+        ));
+        <ActiveToken as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 impl Introspection {
     pub fn inactive() -> Self {
         Self {
@@ -34,7 +79,7 @@ impl Introspection {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActiveToken {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]

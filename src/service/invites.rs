@@ -19,7 +19,7 @@ use crate::domain::{Account, Invite, timestamp};
 pub const INVITE_PATH: &str = "/console/invite/";
 
 /// A new link, shown once to the operator who asked for it.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct InviteLink {
     pub handle: String,
     pub url: String,

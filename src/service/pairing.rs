@@ -176,7 +176,7 @@ impl Pairing {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChallengeView {
     pub id: String,
     pub app_name: String,

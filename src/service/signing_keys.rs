@@ -36,7 +36,7 @@ pub enum KeyServiceError {
 }
 
 /// A signing key as listed by the admin API and the CLI (public parts only).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub kid: String,
     pub algorithm: &'static str,

@@ -24,6 +24,7 @@ mod limits;
 mod logs;
 mod migrations;
 mod observability;
+mod openapi;
 mod outage;
 mod readme;
 mod revocation;

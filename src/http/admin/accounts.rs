@@ -3,57 +3,39 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{Admin, private_json};
+use super::{AccountList, Admin, private_json};
 use crate::app::AppState;
 use crate::db::DbConn;
+use crate::http::accounts::{ApiKeyWithSecret, ChallengeList, KeyList};
 use crate::http::accounts::{key_created, key_spec};
+use crate::http::error::ErrorBody;
 use crate::http::error::HttpError;
-use crate::http::extract::ScopeInput;
+use crate::http::extract::{Object, ScopeInput};
+use crate::http::openapi::{BearerErrors, BodyErrors, NotFound, StoreErrors};
 use crate::service::accounts::{AccountError, AccountView, NewAccount};
+use crate::service::api_keys::ApiKeyView;
 use crate::service::api_keys::{self, Within};
 use crate::service::audit::Actor;
+use crate::service::invites::InviteLink;
 use crate::service::{accounts, invites, pairing};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/accounts")
-            .route(web::get().to(list_accounts))
-            .route(web::post().to(post_account)),
-    )
-    .service(
-        web::resource("/accounts/{handle}")
-            .route(web::get().to(get_account))
-            .route(web::delete().to(delete_account)),
-    )
-    .service(web::resource("/accounts/{handle}/disable").route(web::post().to(post_disable)))
-    .service(web::resource("/accounts/{handle}/enable").route(web::post().to(post_enable)))
-    .service(web::resource("/accounts/{handle}/invite").route(web::post().to(post_invite)))
-    .service(web::resource("/accounts/{handle}/promote").route(web::post().to(post_promote)))
-    .service(web::resource("/accounts/{handle}/demote").route(web::post().to(post_demote)))
-    .service(
-        web::resource("/accounts/{handle}/keys")
-            .route(web::get().to(list_keys))
-            .route(web::post().to(post_key)),
-    )
-    .service(web::resource("/accounts/{handle}/keys/{id}").route(web::delete().to(delete_key)))
-    .service(
-        web::resource("/accounts/{handle}/keys/{id}/revoke").route(web::post().to(post_revoke_key)),
-    )
-    .service(
-        web::resource("/accounts/{handle}/keys/{id}/regenerate")
-            .route(web::post().to(post_regenerate_key)),
-    )
-    .service(web::resource("/accounts/{handle}/challenges").route(web::get().to(list_challenges)));
-}
-
-#[derive(Deserialize)]
+/// A new account.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateAccountBody {
+pub(crate) struct CreateAccountBody {
+    /// 2 to 40 of letters, digits, `-`, `_` and `.`, starting with a letter or digit;
+    /// stored in lower case.
+    #[schema(
+        min_length = 2,
+        max_length = 40,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
     handle: String,
+    /// Default: the handle (`name` is accepted too).
     #[serde(default, alias = "name")]
     display_name: Option<String>,
+    /// The scopes the account's keys may carry (`scope` is accepted too); default none.
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
     /// May use the console's operator pages.
@@ -61,12 +43,25 @@ struct CreateAccountBody {
     operator: bool,
 }
 
-async fn post_account(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts",
+    tag = "admin",
+    summary = "Create an account",
+    request_body = CreateAccountBody,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The account.", body = AccountView),
+        (status = 409, description = "`conflict`: the handle is taken.", body = ErrorBody),
+        BearerErrors, BodyErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_account(
     admin: Admin,
     state: web::Data<AppState>,
-    body: web::Json<CreateAccountBody>,
+    body: web::Json<Object<CreateAccountBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let scopes = body
         .scopes
         .as_ref()
@@ -89,15 +84,36 @@ async fn post_account(
     Ok(private_json(StatusCode::CREATED, account))
 }
 
-async fn list_accounts(
+#[utoipa::path(
+    get,
+    path = "/admin/accounts",
+    tag = "admin",
+    summary = "List accounts",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every account.", body = AccountList), BearerErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn list_accounts(
     _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let list = state.db.run(accounts::list).await?;
-    Ok(private_json(StatusCode::OK, json!({ "accounts": list })))
+    Ok(private_json(StatusCode::OK, AccountList { accounts: list }))
 }
 
-async fn get_account(
+#[utoipa::path(
+    get,
+    path = "/admin/accounts/{handle}",
+    tag = "admin",
+    summary = "Show an account",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account.", body = AccountView), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn get_account(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -125,7 +141,19 @@ async fn change_account(
     Ok(private_json(StatusCode::OK, account))
 }
 
-async fn post_disable(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/disable",
+    tag = "admin",
+    summary = "Disable an account",
+    description = "Every key of the account stops working at once.",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account.", body = AccountView), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_disable(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -140,7 +168,18 @@ async fn post_disable(
     .await
 }
 
-async fn post_enable(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/enable",
+    tag = "admin",
+    summary = "Enable an account",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account.", body = AccountView), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_enable(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -158,7 +197,19 @@ async fn post_enable(
 /// `POST /admin/accounts/{handle}/invite`: a one-time sign-in link (new person or password
 /// reset), valid for `console.invite_valid_hours`; earlier unused links of the account stop
 /// working. The link is a secret: shown once, never cached.
-async fn post_invite(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/invite",
+    tag = "admin",
+    summary = "Make a sign-in link",
+    description = "A one-time console sign-in link (a new person, or a password reset), valid for `console.invite_valid_hours`; earlier unused links of the account stop working.",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The link (a secret: shown once).", body = InviteLink), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_invite(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -176,7 +227,19 @@ async fn post_invite(
 }
 
 /// `POST /admin/accounts/{handle}/promote`: the account may use the console's operator pages.
-async fn post_promote(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/promote",
+    tag = "admin",
+    summary = "Make an account an operator",
+    description = "The account may use the console's operator pages.",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account.", body = AccountView), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_promote(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -192,7 +255,18 @@ async fn post_promote(
 }
 
 /// `POST /admin/accounts/{handle}/demote`: takes the operator role away.
-async fn post_demote(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/demote",
+    tag = "admin",
+    summary = "Take the operator role away",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account.", body = AccountView), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_demote(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -207,7 +281,18 @@ async fn post_demote(
     .await
 }
 
-async fn delete_account(
+#[utoipa::path(
+    delete,
+    path = "/admin/accounts/{handle}",
+    tag = "admin",
+    summary = "Delete an account and its keys",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted."), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn delete_account(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -220,12 +305,18 @@ async fn delete_account(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+/// A new API key.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKeyBody {
+#[schema(as = AdminKeyRequest)]
+pub(crate) struct CreateKeyBody {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    /// Within the account's scopes (`scope` is accepted too); default: all of them.
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
+    /// Lifetime in seconds (at least 60), instead of `expires_at`; default: no expiry.
     #[serde(default)]
     expires_in: Option<i64>,
     /// RFC 3339, instead of `expires_in`.
@@ -233,13 +324,26 @@ struct CreateKeyBody {
     expires_at: Option<String>,
 }
 
-async fn post_key(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/keys",
+    operation_id = "post_account_key",
+    tag = "admin",
+    summary = "Create an API key for an account",
+    params(("handle" = String, Path, description = "The account handle")),
+    request_body = CreateKeyBody,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The key, with its secret (shown once).", body = ApiKeyWithSecret), BearerErrors, BodyErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_key(
     admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
-    body: web::Json<CreateKeyBody>,
+    body: web::Json<Object<CreateKeyBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let (actor, now) = (admin.actor(), state.now());
     let spec = key_spec(
         body.name,
@@ -252,10 +356,22 @@ async fn post_key(
         .db
         .run(move |conn| api_keys::create_for(conn, &actor, &handle, &spec, now))
         .await?;
-    Ok(key_created(&view, &secret))
+    Ok(key_created(view, &secret))
 }
 
-async fn list_keys(
+#[utoipa::path(
+    get,
+    path = "/admin/accounts/{handle}/keys",
+    operation_id = "list_account_keys",
+    tag = "admin",
+    summary = "List an account's API keys",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account's keys.", body = KeyList), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn list_keys(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -265,7 +381,7 @@ async fn list_keys(
         .db
         .run(move |conn| api_keys::list_for(conn, &handle, now))
         .await?;
-    Ok(private_json(StatusCode::OK, json!({ "keys": keys })))
+    Ok(private_json(StatusCode::OK, KeyList { keys }))
 }
 
 /// The key must belong to the account in the path.
@@ -277,7 +393,19 @@ async fn owner_id(state: &web::Data<AppState>, handle: String) -> Result<String,
         .id)
 }
 
-async fn post_regenerate_key(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/keys/{id}/regenerate",
+    operation_id = "post_regenerate_account_key",
+    tag = "admin",
+    summary = "Give an API key a new secret",
+    params(("handle" = String, Path, description = "The account handle"), ("id" = String, Path, description = "The API key id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The new key, with its secret (shown once); the old one is revoked.", body = ApiKeyWithSecret), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_regenerate_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -289,10 +417,22 @@ async fn post_regenerate_key(
         .db
         .run(move |conn| api_keys::regenerate(conn, &actor, &id, Within::Account(&owner), now))
         .await?;
-    Ok(key_created(&view, &secret))
+    Ok(key_created(view, &secret))
 }
 
-async fn post_revoke_key(
+#[utoipa::path(
+    post,
+    path = "/admin/accounts/{handle}/keys/{id}/revoke",
+    operation_id = "post_revoke_account_key",
+    tag = "admin",
+    summary = "Revoke an API key",
+    params(("handle" = String, Path, description = "The account handle"), ("id" = String, Path, description = "The API key id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The key.", body = ApiKeyView), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_revoke_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -307,7 +447,19 @@ async fn post_revoke_key(
     Ok(private_json(StatusCode::OK, view))
 }
 
-async fn delete_key(
+#[utoipa::path(
+    delete,
+    path = "/admin/accounts/{handle}/keys/{id}",
+    operation_id = "delete_account_key",
+    tag = "admin",
+    summary = "Delete an API key",
+    params(("handle" = String, Path, description = "The account handle"), ("id" = String, Path, description = "The API key id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted."), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn delete_key(
     admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -322,7 +474,18 @@ async fn delete_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_challenges(
+#[utoipa::path(
+    get,
+    path = "/admin/accounts/{handle}/challenges",
+    tag = "admin",
+    summary = "List an account's pending pairing requests",
+    params(("handle" = String, Path, description = "The account handle")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Pending requests, with their codes.", body = ChallengeList), BearerErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn list_challenges(
     _admin: Admin,
     state: web::Data<AppState>,
     handle: web::Path<String>,
@@ -333,8 +496,5 @@ async fn list_challenges(
         .run(move |conn| pairing::pending_challenges_for(conn, &app.pairing, &handle, now))
         .await?;
     // The answer holds live pairing codes.
-    Ok(private_json(
-        StatusCode::OK,
-        json!({ "challenges": challenges }),
-    ))
+    Ok(private_json(StatusCode::OK, ChallengeList { challenges }))
 }

@@ -3,22 +3,23 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{Admin, private_json};
+use super::{Admin, AuditEvents, private_json};
 use crate::app::AppState;
 use crate::http::error::HttpError;
+use crate::http::openapi::{BearerErrors, StoreErrors};
 use crate::service::audit;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/audit").route(web::get().to(get_audit)));
-}
-
-#[derive(Deserialize)]
+/// Every parameter narrows the listing.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQuery {
+    /// An account handle.
     account: Option<String>,
+    /// A client id.
     client: Option<String>,
+    /// An action, e.g. `client.created`.
     action: Option<String>,
     /// RFC 3339: events at or after.
     since: Option<String>,
@@ -26,6 +27,7 @@ struct AuditQuery {
     until: Option<String>,
     /// Only events older than this `seq` (the last one of the page before).
     before: Option<i64>,
+    /// At most this many events (default 100, at most 1000).
     limit: Option<i64>,
 }
 
@@ -40,7 +42,21 @@ fn rfc3339(name: &str, text: Option<&str>) -> Result<Option<i64>, HttpError> {
 
 /// `GET /admin/audit?account=HANDLE&client=ID&action=A&since=T&until=T&before=SEQ&limit=N`:
 /// newest first.
-async fn get_audit(
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    summary = "Search the audit trail",
+    params(AuditQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Matching events, newest first.", body = AuditEvents),
+        (status = 400, description = "`invalid_request`: an unknown parameter or a malformed value.", body = crate::http::error::ErrorBody),
+        (status = 404, description = "`not_found`: no account with that handle.", body = crate::http::error::ErrorBody),
+        BearerErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn get_audit(
     _admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -61,5 +77,5 @@ async fn get_audit(
         .db
         .run(move |conn| audit::search(conn, &wanted, limit))
         .await?;
-    Ok(private_json(StatusCode::OK, json!({ "events": events })))
+    Ok(private_json(StatusCode::OK, AuditEvents { events }))
 }

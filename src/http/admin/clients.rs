@@ -3,45 +3,34 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Deserializer};
-use serde_json::json;
 
-use super::{Admin, private_json};
+use super::{Admin, ClientList, ClientWithSecret, private_json};
 use crate::app::AppState;
 use crate::http::error::HttpError;
-use crate::http::extract::{ScopeInput, json_body};
+use crate::http::extract::{Object, ScopeInput, json_body};
+use crate::http::openapi::{BearerErrors, BodyErrors, NotFound, StoreErrors};
+use crate::service::clients::ClientView;
 use crate::service::clients::{self, ClientSpec, ClientUpdate};
-use crate::service::with_secret_once;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/clients")
-            .route(web::get().to(list_clients))
-            .route(web::post().to(post_client)),
-    )
-    .service(
-        web::resource("/clients/{id}")
-            .route(web::get().to(get_client))
-            .route(web::patch().to(patch_client))
-            .route(web::delete().to(delete_client)),
-    )
-    .service(web::resource("/clients/{id}/disable").route(web::post().to(post_disable_client)))
-    .service(web::resource("/clients/{id}/enable").route(web::post().to(post_enable_client)))
-    .service(web::resource("/clients/{id}/revoke-tokens").route(web::post().to(post_revoke_tokens)))
-    .service(
-        web::resource("/clients/{id}/rotate-secret").route(web::post().to(post_rotate_secret)),
-    );
-}
-
-#[derive(Debug, Deserialize)]
+/// A new client.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateClientBody {
+pub(crate) struct CreateClientBody {
+    /// 1 to 200 characters, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// The scopes the client may request (`scope` is accepted too); default none.
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
+    /// Audiences (resource URIs or names) the client may request; the first is the
+    /// default `aud`. At most 32.
     #[serde(default)]
     audiences: Vec<String>,
+    /// Token lifetime in seconds; default `tokens.default_ttl_seconds`.
     #[serde(default)]
     token_ttl: Option<i64>,
+    /// `client_credentials` (the default) and/or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
     #[serde(default)]
     grant_types: Vec<String>,
 }
@@ -55,34 +44,52 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// A partial update: absent members keep their value.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateClientBody {
+pub(crate) struct UpdateClientBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default, alias = "scope")]
     scopes: Option<ScopeInput>,
     #[serde(default)]
     audiences: Option<Vec<String>>,
+    /// `null` returns to the server's default lifetime.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
     token_ttl: Option<Option<i64>>,
     #[serde(default)]
     grant_types: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// How long the old secret keeps working.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateSecretBody {
+pub(crate) struct RotateSecretBody {
+    /// Seconds the old secret stays valid beside the new one; default 0 (cut off at once).
     #[serde(default)]
     grace_seconds: i64,
 }
 
-async fn post_client(
+#[utoipa::path(
+    post,
+    path = "/admin/clients",
+    tag = "admin",
+    summary = "Create a client",
+    request_body = CreateClientBody,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The client, with its secret (shown once).", body = ClientWithSecret),
+        BearerErrors, BodyErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_client(
     admin: Admin,
     state: web::Data<AppState>,
-    body: web::Json<CreateClientBody>,
+    body: web::Json<Object<CreateClientBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let spec = ClientSpec {
         name: body.name,
         scopes: body
@@ -102,20 +109,40 @@ async fn post_client(
         .await?;
     Ok(private_json(
         StatusCode::CREATED,
-        with_secret_once(&view, "client_secret", secret.expose()),
+        ClientWithSecret {
+            client: view,
+            client_secret: secret.expose(),
+        },
     ))
 }
 
-async fn list_clients(
+#[utoipa::path(
+    get,
+    path = "/admin/clients",
+    tag = "admin",
+    summary = "List clients",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "Every client.", body = ClientList), BearerErrors, StoreErrors),
+)]
+pub(crate) async fn list_clients(
     _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let now = state.now();
     let list = state.db.run(move |conn| clients::list(conn, now)).await?;
-    Ok(private_json(StatusCode::OK, json!({ "clients": list })))
+    Ok(private_json(StatusCode::OK, ClientList { clients: list }))
 }
 
-async fn get_client(
+#[utoipa::path(
+    get,
+    path = "/admin/clients/{id}",
+    tag = "admin",
+    summary = "Show a client",
+    params(("id" = String, Path, description = "The client id")),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The client.", body = ClientView), BearerErrors, NotFound, StoreErrors),
+)]
+pub(crate) async fn get_client(
     _admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -128,13 +155,26 @@ async fn get_client(
     Ok(private_json(StatusCode::OK, client))
 }
 
-async fn patch_client(
+#[utoipa::path(
+    patch,
+    path = "/admin/clients/{id}",
+    tag = "admin",
+    summary = "Change a client",
+    params(("id" = String, Path, description = "The client id")),
+    request_body = UpdateClientBody,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The changed client.", body = ClientView),
+        BearerErrors, BodyErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn patch_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: web::Json<UpdateClientBody>,
+    body: web::Json<Object<UpdateClientBody>>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = body.into_inner();
+    let body = body.into_inner().into_inner();
     let update = ClientUpdate {
         name: body.name,
         scopes: body.scopes.as_ref().map(ScopeInput::parse).transpose()?,
@@ -164,7 +204,17 @@ async fn set_disabled(
     Ok(private_json(StatusCode::OK, client))
 }
 
-async fn post_disable_client(
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/disable",
+    tag = "admin",
+    summary = "Disable a client",
+    description = "The client can no longer get tokens, and its tokens stop being accepted.",
+    params(("id" = String, Path, description = "The client id")),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The client.", body = ClientView), BearerErrors, NotFound, StoreErrors),
+)]
+pub(crate) async fn post_disable_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -172,7 +222,16 @@ async fn post_disable_client(
     set_disabled(admin, state, id.into_inner(), true).await
 }
 
-async fn post_enable_client(
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/enable",
+    tag = "admin",
+    summary = "Enable a client",
+    params(("id" = String, Path, description = "The client id")),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The client.", body = ClientView), BearerErrors, NotFound, StoreErrors),
+)]
+pub(crate) async fn post_enable_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -180,7 +239,17 @@ async fn post_enable_client(
     set_disabled(admin, state, id.into_inner(), false).await
 }
 
-async fn post_revoke_tokens(
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/revoke-tokens",
+    tag = "admin",
+    summary = "Revoke every token of a client",
+    description = "Tokens issued to the client before now stop being accepted.",
+    params(("id" = String, Path, description = "The client id")),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The client.", body = ClientView), BearerErrors, NotFound, StoreErrors),
+)]
+pub(crate) async fn post_revoke_tokens(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -193,7 +262,16 @@ async fn post_revoke_tokens(
     Ok(private_json(StatusCode::OK, client))
 }
 
-async fn delete_client(
+#[utoipa::path(
+    delete,
+    path = "/admin/clients/{id}",
+    tag = "admin",
+    summary = "Delete a client",
+    params(("id" = String, Path, description = "The client id")),
+    security(("admin_token" = [])),
+    responses((status = 204, description = "Deleted."), BearerErrors, NotFound, StoreErrors),
+)]
+pub(crate) async fn delete_client(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -206,7 +284,21 @@ async fn delete_client(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn post_rotate_secret(
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/rotate-secret",
+    tag = "admin",
+    summary = "Give a client a new secret",
+    description = "No body means no grace: the old secret stops working at once.",
+    params(("id" = String, Path, description = "The client id")),
+    request_body(content = Option<RotateSecretBody>, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The client, with its new secret (shown once).", body = ClientWithSecret),
+        BearerErrors, BodyErrors, NotFound, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_rotate_secret(
     admin: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -226,6 +318,9 @@ async fn post_rotate_secret(
         .await?;
     Ok(private_json(
         StatusCode::OK,
-        with_secret_once(&view, "client_secret", secret.expose()),
+        ClientWithSecret {
+            client: view,
+            client_secret: secret.expose(),
+        },
     ))
 }

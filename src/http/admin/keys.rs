@@ -2,28 +2,51 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
-use super::{Admin, private_json};
+use super::{Admin, SigningKeyList, private_json};
 use crate::app::{AppState, maintenance};
 use crate::http::error::HttpError;
+use crate::http::openapi::{BearerErrors, StoreErrors};
 use crate::service::signing_keys;
+use crate::service::signing_keys::KeyView;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/keys").route(web::get().to(list_keys)))
-        .service(web::resource("/keys/rotate").route(web::post().to(post_rotate_key)));
-}
-
-async fn list_keys(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+#[utoipa::path(
+    get,
+    path = "/admin/keys",
+    operation_id = "list_signing_keys",
+    tag = "admin",
+    summary = "List signing keys",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "Every signing key, public parts only.", body = SigningKeyList), BearerErrors, StoreErrors),
+)]
+pub(crate) async fn list_keys(
+    _admin: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
     let now = state.now();
     let keys = state
         .db
         .run(move |conn| signing_keys::list(conn, now))
         .await?;
-    Ok(private_json(StatusCode::OK, json!({ "keys": keys })))
+    Ok(private_json(StatusCode::OK, SigningKeyList { keys }))
 }
 
-async fn post_rotate_key(
+#[utoipa::path(
+    post,
+    path = "/admin/keys/rotate",
+    operation_id = "post_rotate_signing_key",
+    tag = "admin",
+    summary = "Rotate the signing key",
+    description = "Announce before use: makes a new `next` key, published now, which signs \
+        from the next scheduled rotation on.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The new key.", body = KeyView),
+        (status = 409, description = "`conflict`: another rotation ran at the same time.", body = crate::http::error::ErrorBody),
+        BearerErrors, StoreErrors,
+    ),
+)]
+pub(crate) async fn post_rotate_key(
     admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {

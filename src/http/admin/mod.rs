@@ -1,10 +1,10 @@
 //! Admin API under `/admin`, protected by Tollgate's own access tokens carrying the
 //! `admin` scope for the admin audience (RFC 6750 bearer).
 
-mod accounts;
-mod audit;
-mod clients;
-mod keys;
+pub(super) mod accounts;
+pub(super) mod audit;
+pub(super) mod clients;
+pub(super) mod keys;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,13 +20,6 @@ use crate::service::audit::Actor;
 use crate::service::{BearerRejection, operators};
 
 pub use crate::oauth::ADMIN_SCOPE;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(clients::routes)
-        .configure(keys::routes)
-        .configure(accounts::routes)
-        .configure(audit::routes);
-}
 
 /// An authenticated operator: a valid Tollgate access token with the `admin` scope, for
 /// the admin audience, whose client still exists, is enabled and holds the scope.
@@ -67,6 +60,39 @@ impl FromRequest for Admin {
             Ok(Admin { claims })
         })
     }
+}
+
+/// `{"clients": [...]}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientList {
+    pub clients: Vec<crate::service::clients::ClientView>,
+}
+
+/// A client with its new secret: the one answer that holds it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientWithSecret<'a> {
+    #[serde(flatten)]
+    pub client: crate::service::clients::ClientView,
+    /// Shown this once; store it now.
+    pub client_secret: &'a str,
+}
+
+/// `{"keys": [...]}`: signing keys.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SigningKeyList {
+    pub keys: Vec<crate::service::signing_keys::KeyView>,
+}
+
+/// `{"accounts": [...]}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AccountList {
+    pub accounts: Vec<crate::service::accounts::AccountView>,
+}
+
+/// `{"events": [...]}`, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEvents {
+    pub events: Vec<crate::service::audit::AuditView>,
 }
 
 /// Answers that carry account or client data must not be cached by anyone between.

@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::CsrfForm;
 use super::error::ConsoleError;
@@ -13,8 +12,9 @@ use super::session::Person;
 use super::{Chrome, csrf, ok_page, page, see_other};
 use crate::app::AppState;
 use crate::http::error::HttpError;
+use crate::http::openapi::StoreErrors;
 use crate::service::accounts::AccountError;
-use crate::service::api_keys::Within;
+use crate::service::api_keys::{ApiKeyView, Within};
 use crate::service::app_authorizations::{self, AuthorizationError, CheckOutcome};
 use crate::service::pairing;
 
@@ -268,9 +268,46 @@ pub async fn post_authorize(
     ))
 }
 
+/// The MiAuth check's answer: `{"ok": false}` alone, or the key.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CheckAnswer<'a> {
+    /// Whether the key is in this answer.
+    pub ok: bool,
+    /// The key itself: shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<ApiKeyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<CheckAccount>,
+}
+
+/// The account that authorized the app.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CheckAccount {
+    pub id: String,
+    pub handle: String,
+    pub display_name: String,
+}
+
 /// `POST /api/v1/app-sessions/{session}/check` (MiAuth): once approved, the app receives
 /// its key, once. Anything else is `{"ok":false}`, so the answer does not say whether a
 /// session exists, is pending or was denied.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app-sessions/{session}/check",
+    tag = "miauth",
+    summary = "Collect the key of an app authorization",
+    description = "Misskey's MiAuth: after the person approved the app in the console \
+        (`/console/authorize-app?session=…`), the app collects its key here, once. Anything else \
+        (unknown, pending, denied, expired, already collected) is `{\"ok\": false}`. Only while \
+        the console is enabled.",
+    params(("session" = String, Path, description = "The session id the app chose (a UUID)")),
+    responses(
+        (status = 200, description = "The key, or `{\"ok\": false}`.", body = CheckAnswer),
+        StoreErrors,
+    ),
+)]
 pub async fn post_check(
     state: web::Data<AppState>,
     session: web::Path<String>,
@@ -280,20 +317,30 @@ pub async fn post_check(
         .db
         .run(move |conn| app_authorizations::check(conn, &session, now))
         .await?;
-    let body = match outcome {
-        CheckOutcome::Granted(grant) => json!({
-            "ok": true,
-            "api_key": grant.secret.expose(),
-            "key": grant.key,
-            "account": {
-                "id": grant.account.id,
-                "handle": grant.account.handle,
-                "display_name": grant.account.display_name,
-            },
-        }),
-        CheckOutcome::NotGranted => json!({"ok": false}),
+    let response = |body: CheckAnswer<'_>| {
+        HttpResponse::Ok()
+            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+            .json(body)
     };
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(body))
+    Ok(match outcome {
+        CheckOutcome::Granted(grant) => {
+            let grant = *grant;
+            response(CheckAnswer {
+                ok: true,
+                api_key: Some(grant.secret.expose()),
+                key: Some(grant.key),
+                account: Some(CheckAccount {
+                    id: grant.account.id,
+                    handle: grant.account.handle,
+                    display_name: grant.account.display_name,
+                }),
+            })
+        }
+        CheckOutcome::NotGranted => response(CheckAnswer {
+            ok: false,
+            api_key: None,
+            key: None,
+            account: None,
+        }),
+    })
 }

@@ -5,14 +5,14 @@
 //! Every page carries a strict Content-Security-Policy (no inline script or style), and
 //! every state-changing form a CSRF token checked with the request's origin ([`csrf`]).
 
-mod account;
-mod apps;
-mod assets;
-mod auth;
+pub(super) mod account;
+pub(super) mod apps;
+pub(super) mod assets;
+pub(super) mod auth;
 mod csrf;
-mod error;
-mod keys;
-mod operator;
+pub(super) mod error;
+pub(super) mod keys;
+pub(super) mod operator;
 mod session;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -36,73 +36,31 @@ fn security_headers() -> DefaultHeaders {
         .add(("cross-origin-opener-policy", "same-origin"))
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    // The app's half of MiAuth is an API call, not a page: JSON, no cookies.
-    cfg.service(
-        web::resource("/api/v1/app-sessions/{session}/check")
-            .route(web::post().to(apps::post_check)),
-    );
-    cfg.service(
-        web::scope("/console")
-            .wrap(security_headers())
-            .app_data(
-                web::FormConfig::default()
-                    .limit(16 * 1024)
-                    .error_handler(error::form_error),
-            )
-            .route("", web::get().to(get_home))
-            .route("/", web::get().to(get_home))
-            .route("/static/{name}", web::get().to(assets::get_asset))
-            .route("/sign-in", web::get().to(auth::get_sign_in))
-            .route("/sign-in", web::post().to(auth::post_sign_in))
-            .route(
-                "/sign-in/second-factor",
-                web::get().to(auth::get_second_factor),
-            )
-            .route(
-                "/sign-in/second-factor",
-                web::post().to(auth::post_second_factor),
-            )
-            .route("/sign-out", web::post().to(auth::post_sign_out))
-            .route("/account", web::get().to(account::get_account))
-            .route("/account/password", web::post().to(account::post_password))
-            .route(
-                "/account/second-factor",
-                web::get().to(account::get_second_factor),
-            )
-            .route(
-                "/account/second-factor",
-                web::post().to(account::post_second_factor),
-            )
-            .route(
-                "/account/second-factor/disable",
-                web::post().to(account::post_disable_second_factor),
-            )
-            .route(
-                "/account/sessions/end-others",
-                web::post().to(account::post_end_other_sessions),
-            )
-            .route(
-                "/account/sessions/{id}/end",
-                web::post().to(account::post_end_session),
-            )
-            .route("/invite/{token}", web::get().to(auth::get_invite))
-            .route("/invite/{token}", web::post().to(auth::post_invite))
-            .route("/apps", web::get().to(apps::get_apps))
-            .route("/apps/{id}/deny", web::post().to(apps::post_deny))
-            .route("/authorize-app", web::get().to(apps::get_authorize))
-            .route("/authorize-app", web::post().to(apps::post_authorize))
-            .route("/keys", web::get().to(keys::get_keys))
-            .route("/keys", web::post().to(keys::post_key))
-            .route("/keys/{id}/{action}", web::get().to(keys::get_key_action))
-            .route("/keys/{id}/{action}", web::post().to(keys::post_key_action))
-            .configure(operator::routes)
-            .default_service(web::to(error::page_not_found)),
-    );
+/// The console's scope (its routes are in `http::routes`): security headers on every page,
+/// the form body limit, and its own 404 page.
+pub(super) fn scope(
+    scope: actix_web::Scope,
+) -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    scope
+        .wrap(security_headers())
+        .app_data(
+            web::FormConfig::default()
+                .limit(16 * 1024)
+                .error_handler(error::form_error),
+        )
+        .default_service(web::to(error::page_not_found))
 }
 
 /// `/console/`: the keys page for a signed-in person, else the sign-in page.
-async fn get_home(visitor: Visitor) -> HttpResponse {
+pub(super) async fn get_home(visitor: Visitor) -> HttpResponse {
     let target = if visitor.0.is_some() {
         "/console/keys"
     } else {

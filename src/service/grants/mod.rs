@@ -16,7 +16,7 @@ use crate::domain::{Client, GrantType};
 use crate::oauth::{ADMIN_SCOPE, ErrorCode, Grant, OAuthError, Scope, TokenPolicy, TokenRequest};
 
 /// A successful token response (RFC 6749 §5.1; RFC 8693 §2.2.1 adds `issued_token_type`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     pub access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]

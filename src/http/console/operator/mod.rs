@@ -13,58 +13,15 @@ pub mod audit;
 pub mod clients;
 pub mod signing_keys;
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use askama::Template;
 use serde::Deserialize;
 
 use super::session::Person;
 use super::{Chrome, see_other};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/operator", web::get().to(get_operator_home))
-        .route("/operator/", web::get().to(get_operator_home))
-        .route("/operator/clients", web::get().to(clients::get_clients))
-        .route("/operator/clients", web::post().to(clients::post_client))
-        .route("/operator/clients/{id}", web::get().to(clients::get_client))
-        .route(
-            "/operator/clients/{id}",
-            web::post().to(clients::post_client_update),
-        )
-        .route(
-            "/operator/clients/{id}/{action}",
-            web::get().to(clients::get_client_action),
-        )
-        .route(
-            "/operator/clients/{id}/{action}",
-            web::post().to(clients::post_client_action),
-        )
-        .route(
-            "/operator/signing-keys",
-            web::get().to(signing_keys::get_signing_keys),
-        )
-        .route(
-            "/operator/signing-keys/rotate",
-            web::get().to(signing_keys::get_rotate),
-        )
-        .route(
-            "/operator/signing-keys/rotate",
-            web::post().to(signing_keys::post_rotate),
-        )
-        .route("/operator/accounts", web::get().to(accounts::get_accounts))
-        .route("/operator/accounts", web::post().to(accounts::post_account))
-        .route(
-            "/operator/accounts/{handle}/{action}",
-            web::get().to(accounts::get_account_action),
-        )
-        .route(
-            "/operator/accounts/{handle}/{action}",
-            web::post().to(accounts::post_account_action),
-        )
-        .route("/operator/audit", web::get().to(audit::get_audit));
-}
-
 /// `/console/operator/`: the clients page (the first of the operators' pages).
-async fn get_operator_home(person: Person) -> Result<HttpResponse, super::ConsoleError> {
+pub async fn get_operator_home(person: Person) -> Result<HttpResponse, super::ConsoleError> {
     person.operator()?;
     Ok(see_other("/console/operator/clients"))
 }
