@@ -3,7 +3,8 @@
 # handler signing the same claims with a key parsed once), one after the other under the
 # same wrk load, on a database holding CLIENTS clients and KEYS API keys. Prints a markdown
 # table: successful answers/s and their ratio to the ceiling's token endpoint, p50/p99 latency, the
-# server's CPU time per request and its peak RSS, per workload:
+# server's CPU time per request (and PostgreSQL's, in the server processes serving it) and
+# its peak RSS, per workload:
 #   token       POST /oauth/token, client_credentials, HTTP Basic (RFC 6749 §4.4)
 #   introspect  POST /oauth/introspect of a valid access token, by a client with the
 #               `introspect` scope (RFC 7662)
@@ -26,7 +27,7 @@
 #   CLIENTS=10000 ACCOUNTS=10000 KEYS=100000   what is seeded per backend
 #   WORKING_SET=1000   the load cycles over this many clients / API keys / tokens
 #   PG_URL=postgres://postgres@127.0.0.1:5432/test   (a schema of its own, dropped after)
-#   PORT=18080         ports PORT (ceiling), PORT+1 (Tollgate)
+#   PORT=18480         ports PORT (ceiling), PORT+1 (Tollgate)
 #   SKIP_BUILD=1       use the existing release binaries
 #   TOLLGATE_BIN=PATH  measure this server binary (e.g. to compare two builds)
 #   CARGO_TARGET_DIR   honoured
@@ -36,7 +37,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PORT=${PORT:-18080}
+PORT=${PORT:-18480}
 BACKENDS=${BACKENDS:-sqlite postgres}
 WORKLOADS=${WORKLOADS:-token introspect exchange me}
 check_common_settings
@@ -69,11 +70,13 @@ measure() {
         wait_loads || { cat "$TMP/warmup.wrk" >&2; die "[$name] warm-up failed"; }
     fi
     log "[$name] $workload: $CONNECTIONS connections, $THREADS threads, ${DURATION}s"
-    local ticks_before ticks hwm result
+    local ticks_before ticks hwm result db_before db_ticks=""
+    db_before=$(pg_cpu_snapshot "$name")
     ticks_before=$(cpu_ticks "$pid")
     start_wrk "$TMP/run.wrk" "$base" "$DURATION" "$CONNECTIONS" "$THREADS" "$workload" "$tokens"
     wait_loads || { cat "$TMP/run.wrk" >&2; die "[$name] wrk failed"; }
     ticks=$(($(cpu_ticks "$pid") - ticks_before))
+    [[ $name == postgres ]] && db_ticks=$(pg_cpu_delta "$db_before" "$(pg_cpu_snapshot "$name")")
     hwm=$(peak_rss_kib "$pid")
     result=$(wrk_result "$TMP/run.wrk")
     local failed
@@ -90,11 +93,11 @@ measure() {
     ROWS+=("$(awk -v name="$name" -v what="${LABEL[$workload]}" -v rate="$rate" \
         -v ceiling="$CEILING_RATE" -v p50="$(field "$result" p50_us)" -v p99="$(field "$result" p99_us)" \
         -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v requests="$(field "$result" requests)" \
-        -v hwm="$hwm" -v failed="$failed" 'BEGIN {
+        -v hwm="$hwm" -v failed="$failed" -v db="$(db_cpu_cell "$db_ticks" "$(field "$result" requests)")" 'BEGIN {
             ratio = ceiling > 0 ? sprintf("%.2f", rate / ceiling) : "–"
-            printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %.0f µs | %.1f MiB | %d |",
+            printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %.0f µs | %s | %.1f MiB | %d |",
                 name, what, rate, ratio, p50 / 1000, p99 / 1000,
-                ticks / hz * 1e6 / requests, hwm / 1024, failed
+                ticks / hz * 1e6 / requests, db, hwm / 1024, failed
         }')")
     printf '%s\n' "${ROWS[-1]}" >&2
 }
@@ -166,8 +169,8 @@ done
 {
     printf '%s — %s connections, %s wrk threads, %ss measured after %ss warm-up; %s clients, %s API keys seeded, load over %s of them\n\n' \
         "$MACHINE" "$CONNECTIONS" "$THREADS" "$DURATION" "$WARMUP" "$CLIENTS" "$KEYS" "$WORKING_SET"
-    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | peak RSS | failed |\n'
-    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed |\n'
+    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
     printf '%s\n' "${ROWS[@]}"
 } | tee "$TMP/table.md"
 mkdir -p "$REPO/bench/results"

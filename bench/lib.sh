@@ -80,7 +80,45 @@ pg_schema() {
     PG_SCHEMAS+=("$schema")
     local sep='?'
     [[ "$PG_URL" == *'?'* ]] && sep='&'
-    PG_SCHEMA_URL="${PG_URL}${sep}options=--search_path%3D${schema}"
+    # The application name finds this run's server connections in pg_stat_activity, for
+    # the database's CPU time (other clients may share the PostgreSQL).
+    PG_SCHEMA_URL="${PG_URL}${sep}application_name=${PG_APP}&options=--search_path%3D${schema}"
+}
+
+PG_APP=tollgate-bench-$$
+
+# PostgreSQL server processes serving this run's Tollgate connections (as root, their
+# /proc entries are readable: PostgreSQL runs on this machine, as the scripts require).
+pg_backend_pids() {
+    [[ $1 == postgres ]] || return 0
+    PGCONNECT_TIMEOUT=5 timeout 10 psql "$PG_URL" -qXAt \
+        -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$PG_APP'" 2>/dev/null || true
+}
+
+# pg_cpu_snapshot BACKEND: "pid ticks" lines of those processes now.
+pg_cpu_snapshot() {
+    local pid
+    for pid in $(pg_backend_pids "$1"); do
+        [[ -r /proc/$pid/stat ]] && printf '%s %s\n' "$pid" "$(cpu_ticks "$pid")"
+    done
+    return 0
+}
+
+# pg_cpu_delta BEFORE AFTER: ticks spent in between by the processes of AFTER (those
+# missing from BEFORE started in between and count whole), then how many processes of
+# BEFORE ended in between (their last ticks are lost: the sum is then a lower bound).
+pg_cpu_delta() {
+    awk 'NR == FNR { if ($1 != "") before[$1] = $2; next }
+        $1 != "" { sum += $2 - before[$1]; seen[$1] = 1 }
+        END { for (pid in before) if (!(pid in seen)) ended++; print sum + 0, ended + 0 }' \
+        <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+
+# db_cpu_cell "TICKS ENDED" REQUESTS: the table cell, "≥" when processes ended.
+db_cpu_cell() {
+    [[ -n $1 ]] || { printf '–'; return; }
+    awk -v ticks="${1% *}" -v ended="${1#* }" -v requests="$2" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%s%.0f µs", (ended > 0 ? "≥ " : ""), ticks / hz * 1e6 / requests }'
 }
 
 # --- processes cleaned up on exit ----------------------------------------------------
@@ -130,6 +168,13 @@ cleanup_common() {
 trap cleanup_common EXIT
 trap 'exit 130' INT TERM
 
+# Other servers on this machine must not answer in our place.
+ensure_port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        die "port $1 on 127.0.0.1 is in use: choose other ports with PORT=…"
+    fi
+}
+
 # Waits until GET $1/health/ready answers 200 (30 s), while process $2 lives.
 wait_ready() {
     local base=$1 pid=$2 log=$3
@@ -138,7 +183,10 @@ wait_ready() {
             tail -n 20 "$log" >&2
             die "the server for $base exited during start-up"
         fi
-        curl -fsS --max-time 1 -o /dev/null "$base/health/ready" 2>/dev/null && return
+        if curl -fsS --max-time 1 -o /dev/null "$base/health/ready" 2>/dev/null; then
+            kill -0 "$pid" 2>/dev/null || die "$base answered, but its server exited (port taken?)"
+            return
+        fi
         sleep 0.1
     done
     tail -n 20 "$log" >&2
@@ -149,6 +197,7 @@ wait_ready() {
 # background; its PID is left in STARTED_PID.
 start_tollgate() {
     local name=$1 url=$2 port=$3 issuer=$4 config=$5
+    ensure_port_free "$port"
     "$BIN" --config "$config" --database-url "$url" serve --bind "127.0.0.1:$port" \
         --issuer "$issuer" >"$TMP/$name.out" 2>"$TMP/$name.log" &
     STARTED_PID=$!
@@ -158,6 +207,7 @@ start_tollgate() {
 
 start_ceiling() {
     local port=$1
+    ensure_port_free "$port"
     "$CEILING_BIN" --bind "127.0.0.1:$port" --issuer "http://127.0.0.1:$port" \
         --workers "$WORKERS" >"$TMP/ceiling.out" 2>"$TMP/ceiling.log" &
     STARTED_PID=$!
@@ -235,7 +285,8 @@ report_failures() {
     local result=$1
     shift
     log "failed requests: $(cut -d ' ' -f 7- <<<"$result")"
-    cat "$@" 2>/dev/null | grep -iE 'error|warn' | sed -E 's/^[^ ]+ +//' | sort | uniq -c |
+    cat "$@" 2>/dev/null | sed -E 's/\x1b\[[0-9;]*m//g' | grep -iE 'error|warn' |
+        sed -E 's/^[^ ]+ +//' | sort | uniq -c |
         sort -rn | head -n 5 >&2 || true
 }
 

@@ -20,7 +20,7 @@
 #   TRIALS=100            propagation trials per kind of change and load
 #   PROBE_TIMEOUT_MS=5000 a change not seen by every other instance by then fails the trial
 #   PROBE_UNDER_LOAD=1    also measure propagation under load (0: idle only)
-#   PORT=18100            instance i listens on PORT+i-1
+#   PORT=18490            instance i listens on PORT+i-1
 #
 # The instances' failed-authentication limits are raised in their configuration: every
 # disable trial ends with one refused request per observer, from 127.0.0.1. Tables also go
@@ -28,7 +28,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PORT=${PORT:-18100}
+PORT=${PORT:-18490}
 INSTANCES=${INSTANCES:-1 2 3}
 WORKLOAD=${WORKLOAD:-token}
 TRIALS=${TRIALS:-100}
@@ -104,9 +104,11 @@ for n in $INSTANCES; do
     fi
     log "[$n instance(s)] $WORKLOAD: $CONNECTIONS connections in all, ${DURATION}s"
     declare -a before=()
+    db_before=$(pg_cpu_snapshot postgres)
     for pid in "${INSTANCE_PIDS[@]}"; do before+=("$(cpu_ticks "$pid")"); done
     load_all "$n" "$DURATION" run
     wait_loads || die "[$n instance(s)] wrk failed"
+    db_ticks=$(pg_cpu_delta "$db_before" "$(pg_cpu_snapshot postgres)")
     ticks=0 hwm=0 requests=0 rate=0 p50=0 p99=0 failed=0
     for ((i = 1; i <= n; i++)); do
         pid=${INSTANCE_PIDS[i - 1]}
@@ -127,10 +129,10 @@ for n in $INSTANCES; do
     [[ -n $SINGLE_RATE ]] || SINGLE_RATE=$rate
     ROWS+=("$(awk -v n="$n" -v rate="$rate" -v single="$SINGLE_RATE" -v p50="$p50" -v p99="$p99" \
         -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v requests="$requests" -v hwm="$hwm" \
-        -v failed="$failed" 'BEGIN {
-            printf "| %d | %d | %d | %.2f | %.2f ms | %.2f ms | %.0f µs | %.1f MiB | %d |",
-                n, rate, rate / n, single > 0 ? rate / single : 0, p50 / 1000, p99 / 1000,
-                ticks / hz * 1e6 / requests, hwm / 1024, failed
+        -v failed="$failed" -v db="$(db_cpu_cell "$db_ticks" "$requests")" 'BEGIN {
+            printf "| %d | %d | %d | %.2f | %.2f ms | %.2f ms | %.0f µs | %s | %.1f MiB | %d |",
+                n, rate, rate / n, (single > 0 ? rate / single : 0), p50 / 1000, p99 / 1000,
+                ticks / hz * 1e6 / requests, db, hwm / 1024, failed
         }')")
     printf '%s\n' "${ROWS[-1]}" >&2
 done
@@ -180,8 +182,8 @@ fi
 {
     printf '%s — %s on one PostgreSQL, %s connections in all, %ss measured after %ss warm-up; %s clients, %s API keys seeded, load over %s of them\n\n' \
         "$MACHINE" "$WORKLOAD" "$CONNECTIONS" "$DURATION" "$WARMUP" "$CLIENTS" "$KEYS" "$WORKING_SET"
-    printf '| instances | ok req/s (all) | per instance | ÷ 1 instance | p50 (worst) | p99 (worst) | server CPU / req | peak RSS (largest) | failed |\n'
-    printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '| instances | ok req/s (all) | per instance | ÷ 1 instance | p50 (worst) | p99 (worst) | server CPU / req | PostgreSQL CPU / req | peak RSS (largest) | failed |\n'
+    printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
     printf '%s\n' "${ROWS[@]}"
     printf '\nPropagation from instance 1 to the %d other(s), slowest instance per trial: p50/p99/max from the change acknowledged to the first poll that saw it (polls 1 ms apart); "last stale answer" is the latest poll still answered as before the change, and in how many trials there was one; 503/429 answers (overload) count as neither and are polled again\n\n' $((count - 1))
     printf '| change | load | observers | trials | p50 | p99 | max | last stale answer | trials with one | failed trials | 503/429 answers |\n'
