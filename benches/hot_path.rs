@@ -2,7 +2,7 @@
 //! `service::grants::issue` end to end against SQLite.
 //!
 //! Run: `cargo bench --bench hot_path` (add `-- --quick` for a fast, rougher pass).
-//! `bench/load.sh` measures the same path over HTTP.
+//! `bench/compare.sh` measures the same path over HTTP, beside a ceiling server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Tollgate side by side with its ceiling (bench/src/bin/ceiling.rs: a bare actix-web
+# handler signing the same claims with a key parsed once), one after the other under the
+# same wrk load, on a database holding CLIENTS clients and KEYS API keys. Prints a markdown
+# table: successful answers/s and their ratio to the ceiling's token endpoint, p50/p99 latency, the
+# server's CPU time per request (and PostgreSQL's, in the server processes serving it) and
+# its peak RSS, per workload:
+#   token       POST /oauth/token, client_credentials, HTTP Basic (RFC 6749 §4.4)
+#   introspect  POST /oauth/introspect of a valid access token, by a client with the
+#               `introspect` scope (RFC 7662)
+#   exchange    POST /oauth/token, token exchange with an API key as subject_token (RFC 8693)
+#   me          GET /api/v1/me with an API key (Bearer)
+# The ceiling runs `token` and `introspect` (ES256 verification of its own tokens).
+#
+# Usage: bench/compare.sh          (from anywhere)
+#
+# Environment:
+#   DURATION=20        seconds measured per run (after WARMUP seconds of the same load)
+#   WARMUP=3           seconds of load before each measured run (first uses of keys are
+#                      written to the database; a cache fills)
+#   CONNECTIONS=32     concurrent keep-alive connections
+#   THREADS=2          wrk threads (the load generator shares the machine with the server)
+#   WORKERS=0          server.workers and the ceiling's workers (0: one per core)
+#   POOL_SIZE=4        database.pool_size
+#   BACKENDS="sqlite postgres"          which backends Tollgate runs on
+#   WORKLOADS="token introspect exchange me"
+#   CLIENTS=10000 ACCOUNTS=10000 KEYS=100000   what is seeded per backend
+#   WORKING_SET=1000   the load cycles over this many clients / API keys / tokens
+#   PG_URL=postgres://postgres@127.0.0.1:5432/test   (a schema of its own, dropped after)
+#   PORT=18480         ports PORT (ceiling), PORT+1 (Tollgate)
+#   SKIP_BUILD=1       use the existing release binaries
+#   TOLLGATE_BIN=PATH  measure this server binary (e.g. to compare two builds)
+#   CARGO_TARGET_DIR   honoured
+#
+# The table is also written to bench/results/compare-<UTC time>.md. Each Tollgate run gets
+# a fresh process, so its peak RSS is that workload's. Exits non-zero if any request failed.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+PORT=${PORT:-18480}
+BACKENDS=${BACKENDS:-sqlite postgres}
+WORKLOADS=${WORKLOADS:-token introspect exchange me}
+check_common_settings
+for workload in $WORKLOADS; do
+    [[ $workload =~ ^(token|introspect|exchange|me)$ ]] || die "unknown workload $workload"
+done
+
+build_release
+check_binaries
+ensure_wrk
+TOLLGATE_MASTER_KEY=$(new_master_key)
+export TOLLGATE_MASTER_KEY
+
+declare -A LABEL=(
+    [token]="token (client_credentials)"
+    [introspect]="introspection (RFC 7662)"
+    [exchange]="token exchange (API key)"
+    [me]="GET /api/v1/me (API key)"
+)
+ROWS=()
+FAILURES=0
+CEILING_RATE=""
+
+# measure NAME BASE PID WORKLOAD [TOKENS]: warm-up, then the measured run; appends a row.
+measure() {
+    local name=$1 base=$2 pid=$3 workload=$4 tokens=${5:-}
+    check_request "$workload" "$base" "$tokens"
+    if ((WARMUP > 0)); then
+        start_wrk "$TMP/warmup.wrk" "$base" "$WARMUP" "$CONNECTIONS" "$THREADS" "$workload" "$tokens"
+        wait_loads || { cat "$TMP/warmup.wrk" >&2; die "[$name] warm-up failed"; }
+    fi
+    log "[$name] $workload: $CONNECTIONS connections, $THREADS threads, ${DURATION}s"
+    local ticks_before ticks hwm result db_before db_ticks=""
+    db_before=$(pg_cpu_snapshot "$name")
+    ticks_before=$(cpu_ticks "$pid")
+    start_wrk "$TMP/run.wrk" "$base" "$DURATION" "$CONNECTIONS" "$THREADS" "$workload" "$tokens"
+    wait_loads || { cat "$TMP/run.wrk" >&2; die "[$name] wrk failed"; }
+    ticks=$(($(cpu_ticks "$pid") - ticks_before))
+    [[ $name == postgres ]] && db_ticks=$(pg_cpu_delta "$db_before" "$(pg_cpu_snapshot "$name")")
+    hwm=$(peak_rss_kib "$pid")
+    result=$(wrk_result "$TMP/run.wrk")
+    local failed
+    failed=$(failed_count "$result")
+    if ((failed > 0)); then
+        FAILURES=$((FAILURES + failed))
+        report_failures "$result" "$TMP/$name.log"
+    fi
+    local rate
+    rate=$(ok_rate "$result")
+    if [[ $name == ceiling && $workload == token ]]; then
+        CEILING_RATE=$rate
+    fi
+    ROWS+=("$(awk -v name="$name" -v what="${LABEL[$workload]}" -v rate="$rate" \
+        -v ceiling="$CEILING_RATE" -v p50="$(field "$result" p50_us)" -v p99="$(field "$result" p99_us)" \
+        -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v requests="$(field "$result" requests)" \
+        -v hwm="$hwm" -v failed="$failed" -v db="$(db_cpu_cell "$db_ticks" "$(field "$result" requests)")" 'BEGIN {
+            ratio = ceiling > 0 ? sprintf("%.2f", rate / ceiling) : "–"
+            printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %.0f µs | %s | %.1f MiB | %d |",
+                name, what, rate, ratio, p50 / 1000, p99 / 1000,
+                ticks / hz * 1e6 / requests, db, hwm / 1024, failed
+        }')")
+    printf '%s\n' "${ROWS[-1]}" >&2
+}
+
+# --- the ceiling -------------------------------------------------------------------------
+# Its clients and tokens: the load is built from the seeder's files, so seed first (the
+# ceiling itself only reads the Basic header).
+run_ceiling() {
+    local base="http://127.0.0.1:$PORT"
+    log "[ceiling] starting on 127.0.0.1:$PORT"
+    start_ceiling "$PORT"
+    local pid=$STARTED_PID
+    measure ceiling "$base" "$pid" token
+    if [[ " $WORKLOADS " == *" introspect "* ]]; then
+        timeout 300 "$PROBE_BIN" tokens --url "$base" --clients "$SEED_DIR/clients.tsv" \
+            --count "$WORKING_SET" --out "$TMP/ceiling-tokens.txt"
+        # The peak RSS and CPU of this run are measured in the same process as `token`.
+        measure ceiling "$base" "$pid" introspect "$TMP/ceiling-tokens.txt"
+    fi
+    stop_servers
+}
+
+# --- Tollgate ----------------------------------------------------------------------------
+run_tollgate() {
+    local backend=$1 url=$2
+    local port=$((PORT + 1))
+    local base="http://127.0.0.1:$port"
+    local config="$TMP/$backend.toml"
+    write_config "$config"
+    local tokens="$TMP/$backend-tokens.txt"
+    for workload in $WORKLOADS; do
+        log "[$backend] starting Tollgate on 127.0.0.1:$port for $workload"
+        start_tollgate "$backend" "$url" "$port" "$base" "$config"
+        local pid=$STARTED_PID
+        if [[ $workload == introspect && ! -s $tokens ]]; then
+            timeout 300 "$PROBE_BIN" tokens --url "$base" --clients "$SEED_DIR/clients.tsv" \
+                --count "$WORKING_SET" --out "$tokens"
+        fi
+        measure "$backend" "$base" "$pid" "$workload" "$tokens"
+        stop_servers
+    done
+}
+
+STARTED=$(date -u +%Y%m%dT%H%M%SZ)
+MACHINE=$(machine_line)
+declare -A URLS=()
+for backend in $BACKENDS; do
+    case $backend in
+    sqlite) URLS[sqlite]="sqlite://$TMP/tollgate.db" ;;
+    postgres)
+        pg_reachable || die "PostgreSQL is not reachable at $PG_URL (BACKENDS=sqlite skips it)"
+        pg_schema "bench_$(date +%s)_$$"
+        URLS[postgres]=$PG_SCHEMA_URL
+        ;;
+    *) die "unknown backend $backend" ;;
+    esac
+done
+
+first=1
+for backend in $BACKENDS; do
+    seed "${URLS[$backend]}"
+    if ((first)); then
+        run_ceiling
+        first=0
+    fi
+    run_tollgate "$backend" "${URLS[$backend]}"
+done
+
+{
+    printf '%s — %s connections, %s wrk threads, %ss measured after %ss warm-up; %s clients, %s API keys seeded, load over %s of them\n\n' \
+        "$MACHINE" "$CONNECTIONS" "$THREADS" "$DURATION" "$WARMUP" "$CLIENTS" "$KEYS" "$WORKING_SET"
+    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed |\n'
+    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '%s\n' "${ROWS[@]}"
+} | tee "$TMP/table.md"
+mkdir -p "$REPO/bench/results"
+cp "$TMP/table.md" "$REPO/bench/results/compare-$STARTED.md"
+log "written to bench/results/compare-$STARTED.md"
+
+((FAILURES == 0)) || die "$FAILURES requests failed"
