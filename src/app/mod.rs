@@ -28,6 +28,8 @@ pub struct AppState {
     pub db: Db,
     /// The hot path's in-memory view of clients, API keys, accounts and revocations.
     pub cache: Arc<HotCache>,
+    /// Access tokens whose signature introspection already checked.
+    pub verified_tokens: crate::service::introspection::VerifiedTokens,
     pub keys: KeyStore,
     pub policy: TokenPolicy,
     pub master_key: Arc<MasterKey>,
@@ -67,6 +69,7 @@ impl AppState {
         Self {
             db,
             cache: Arc::new(HotCache::with_metrics(&metrics)),
+            verified_tokens: Default::default(),
             keys,
             policy: settings.token_policy(),
             pairing: Pairing::new(&master_key),

@@ -15,7 +15,7 @@
 //! than the bound.
 
 pub mod feed;
-mod table;
+pub(crate) mod table;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -115,7 +115,15 @@ pub async fn post_introspect(
         .clone()
         .into_inner()
         .read_through(move |lookup, app| {
-            introspection::introspect(lookup, &keys, &app.policy, &app.usage, &request, now)
+            introspection::introspect(
+                lookup,
+                &keys,
+                &app.policy,
+                &app.usage,
+                &app.verified_tokens,
+                &request,
+                now,
+            )
         })
         .await;
     match attempt.observe(answer) {

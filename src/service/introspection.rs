@@ -5,8 +5,12 @@ use serde::Serialize;
 use super::access_tokens::{self, AccessTokenClaims, Audience};
 use super::api_keys::{self, UsageTracker};
 use super::{ProtocolError, client_auth, operators};
+use std::sync::Arc;
+
 use crate::cache::Lookup;
+use crate::cache::table::{Cached, Table};
 use crate::crypto::secrets::ApiKeySecret;
+use crate::crypto::secrets::SecretDigest;
 use crate::crypto::signer::KeyRing;
 use crate::domain::client::survives_bulk_revocation;
 use crate::domain::{ApiKeyStatus, Client};
@@ -150,6 +154,51 @@ fn introspect_api_key(
     })
 }
 
+/// How many verified tokens an instance remembers (a few hundred bytes each).
+const VERIFIED_TOKENS: usize = 10_000;
+
+/// Access tokens whose signature this instance has already checked, by the SHA-256 of the
+/// whole token. A resource server introspects the same token on every request it serves,
+/// and verifying an ES256 signature costs more than making one. What is remembered is only
+/// that these exact bytes carry a valid signature by key `kid` and these claims: each use
+/// still checks the time window and that the key is still published, and looks up
+/// revocation and the client's state like any other token.
+pub struct VerifiedTokens(Table<[u8; 32], Arc<(String, AccessTokenClaims)>>);
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        Self(Table::new(VERIFIED_TOKENS, 1))
+    }
+}
+
+impl VerifiedTokens {
+    /// [`access_tokens::verify`] without an audience, remembering success.
+    pub fn verify(
+        &self,
+        keys: &KeyRing,
+        policy: &TokenPolicy,
+        token: &str,
+        now: i64,
+    ) -> Option<AccessTokenClaims> {
+        let digest = SecretDigest::of(token.as_bytes()).to_array();
+        if let Cached::Value(entry) = self.0.get(&digest) {
+            let (kid, claims) = &*entry;
+            if keys.verifying_key(kid).is_some() {
+                return (claims.exp > now && claims.nbf <= now).then(|| claims.clone());
+            }
+        }
+        let claims = access_tokens::verify(keys, policy, token, None, now).ok()?;
+        if let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) {
+            self.0.fill(
+                digest,
+                Some(Arc::new((kid, claims.clone()))),
+                self.0.epoch(),
+            );
+        }
+        Some(claims)
+    }
+}
+
 /// RFC 7662: authenticates the caller and answers for the token, from memory once warm
 /// (else a few primary-key reads), with no write.
 pub fn introspect(
@@ -157,6 +206,7 @@ pub fn introspect(
     keys: &KeyRing,
     policy: &TokenPolicy,
     usage: &UsageTracker,
+    verified: &VerifiedTokens,
     request: &IntrospectionRequest,
     now: i64,
 ) -> Result<Introspection, ProtocolError> {
@@ -182,7 +232,7 @@ pub fn introspect(
     if ApiKeySecret::looks_like_api_key(&request.token) {
         return introspect_api_key(lookup, usage, policy, &request.token, now);
     }
-    let Ok(claims) = access_tokens::verify(keys, policy, &request.token, None, now) else {
+    let Some(claims) = verified.verify(keys, policy, &request.token, now) else {
         return Ok(Introspection::inactive());
     };
     let active = !lookup.is_revoked(&claims.jti)?
@@ -216,4 +266,60 @@ fn client_ok(client: Option<&Client>, iat: i64) -> bool {
     client.is_some_and(|client| {
         client.disabled_at.is_none() && survives_bulk_revocation(iat, client.tokens_not_before)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::secrets::random_id;
+    use crate::crypto::signer::{SigningAlgorithm, SigningKey};
+
+    fn ring() -> KeyRing {
+        tollgate_verify::jwt_provider::install();
+        let (key, _) = SigningKey::generate(SigningAlgorithm::ES256).unwrap();
+        let jwk = key.public_jwk().clone();
+        KeyRing::new(Arc::new(key), &[jwk], vec![])
+    }
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy {
+            issuer: "https://auth.example".into(),
+            default_audience: "https://api.example".into(),
+            default_ttl: 60,
+            max_ttl: 600,
+            admin_audience: "https://auth.example/admin".into(),
+            exchange_ttl: 60,
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_needs_its_key_published() {
+        let (ring, other_ring, policy, now) = (ring(), ring(), policy(), 1_000);
+        let claims = AccessTokenClaims {
+            iss: policy.issuer.clone(),
+            sub: "c".into(),
+            aud: Audience::One("https://api.example".into()),
+            exp: now + 60,
+            iat: now,
+            nbf: now,
+            jti: random_id(),
+            client_id: "c".into(),
+            scope: "read".into(),
+            api_key_id: None,
+        };
+        let token = ring.active().sign_jwt(&claims).unwrap();
+        let verified = VerifiedTokens::default();
+        assert!(verified.verify(&ring, &policy, &token, now).is_some());
+        // Remembered: still valid within its window, not before or after it.
+        assert_eq!(verified.0.len().0, 1);
+        assert!(verified.verify(&ring, &policy, &token, now + 59).is_some());
+        assert!(verified.verify(&ring, &policy, &token, now + 60).is_none());
+        assert!(verified.verify(&ring, &policy, &token, now - 1).is_none());
+        // A key ring without its key: verified again, and refused.
+        assert!(verified.verify(&other_ring, &policy, &token, now).is_none());
+        // Another token's bytes are never taken for it.
+        let mut forged = token.clone();
+        forged.pop();
+        assert!(verified.verify(&ring, &policy, &forged, now).is_none());
+    }
 }
