@@ -128,22 +128,22 @@ pub fn verify(
     Ok(claims)
 }
 
+/// A key ring and a policy for unit tests of token handling.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use std::sync::Arc;
 
-    use super::*;
-    use crate::crypto::secrets::random_id;
-    use crate::crypto::signer::{SigningAlgorithm, SigningKey};
+    use crate::crypto::signer::{KeyRing, SigningAlgorithm, SigningKey};
+    use crate::oauth::TokenPolicy;
 
-    fn ring() -> KeyRing {
+    pub(crate) fn ring() -> KeyRing {
         tollgate_verify::jwt_provider::install();
         let (key, _) = SigningKey::generate(SigningAlgorithm::ES256).unwrap();
         let jwk = key.public_jwk().clone();
         KeyRing::new(Arc::new(key), &[jwk], vec![])
     }
 
-    fn policy() -> TokenPolicy {
+    pub(crate) fn policy() -> TokenPolicy {
         TokenPolicy {
             issuer: "https://auth.example".into(),
             default_audience: "https://api.example".into(),
@@ -153,6 +153,14 @@ mod tests {
             exchange_ttl: 60,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::secrets::random_id;
+
+    pub(crate) use super::test_support::{policy, ring};
 
     fn token(ring: &KeyRing, edit: impl FnOnce(&mut AccessTokenClaims)) -> String {
         let now = chrono::Utc::now().timestamp();

@@ -272,25 +272,7 @@ fn client_ok(client: Option<&Client>, iat: i64) -> bool {
 mod tests {
     use super::*;
     use crate::crypto::secrets::random_id;
-    use crate::crypto::signer::{SigningAlgorithm, SigningKey};
-
-    fn ring() -> KeyRing {
-        tollgate_verify::jwt_provider::install();
-        let (key, _) = SigningKey::generate(SigningAlgorithm::ES256).unwrap();
-        let jwk = key.public_jwk().clone();
-        KeyRing::new(Arc::new(key), &[jwk], vec![])
-    }
-
-    fn policy() -> TokenPolicy {
-        TokenPolicy {
-            issuer: "https://auth.example".into(),
-            default_audience: "https://api.example".into(),
-            default_ttl: 60,
-            max_ttl: 600,
-            admin_audience: "https://auth.example/admin".into(),
-            exchange_ttl: 60,
-        }
-    }
+    use crate::service::access_tokens::test_support::{policy, ring};
 
     #[test]
     fn a_remembered_token_still_expires_and_needs_its_key_published() {
