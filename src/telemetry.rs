@@ -20,6 +20,32 @@
 
 pub mod metrics;
 
+/// Ids for requests that come without one: a random prefix drawn once per instance and a
+/// counter, so that the hot path makes no system call and no base58 division for it. Unique
+/// across instances by the prefix; not secret (they are sent back in `X-Request-Id`).
+pub struct RequestIds {
+    prefix: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        let mut prefix = crate::crypto::secrets::random_id();
+        prefix.truncate(10);
+        Self {
+            prefix,
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl RequestIds {
+    pub fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}{n:012x}", self.prefix)
+    }
+}
+
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 

@@ -54,6 +54,8 @@ pub struct AppState {
     /// This instance's Prometheus metrics (a cache gets its counters from
     /// `metrics.cache("name")` when built here).
     pub metrics: Metrics,
+    /// Ids for requests that arrive without `X-Request-Id`.
+    pub request_ids: crate::telemetry::RequestIds,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             password_permits: tokio::sync::Semaphore::new(2),
             auth_failures,
             metrics,
+            request_ids: Default::default(),
         }
     }
 

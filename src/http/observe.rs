@@ -82,7 +82,7 @@ pub async fn observe(
     };
     let request_id = match req.headers().get(REQUEST_ID).and_then(accepted_request_id) {
         Some(id) => id.to_owned(),
-        None => crate::crypto::secrets::random_id(),
+        None => state.request_ids.next(),
     };
     let client = client_ip(req.request(), &state.settings.trusted_proxies);
     let span = match client {

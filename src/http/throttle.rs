@@ -40,9 +40,6 @@ pub struct AuthAttempt<'a> {
     state: &'a AppState,
     client_id: Option<String>,
     address: String,
-    /// How long this client id from this address (or the address) must wait, when it
-    /// failed too often lately.
-    blocked: Option<Duration>,
 }
 
 /// What to answer after the attempt.
@@ -56,13 +53,10 @@ pub enum Verdict<T> {
 
 impl<'a> AuthAttempt<'a> {
     pub fn begin(req: &HttpRequest, state: &'a AppState, client_id: Option<&str>) -> Self {
-        let address = request_address(req, state);
-        let blocked = state.auth_failures.check(client_id, &address).err();
         Self {
             state,
             client_id: client_id.map(str::to_owned),
-            address,
-            blocked,
+            address: request_address(req, state),
         }
     }
 
@@ -72,10 +66,17 @@ impl<'a> AuthAttempt<'a> {
         if let Err(ProtocolError::OAuth(err)) = &result
             && err.code == ErrorCode::InvalidClient
         {
+            // Consulted only on a failure, as it was before this one counted: correct
+            // credentials pass regardless, so a success takes no lock for it.
+            let blocked = self
+                .state
+                .auth_failures
+                .check(self.client_id.as_deref(), &self.address)
+                .err();
             self.state
                 .auth_failures
                 .record_failure(self.client_id.as_deref(), &self.address);
-            if let Some(wait) = self.blocked {
+            if let Some(wait) = blocked {
                 return Verdict::Throttled(wait);
             }
         }
