@@ -2,10 +2,10 @@
 //! or as one JSON object per line (`log.format`); and, in [`metrics`], the Prometheus
 //! metrics.
 //!
-//! Every request runs in a `request` span (see `http::observe`) whose fields,
-//! `request_id` and `client`, are written with each line logged while it is handled, in
-//! both formats. The span is at ERROR level so that it is kept whatever the filter lets
-//! through.
+//! Every line logged while a request is handled is in a `request` span (see
+//! `http::observe` and [`request`]) whose fields, `request_id` and `client`, are written with
+//! it, in both formats. The span is at ERROR level so that it is kept whatever the filter
+//! lets through, and made only when the request logs a line.
 //!
 //! The filter (`log.level`, `TOLLGATE_LOG`) is checked at start-up by [`check_filter`]:
 //! `tracing`'s own parser takes an unknown word such as `verbose` for a target name, which
@@ -19,6 +19,7 @@
 //! ERROR events (a failing response body, internal errors) stay ERROR.
 
 pub mod metrics;
+pub mod request;
 
 /// Ids for requests that come without one: a random prefix drawn once per instance and a
 /// counter, so that the hot path makes no system call and no base58 division for it. Unique
@@ -50,6 +51,7 @@ use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 
 use tracing::field::{Field, Visit};
+use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{FilterExt, LevelFilter};
@@ -100,6 +102,29 @@ struct Noise {
 impl<S> Filter<S> for Noise {
     fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
         !self.noise || is_h1_error(meta)
+    }
+
+    // Decided once per call site, not per event: only actix-http's ERROR events need a
+    // look at their message. Without this, every disabled `trace!` of every dependency
+    // would ask the filters again each time it runs.
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if is_h1_error(meta) {
+            Interest::sometimes()
+        } else if self.noise {
+            Interest::never()
+        } else {
+            Interest::always()
+        }
+    }
+
+    // With the filter's own hint (`And` keeps the stricter), the global maximum level lets
+    // disabled events be skipped by a level comparison.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(if self.noise {
+            LevelFilter::ERROR
+        } else {
+            LevelFilter::TRACE
+        })
     }
 
     fn event_enabled(&self, event: &Event<'_>, _cx: &Context<'_, S>) -> bool {
@@ -218,9 +243,11 @@ where
             .with_filter(shown)
             .boxed(),
     };
-    tracing_subscriber::registry()
-        .with(output)
-        .with(Demote.with_filter(Noise { noise: true }))
+    request::RequestSpans::new(
+        tracing_subscriber::registry()
+            .with(output)
+            .with(Demote.with_filter(Noise { noise: true })),
+    )
 }
 
 /// Installs the global subscriber once, as text; later calls (tests) are ignored. For

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::pg::PgConnection;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
-use diesel::{QueryableByName, RunQueryDsl};
+use diesel::{ExpressionMethods, QueryDsl, QueryableByName, RunQueryDsl};
 
 use super::HotCache;
 use crate::db::{Db, DbConn, DbError};
@@ -214,14 +214,14 @@ fn drain(cache: &HotCache, conn: &mut PgConnection) -> Result<(), DbError> {
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct Change {
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Text)]
-    key: String,
+// SQLite only (PostgreSQL has no such table). Declared for the query builder, whose
+// statements are prepared once per connection and reused.
+diesel::table! {
+    cache_changes (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        key -> Text,
+    }
 }
 
 #[derive(QueryableByName)]
@@ -249,18 +249,23 @@ fn follow_sqlite(
         }
         last_round = Instant::now();
         let started = cache.now_ms();
-        loop {
-            let changes = diesel::sql_query(
-                "SELECT seq, kind, key FROM cache_changes WHERE seq > ? ORDER BY seq LIMIT ?",
-            )
-            .bind::<BigInt, _>(last)
-            .bind::<BigInt, _>(BATCH)
-            .load::<Change>(&mut conn)?;
-            for change in &changes {
-                cache.apply(&change.kind, &change.key);
-                last = change.seq;
+        // Most rounds find nothing new: ask that first. This statement has no parameter
+        // and stays prepared; the range query below is planned again whenever its bound
+        // changes (SQLite re-plans range constraints on a new value).
+        let newest: Option<i64> = cache_changes::table
+            .select(diesel::dsl::max(cache_changes::seq))
+            .first(&mut conn)?;
+        while newest.unwrap_or(0) > last {
+            let changes: Vec<(i64, String, String)> = cache_changes::table
+                .filter(cache_changes::seq.gt(last))
+                .order(cache_changes::seq)
+                .limit(BATCH)
+                .load(&mut conn)?;
+            for (seq, kind, key) in &changes {
+                cache.apply(kind, key);
+                last = *seq;
             }
-            if i64::try_from(changes.len()).unwrap_or(BATCH) < BATCH {
+            if changes.is_empty() {
                 break;
             }
         }

@@ -688,9 +688,9 @@ impl Db {
         let mut changes = self.health.subscribe();
         let (pool, health, task_gate) = (self.pool.clone(), self.health.clone(), gate.clone());
         let waiting = self.waiting.clone();
-        let span = tracing::Span::current();
+        let scope = crate::telemetry::request::RequestScope::current();
         let mut task = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| {
+            crate::telemetry::request::RequestScope::run(scope, || {
                 // Waited in the queue past the caller's patience, or the database went
                 // down meanwhile: do not run work nobody waits for.
                 if task_gate.is_abandoned() || Instant::now() >= deadline {

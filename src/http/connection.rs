@@ -46,7 +46,23 @@ struct WatchState {
     /// When the oldest request being handled started.
     busy_since: Cell<Instant>,
     closed: Cell<bool>,
+    /// The deadline the watchdog sleeps until. A request's start or end that keeps the
+    /// connection's deadline at or after it does not wake the watchdog (it re-reads the
+    /// state when it wakes): the common case costs no wake-up and no timer change.
+    sleeping_until: Cell<Instant>,
+    head_timeout: Duration,
+    request_timeout: Duration,
     wake: Notify,
+}
+
+impl WatchState {
+    /// Wakes the watchdog if the connection's deadline is now earlier than the one it
+    /// sleeps until.
+    fn deadline_moved(&self, deadline: Instant) {
+        if deadline < self.sleeping_until.get() {
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// Kept in the connection's data (`HttpRequest::conn_data`); dropped with the connection.
@@ -68,10 +84,11 @@ struct RequestMark(Rc<WatchState>);
 impl RequestMark {
     fn start(state: &Rc<WatchState>) -> Self {
         if state.active.get() == 0 {
-            state.busy_since.set(Instant::now());
+            let now = Instant::now();
+            state.busy_since.set(now);
+            state.deadline_moved(now + state.request_timeout);
         }
         state.active.set(state.active.get() + 1);
-        state.wake.notify_one();
         Self(state.clone())
     }
 }
@@ -79,9 +96,12 @@ impl RequestMark {
 impl Drop for RequestMark {
     fn drop(&mut self) {
         let state = &self.0;
+        let now = Instant::now();
         state.active.set(state.active.get().saturating_sub(1));
-        state.idle_since.set(Instant::now());
-        state.wake.notify_one();
+        state.idle_since.set(now);
+        if state.active.get() == 0 {
+            state.deadline_moved(now + state.head_timeout);
+        }
     }
 }
 
@@ -185,43 +205,37 @@ pub fn on_connect(settings: &WatchSettings, connection: &dyn std::any::Any, data
         shut_down(stream);
         return;
     };
+    let now = Instant::now();
     let state = Rc::new(WatchState {
         active: Cell::new(0),
-        idle_since: Cell::new(Instant::now()),
-        busy_since: Cell::new(Instant::now()),
+        idle_since: Cell::new(now),
+        busy_since: Cell::new(now),
         closed: Cell::new(false),
+        sleeping_until: Cell::new(now),
+        head_timeout: settings.head_timeout,
+        request_timeout: settings.request_timeout,
         wake: Notify::new(),
     });
     data.insert(ConnectionWatch {
         state: state.clone(),
         _slot: slot,
     });
-    actix_web::rt::spawn(watch(
-        state,
-        socket,
-        settings.head_timeout,
-        settings.request_timeout,
-    ));
+    actix_web::rt::spawn(watch(state, socket));
 }
 
-async fn watch(
-    state: Rc<WatchState>,
-    socket: socket2::Socket,
-    head_timeout: Duration,
-    request_timeout: Duration,
-) {
+async fn watch(state: Rc<WatchState>, socket: socket2::Socket) {
     loop {
         if state.closed.get() {
             return;
         }
         let (deadline, why) = if state.active.get() > 0 {
             (
-                state.busy_since.get() + request_timeout,
+                state.busy_since.get() + state.request_timeout,
                 "a request was not answered within the request timeout",
             )
         } else {
             (
-                state.idle_since.get() + head_timeout,
+                state.idle_since.get() + state.head_timeout,
                 "no complete request head within the head timeout",
             )
         };
@@ -230,6 +244,7 @@ async fn watch(
             let _ = socket.shutdown(Shutdown::Both);
             return;
         }
+        state.sleeping_until.set(deadline);
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => {}
             () = state.wake.notified() => {}

@@ -39,10 +39,20 @@ use crate::app::AppState;
 /// the client trickles it.
 struct Deadline {
     inner: Payload,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-    timed_out: Rc<Cell<bool>>,
-    held: Rc<RefCell<Option<Payload>>>,
+    /// When the body must be in. The timer is armed only once the body is waited for: a
+    /// body that arrived with the head (the common case) never touches the timer wheel.
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    outcome: Rc<Outcome>,
     finished: bool,
+}
+
+/// What the payload tells the middleware once the handler is done with it.
+#[derive(Default)]
+struct Outcome {
+    timed_out: Cell<bool>,
+    /// The unread rest of the body, kept alive until the response is written.
+    held: RefCell<Option<Payload>>,
 }
 
 /// A response body that keeps the unread request payload alive while it is written.
@@ -79,19 +89,25 @@ impl futures_core::Stream for Deadline {
                 Poll::Ready(None)
             }
             Poll::Ready(item) => Poll::Ready(item),
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.finished = true;
-                    self.timed_out.set(true);
-                    let unread = std::mem::replace(&mut self.inner, Payload::None);
-                    *self.held.borrow_mut() = Some(unread);
-                    Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the request body was not received in time",
-                    )))))
+            Poll::Pending => {
+                let deadline = self.deadline;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.finished = true;
+                        self.outcome.timed_out.set(true);
+                        let unread = std::mem::replace(&mut self.inner, Payload::None);
+                        *self.outcome.held.borrow_mut() = Some(unread);
+                        Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the request body was not received in time",
+                        )))))
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 }
@@ -100,7 +116,7 @@ impl Drop for Deadline {
     fn drop(&mut self) {
         if !self.finished {
             let unread = std::mem::replace(&mut self.inner, Payload::None);
-            *self.held.borrow_mut() = Some(unread);
+            *self.outcome.held.borrow_mut() = Some(unread);
         }
     }
 }
@@ -113,8 +129,7 @@ pub async fn body_deadline(
     let limit = req
         .app_data::<web::Data<AppState>>()
         .map(|state| state.settings.request_body_timeout);
-    let timed_out = Rc::new(Cell::new(false));
-    let held = Rc::new(RefCell::new(None));
+    let outcome = Rc::new(Outcome::default());
     if let Some(limit) = limit {
         let payload = req.take_payload();
         if matches!(payload, Payload::None) {
@@ -122,17 +137,17 @@ pub async fn body_deadline(
         } else {
             let stream: Pin<Box<dyn futures_core::Stream<Item = _>>> = Box::pin(Deadline {
                 inner: payload,
-                sleep: Box::pin(tokio::time::sleep(limit)),
-                timed_out: timed_out.clone(),
-                held: held.clone(),
+                deadline: tokio::time::Instant::now() + limit,
+                sleep: None,
+                outcome: outcome.clone(),
                 finished: false,
             });
             req.set_payload(Payload::from(stream));
         }
     }
     let response = next.call(req).await?;
-    let unread = held.borrow_mut().take();
-    if timed_out.get() {
+    let unread = outcome.held.borrow_mut().take();
+    if outcome.timed_out.get() {
         let request = response.request().clone();
         let answer = body_timeout_response(limit);
         let answer = match unread {

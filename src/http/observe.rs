@@ -5,10 +5,11 @@
 //!   `A-Z a-z 0-9 - _ . : + / = @`) is kept, so that a proxy's id follows the request;
 //!   anything else is replaced by a new random id (128 bits, base58). Either way the answer
 //!   carries it in `X-Request-Id`.
-//! - **Span**: the request is handled inside an ERROR-level `request` span with the fields
-//!   `request_id` and `client` (the address from [`super::extract::client_ip`], which
-//!   believes `X-Forwarded-For` only from `server.trusted_proxies`), so every line logged
-//!   meanwhile names them, whatever the filter lets through.
+//! - **Span**: every line logged while the request is handled is in an ERROR-level
+//!   `request` span with the fields `request_id` and `client` (the address from
+//!   [`super::extract::client_ip`], which believes `X-Forwarded-For` only from
+//!   `server.trusted_proxies`), so it names them, whatever the filter lets through. The span
+//!   is made on the request's first line ([`crate::telemetry::request`]).
 //! - **Access log** (`server.access_log`): one INFO line per request under the target
 //!   `tollgate::access`: method, route, status and duration. The route is the matched
 //!   pattern (`/console/invite/{token}`), never the raw path, so that a secret in a path is
@@ -17,6 +18,7 @@
 //! - **Metrics**: see [`crate::telemetry::metrics`]; routes are labelled by pattern too,
 //!   and methods outside a fixed set as `other`, so label values stay bounded.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -24,13 +26,14 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
-use tracing::Instrument;
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{ErrorTag, HttpError, no_store};
 use super::extract::client_ip;
+use super::routes::RoutePattern;
 use crate::app::AppState;
 use crate::telemetry::metrics::{CONTENT_TYPE, PoolGauges, UNMATCHED_ROUTE};
+use crate::telemetry::request::{RequestScope, Scoped};
 use actix_web::ResponseError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -67,6 +70,16 @@ fn unmatched_path(path: &str) -> &str {
     }
 }
 
+/// The pattern of the route that answered: the one its resource carries, else (a wrong
+/// method that fell through to the fallback) the pattern the path matches, so that a path
+/// with a secret in it (`/console/invite/{token}`) is not written either way.
+fn route_of(req: &HttpRequest) -> Option<Cow<'static, str>> {
+    match req.app_data::<RoutePattern>() {
+        Some(pattern) => Some(Cow::Borrowed(pattern.0)),
+        None => req.match_pattern().map(Cow::Owned),
+    }
+}
+
 /// The middleware around every route (see the module documentation). It sits outside
 /// `surface`, so it sees the final answer, JSON errors included.
 pub async fn observe(
@@ -85,16 +98,13 @@ pub async fn observe(
         None => state.request_ids.next(),
     };
     let client = client_ip(req.request(), &state.settings.trusted_proxies);
-    let span = match client {
-        Some(ip) => tracing::error_span!("request", request_id = %request_id, client = %ip),
-        None => tracing::error_span!("request", request_id = %request_id),
-    };
+    let scope = RequestScope::new(request_id, client);
     let method = req.method().clone();
-    let result = next.call(req).instrument(span.clone()).await;
+    let result = Scoped::new(scope.clone(), next.call(req)).await;
     let seconds = started.elapsed().as_secs_f64();
     let (status, route, path) = match &result {
         Ok(res) => {
-            let route = res.request().match_pattern();
+            let route = route_of(res.request());
             let path = match &route {
                 Some(_) => None,
                 None => Some(unmatched_path(res.request().path()).to_owned()),
@@ -122,7 +132,7 @@ pub async fn observe(
     if state.settings.access_log {
         let shown = path.as_deref().unwrap_or(route_label);
         let duration_ms = (seconds * 1_000_000.0).round() / 1_000.0;
-        span.in_scope(|| {
+        scope.span().in_scope(|| {
             tracing::info!(
                 target: "tollgate::access",
                 method = %method,
@@ -134,7 +144,7 @@ pub async fn observe(
         });
     }
     let mut res = result?;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(scope.request_id()) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res.map_into_boxed_body())

@@ -55,17 +55,34 @@ macro_rules! when {
     };
 }
 
-/// Adds one route to `cfg`.
+/// The pattern of the route that answered a request (its full path template), set on each
+/// route's resource so that `observe` can label the request without routing it again.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePattern(pub &'static str);
+
+/// Adds one route to `cfg`, as a resource of its own that carries its [`RoutePattern`].
 macro_rules! add_route {
-    ($cfg:ident, $method:ident, $path:literal, $handler:path) => {
-        $cfg.route($path, surface::on(Method::$method).to($handler));
-    };
-    ($cfg:ident, $method:ident, $path:literal, $handler:path, exclusive) => {
-        $cfg.service(web::resource($path).route(web::method(Method::$method).to($handler)));
-    };
-    ($cfg:ident, $method:ident, $path:literal, $handler:path, $otherwise:path) => {
+    ($cfg:ident, $pattern:expr, $method:ident, $path:literal, $handler:path) => {
+        // What `ServiceConfig::route` does (the guard on the resource, so that a wrong
+        // method falls through), plus the pattern.
         $cfg.service(
             web::resource($path)
+                .guard(surface::on(Method::$method))
+                .app_data(RoutePattern($pattern))
+                .route(web::route().to($handler)),
+        );
+    };
+    ($cfg:ident, $pattern:expr, $method:ident, $path:literal, $handler:path, exclusive) => {
+        $cfg.service(
+            web::resource($path)
+                .app_data(RoutePattern($pattern))
+                .route(web::method(Method::$method).to($handler)),
+        );
+    };
+    ($cfg:ident, $pattern:expr, $method:ident, $path:literal, $handler:path, $otherwise:path) => {
+        $cfg.service(
+            web::resource($path)
+                .app_data(RoutePattern($pattern))
                 .route(web::method(Method::$method).to($handler))
                 .default_service(web::to($otherwise)),
         );
@@ -123,7 +140,7 @@ macro_rules! route_table {
             $(
                 if when!(options $(, $flag)?) {
                     let $group = |cfg: &mut web::ServiceConfig| {
-                        $( add_route!(cfg, $method, $path, $handler $(, $otherwise)? $(, $exclusive)?); )*
+                        $( add_route!(cfg, concat!($prefix, $path), $method, $path, $handler $(, $otherwise)? $(, $exclusive)?); )*
                     };
                     attach!(cfg, $prefix, $group $(, $scope => $setup)?);
                 }
@@ -133,10 +150,19 @@ macro_rules! route_table {
 }
 
 route_table! {
+    // First: the hot path. A request is matched against the routes in order, and these
+    // are fixed paths (no pattern to run).
+    oauth: Api at "" {
+        POST "/oauth/token" => token::post_token, otherwise error::post_only;
+        POST "/oauth/revoke" => introspection::post_revoke, otherwise error::post_only;
+        POST "/oauth/introspect" => introspection::post_introspect, otherwise error::post_only;
+    }
+
     // The app's half of MiAuth is an API call, not a page: JSON, no cookies. Before
-    // `/api/v1`, whose scope would take it.
-    miauth: Api if console at "" {
-        POST "/api/v1/app-sessions/{session}/check" => console::apps::post_check;
+    // `/api/v1`, whose scope would take it; in a scope of its own, so that other requests
+    // pass it by a prefix comparison instead of running its pattern.
+    miauth: Api if console at "/api/v1/app-sessions" {
+        POST "/{session}/check" => console::apps::post_check;
     }
 
     console: Page if console at "/console" with(scope => console::scope(scope)) {
@@ -181,12 +207,6 @@ route_table! {
         GET "/operator/accounts/{handle}/{action}" => console::operator::accounts::get_account_action;
         POST "/operator/accounts/{handle}/{action}" => console::operator::accounts::post_account_action;
         GET "/operator/audit" => console::operator::audit::get_audit;
-    }
-
-    oauth: Api at "" {
-        POST "/oauth/token" => token::post_token, otherwise error::post_only;
-        POST "/oauth/revoke" => introspection::post_revoke, otherwise error::post_only;
-        POST "/oauth/introspect" => introspection::post_introspect, otherwise error::post_only;
     }
 
     discovery: Api at "" {

@@ -15,7 +15,7 @@ use actix_web::guard::{Guard, GuardContext};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, Route, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 use super::error::{ErrorBody, HttpError, no_store, rfc_text};
 use actix_web::ResponseError;
@@ -39,10 +39,10 @@ impl Guard for MethodGuard {
     }
 }
 
-/// `web::method(method)` that takes part in `Allow` (for `cfg.route`, which moves the guard
-/// to a resource of its own); where GET is, HEAD is served too.
-pub fn on(method: Method) -> Route {
-    web::route().guard(MethodGuard(method))
+/// A method guard for a route's resource that takes part in `Allow`; where GET is, HEAD is
+/// served too.
+pub fn on(method: Method) -> impl Guard {
+    MethodGuard(method)
 }
 
 /// The `Allow` value for these methods: HEAD goes with GET, and the order is fixed.

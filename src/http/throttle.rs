@@ -9,6 +9,7 @@
 //! indexed read and a constant-time compare; its 256 random bits make guessing pointless,
 //! and throttled guessers only ever see 429.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -27,19 +28,13 @@ use crate::service::ProtocolError;
 /// says when.
 pub const THROTTLED_ERROR: ErrorCode = ErrorCode::TemporarilyUnavailable;
 
-/// The client's address as the limiters count it (IPv6 per /64; `X-Forwarded-For` only
-/// from trusted proxies).
-pub fn request_address(req: &HttpRequest, state: &AppState) -> String {
-    client_ip(req, &state.settings.trusted_proxies)
-        .map(address_key)
-        .unwrap_or_default()
-}
-
 /// One client authentication attempt.
 pub struct AuthAttempt<'a> {
     state: &'a AppState,
     client_id: Option<String>,
-    address: String,
+    /// The client's address (`X-Forwarded-For` only from trusted proxies); turned into the
+    /// limiters' key (IPv6 per /64) only when there is a failure to count.
+    client_ip: Option<IpAddr>,
 }
 
 /// What to answer after the attempt.
@@ -56,7 +51,7 @@ impl<'a> AuthAttempt<'a> {
         Self {
             state,
             client_id: client_id.map(str::to_owned),
-            address: request_address(req, state),
+            client_ip: client_ip(req, &state.settings.trusted_proxies),
         }
     }
 
@@ -68,14 +63,15 @@ impl<'a> AuthAttempt<'a> {
         {
             // Consulted only on a failure, as it was before this one counted: correct
             // credentials pass regardless, so a success takes no lock for it.
+            let address = self.client_ip.map(address_key).unwrap_or_default();
             let blocked = self
                 .state
                 .auth_failures
-                .check(self.client_id.as_deref(), &self.address)
+                .check(self.client_id.as_deref(), &address)
                 .err();
             self.state
                 .auth_failures
-                .record_failure(self.client_id.as_deref(), &self.address);
+                .record_failure(self.client_id.as_deref(), &address);
             if let Some(wait) = blocked {
                 return Verdict::Throttled(wait);
             }
