@@ -143,14 +143,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::http::surface::surface,
                 ))
-                // Request id, log span, access log, metrics; outside `surface`, so it sees
-                // the final answer.
+                // Outermost: the connection's watchdog, request id, log span, access log,
+                // metrics; outside `surface`, so it sees the final answer.
                 .wrap(actix_web::middleware::from_fn(
                     crate::http::observe::observe,
-                ))
-                // Outermost: tells the connection's watchdog when a request starts and ends.
-                .wrap(actix_web::middleware::from_fn(
-                    crate::http::connection::mark_requests,
                 ))
                 .configure(|cfg| {
                     let options = crate::http::routes::Options {

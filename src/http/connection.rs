@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use actix_web::rt::net::TcpStream;
 use actix_web::web;
 use tokio::sync::Notify;
@@ -79,7 +78,7 @@ impl Drop for ConnectionWatch {
 }
 
 /// Marks the end of a request on drop.
-struct RequestMark(Rc<WatchState>);
+pub struct RequestMark(Rc<WatchState>);
 
 impl RequestMark {
     fn start(state: &Rc<WatchState>) -> Self {
@@ -273,20 +272,26 @@ impl MessageBody for MarkedBody {
     }
 }
 
-/// `from_fn` middleware: tells the connection's watchdog when a request starts and when its
-/// response has been written.
-pub async fn mark_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let mark = req
-        .conn_data::<ConnectionWatch>()
-        .map(|watch| RequestMark::start(&watch.state));
-    let response = next.call(req).await?;
-    Ok(response
-        .map_body(|_, body| MarkedBody {
-            body: body.boxed(),
-            _mark: mark,
-        })
-        .map_into_boxed_body())
+/// Tells the connection's watchdog that a request has started (its head is in); the
+/// returned marker, passed to [`end_with_response`], tells it when the response has been
+/// written. Called first thing by `observe`, the outermost middleware.
+pub fn start_request(req: &ServiceRequest) -> Option<RequestMark> {
+    req.conn_data::<ConnectionWatch>()
+        .map(|watch| RequestMark::start(&watch.state))
+}
+
+/// The response, marking the end of its request once written (or dropped).
+pub fn end_with_response(
+    mark: Option<RequestMark>,
+    response: ServiceResponse<BoxBody>,
+) -> ServiceResponse<BoxBody> {
+    match mark {
+        None => response,
+        Some(mark) => response
+            .map_body(|_, body| MarkedBody {
+                body,
+                _mark: Some(mark),
+            })
+            .map_into_boxed_body(),
+    }
 }

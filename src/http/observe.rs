@@ -1,5 +1,7 @@
 //! What is recorded about every request: its id, the span its log lines carry, the access
-//! log line and the metrics; and `/metrics`, served on `metrics.listen` only.
+//! log line and the metrics; and `/metrics`, served on `metrics.listen` only. The same
+//! outermost middleware tells the connection's watchdog when each request starts and when
+//! its answer has been written (`super::connection`).
 //!
 //! - **Request id**: a valid incoming `X-Request-Id` (1 to 128 characters among
 //!   `A-Z a-z 0-9 - _ . : + / = @`) is kept, so that a proxy's id follows the request;
@@ -28,6 +30,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::connection;
 use super::error::{ErrorTag, HttpError, no_store};
 use super::extract::client_ip;
 use super::routes::RoutePattern;
@@ -87,11 +90,12 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    let mark = connection::start_request(&req);
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next
             .call(req)
             .await
-            .map(ServiceResponse::map_into_boxed_body);
+            .map(|res| connection::end_with_response(mark, res.map_into_boxed_body()));
     };
     let request_id = match req.headers().get(REQUEST_ID).and_then(accepted_request_id) {
         Some(id) => id.to_owned(),
@@ -147,7 +151,10 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(scope.request_id()) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    Ok(res.map_into_boxed_body())
+    Ok(connection::end_with_response(
+        mark,
+        res.map_into_boxed_body(),
+    ))
 }
 
 /// `GET /metrics` (Prometheus text format) on the metrics listener.
