@@ -104,6 +104,20 @@ pub enum DbError {
     NotCached,
 }
 
+impl DbError {
+    /// A row referred to a row that is gone: on PostgreSQL, a concurrent transaction
+    /// deleted the parent between this one's read of it and its insert.
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
+}
+
 /// Driver messages of a lost or unreachable server (libpq and PostgreSQL's own).
 const OUTAGE_MESSAGES: &[&str] = &[
     "server closed the connection",
