@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use diesel::pg::PgConnection;
 use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
-use diesel::{ExpressionMethods, QueryDsl, QueryableByName, RunQueryDsl};
+use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
 
 use super::HotCache;
 use crate::db::{Db, DbConn, DbError};
@@ -224,10 +224,13 @@ diesel::table! {
     }
 }
 
-#[derive(QueryableByName)]
-struct LastSeq {
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
+/// The newest change row's `seq` (0 when there is none). No parameter: the statement stays
+/// prepared.
+fn newest_change(conn: &mut SqliteConnection) -> Result<i64, DbError> {
+    let newest: Option<i64> = cache_changes::table
+        .select(diesel::dsl::max(cache_changes::seq))
+        .first(conn)?;
+    Ok(newest.unwrap_or(0))
 }
 
 fn follow_sqlite(
@@ -237,9 +240,7 @@ fn follow_sqlite(
     stop: &AtomicBool,
 ) -> Result<(), DbError> {
     let started = cache.now_ms();
-    let mut last = diesel::sql_query("SELECT COALESCE(MAX(seq), 0) AS seq FROM cache_changes")
-        .get_result::<LastSeq>(&mut conn)?
-        .seq;
+    let mut last = newest_change(&mut conn)?;
     cache.forget_all();
     cache.confirm(started);
     let mut last_round = Instant::now();
@@ -249,13 +250,11 @@ fn follow_sqlite(
         }
         last_round = Instant::now();
         let started = cache.now_ms();
-        // Most rounds find nothing new: ask that first. This statement has no parameter
-        // and stays prepared; the range query below is planned again whenever its bound
-        // changes (SQLite re-plans range constraints on a new value).
-        let newest: Option<i64> = cache_changes::table
-            .select(diesel::dsl::max(cache_changes::seq))
-            .first(&mut conn)?;
-        while newest.unwrap_or(0) > last {
+        // Most rounds find nothing new: ask that first. The range query below is planned
+        // again whenever its bound changes (SQLite re-plans range constraints on a new
+        // value).
+        let newest = newest_change(&mut conn)?;
+        while newest > last {
             let changes: Vec<(i64, String, String)> = cache_changes::table
                 .filter(cache_changes::seq.gt(last))
                 .order(cache_changes::seq)

@@ -5,8 +5,8 @@
 //!
 //! - **Request id**: a valid incoming `X-Request-Id` (1 to 128 characters among
 //!   `A-Z a-z 0-9 - _ . : + / = @`) is kept, so that a proxy's id follows the request;
-//!   anything else is replaced by a new random id (128 bits, base58). Either way the answer
-//!   carries it in `X-Request-Id`.
+//!   anything else is replaced by a new id (a random per-instance prefix and a counter, see
+//!   `telemetry::RequestIds`). Either way the answer carries it in `X-Request-Id`.
 //! - **Span**: every line logged while the request is handled is in an ERROR-level
 //!   `request` span with the fields `request_id` and `client` (the address from
 //!   [`super::extract::client_ip`], which believes `X-Forwarded-For` only from
