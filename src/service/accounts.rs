@@ -39,6 +39,20 @@ pub enum AccountError {
     Store(#[from] DbError),
 }
 
+impl AccountError {
+    /// `err` from a write of a row that belongs to the account `handle`: a foreign key
+    /// violation there means the account was deleted after it was read (a concurrent
+    /// delete committing in between; SQLite serialises writers, PostgreSQL does not), which
+    /// the caller is told as the account not existing rather than as a server error.
+    pub fn from_account_write(err: DbError, handle: &str) -> Self {
+        if err.is_foreign_key_violation() {
+            Self::AccountNotFound(handle.to_owned())
+        } else {
+            Self::Store(err)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: String,

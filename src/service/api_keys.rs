@@ -100,7 +100,8 @@ pub fn create(
         revoked_at: None,
     };
     db::transaction(conn, |conn| {
-        db::api_keys::insert(conn, &key, secret.digest().as_bytes())?;
+        db::api_keys::insert(conn, &key, secret.digest().as_bytes())
+            .map_err(|err| AccountError::from_account_write(err, &account.handle))?;
         let details = json!({
             "name": key.name,
             "prefix": key.prefix,

@@ -149,6 +149,10 @@ pub fn open(
     };
     match db::app_authorizations::insert(conn, &authorization) {
         Err(DbError::Query(e)) if db::is_unique_violation(&e) => Err(AuthorizationError::Spent),
+        // Deleted since it was read (a concurrent delete).
+        Err(err) if err.is_foreign_key_violation() => {
+            Err(AccountError::AccountNotFound(account.handle.clone()).into())
+        }
         other => other.map(|()| authorization).map_err(Into::into),
     }
 }

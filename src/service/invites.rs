@@ -56,16 +56,8 @@ pub fn create(
             expires_at: now.saturating_add(ttl_seconds),
             used_at: None,
         };
-        db::invites::insert(conn, &invite, SecretDigest::of(token.as_bytes()).as_bytes()).map_err(
-            |err| {
-                if err.is_foreign_key_violation() {
-                    // Deleted since it was read (PostgreSQL, a concurrent delete).
-                    AccountError::AccountNotFound(handle.to_owned())
-                } else {
-                    err.into()
-                }
-            },
-        )?;
+        db::invites::insert(conn, &invite, SecretDigest::of(token.as_bytes()).as_bytes())
+            .map_err(|err| AccountError::from_account_write(err, handle))?;
         audit::record(
             conn,
             actor,

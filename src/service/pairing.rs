@@ -277,8 +277,9 @@ pub fn create_challenge(
         api_key_id: None,
         owner_approved_at: None,
     };
-    db::transaction(conn, |conn| {
-        db::challenges::insert(conn, &challenge)?;
+    let written = db::transaction(conn, |conn| {
+        db::challenges::insert(conn, &challenge)
+            .map_err(|err| AccountError::from_account_write(err, &account.handle))?;
         let details = json!({
             "app_name": request.app_name,
             "requested_scopes": request.scopes.to_string(),
@@ -296,10 +297,16 @@ pub fn create_challenge(
             now,
         )?;
         Ok::<_, AccountError>(())
-    })?;
+    });
+    let stored = match written {
+        Ok(()) => true,
+        // Deleted since it was read: answered as an unknown account is.
+        Err(AccountError::AccountNotFound(_)) => false,
+        Err(err) => return Err(err),
+    };
     Ok(Created {
         challenge_id: challenge.id,
-        stored: true,
+        stored,
     })
 }
 

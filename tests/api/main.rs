@@ -17,6 +17,7 @@ mod console;
 mod console_operator;
 mod damaged_rows;
 mod delegation;
+mod deleted_meanwhile;
 mod discovery;
 mod instances;
 mod junk;

@@ -176,7 +176,7 @@ pub async fn post_sign_in(
     }
     let (browser, policy) = (browser_info(&req, &state), state.settings.console.sessions);
     let pending = credentials.has_second_factor();
-    let started = state
+    let signed_in = state
         .db
         .run(move |conn| {
             sign_in::record_success(conn, &credentials)?;
@@ -186,7 +186,15 @@ pub async fn post_sign_in(
             }
             Ok::<_, crate::db::DbError>(started)
         })
-        .await?;
+        .await;
+    let started = match signed_in {
+        Ok(started) => started,
+        // The account was deleted while its password was checked.
+        Err(err) if err.is_foreign_key_violation() => {
+            return refuse(StatusCode::FORBIDDEN, REFUSED.into());
+        }
+        Err(err) => return Err(err.into()),
+    };
     let target = if pending {
         "/console/sign-in/second-factor".to_owned()
     } else {
