@@ -224,12 +224,13 @@ diesel::table! {
     }
 }
 
-/// The newest change row's `seq` (0 when there is none). No parameter: the statement stays
-/// prepared.
+/// The newest change row's `seq` (0 when there is none). No parameter (`get_result`, not
+/// `first`, whose bound `LIMIT` made SQLite prepare the statement again on every round):
+/// the statement stays prepared.
 fn newest_change(conn: &mut SqliteConnection) -> Result<i64, DbError> {
     let newest: Option<i64> = cache_changes::table
         .select(diesel::dsl::max(cache_changes::seq))
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(newest.unwrap_or(0))
 }
 

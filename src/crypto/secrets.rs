@@ -25,10 +25,17 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// A random identifier with 128 bits of entropy (client ids, key ids, `jti`), in base58:
+/// A random identifier with 128 bits of entropy (client ids, key ids), in base58:
 /// URL-safe, and never starting with '-', which a command line would take for an option.
 pub fn random_id() -> String {
     bs58::encode(random_bytes::<16>()).into_string()
+}
+
+/// A fresh JWT ID (RFC 7519 §4.1.7) with 128 bits of entropy, in base64url (22 characters).
+/// Made on every token, where base58's division-heavy encoding cost more than the rest of
+/// the claims together; nobody types a `jti`.
+pub fn token_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 
 /// A plaintext client secret: shown once at creation, never stored, never logged.

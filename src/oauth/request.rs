@@ -3,7 +3,7 @@
 //! We parse the form ourselves instead of using a framework extractor so that the content
 //! type, repeated parameters and both client authentication methods get the RFC's errors.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -72,21 +72,26 @@ pub struct TokenRequest {
     pub credentials: Option<ClientCredentials>,
 }
 
-/// Form parameters, each name at most once except those the RFCs allow to repeat.
-pub struct FormParams(HashMap<String, Vec<String>>);
+/// Form parameters in the order sent, each name at most once except those the RFCs allow
+/// to repeat. Names and values borrow from the body unless they had to be decoded.
+pub struct FormParams<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 /// RFC 8707 §2 and RFC 8693 §2.1: `resource` and `audience` may be given several times.
 const REPEATABLE: &[&str] = &["resource", "audience"];
 
-impl FormParams {
+/// More parameters than any request to these endpoints needs (each is looked up by a scan,
+/// and each new one is checked against those before it).
+pub const MAX_FORM_PARAMS: usize = 100;
+
+impl<'a> FormParams<'a> {
     /// Checks the content type, decodes the body and rejects repeated parameters
     /// (RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once").
     /// Empty values count as omitted (RFC 6749 §3.1).
-    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, OAuthError> {
+    pub fn parse(content_type: Option<&str>, body: &'a [u8]) -> Result<Self, OAuthError> {
         let media_type = content_type
             .and_then(|ct| ct.split(';').next())
-            .map(|mt| mt.trim().to_ascii_lowercase());
-        if media_type.as_deref() != Some(FORM_CONTENT_TYPE) {
+            .map(str::trim);
+        if !media_type.is_some_and(|mt| mt.eq_ignore_ascii_case(FORM_CONTENT_TYPE)) {
             return Err(OAuthError::invalid_request(
                 "the request body must be application/x-www-form-urlencoded",
             ));
@@ -96,20 +101,24 @@ impl FormParams {
                 "the request body is not valid UTF-8",
             ));
         }
-        let mut params: HashMap<String, Vec<String>> = HashMap::new();
+        let mut params: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
         for (name, value) in form_urlencoded::parse(body) {
             if value.is_empty() {
                 continue;
             }
-            let repeatable = REPEATABLE.contains(&name.as_ref());
-            let values = params.entry(name.clone().into_owned()).or_default();
-            values.push(value.into_owned());
-            if values.len() > 1 && !repeatable {
+            if !REPEATABLE.contains(&name.as_ref()) && params.iter().any(|(seen, _)| *seen == name)
+            {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {} was sent more than once",
                     super::error::echo(&name)
                 )));
             }
+            if params.len() == MAX_FORM_PARAMS {
+                return Err(OAuthError::invalid_request(format!(
+                    "more than {MAX_FORM_PARAMS} parameters"
+                )));
+            }
+            params.push((name, value));
         }
         Ok(Self(params))
     }
@@ -117,7 +126,7 @@ impl FormParams {
     /// The form of a revocation or introspection request and its required `token`.
     fn parse_with_token(
         content_type: Option<&str>,
-        body: &[u8],
+        body: &'a [u8],
     ) -> Result<(Self, String), OAuthError> {
         let mut params = Self::parse(content_type, body)?;
         let token = params
@@ -127,15 +136,23 @@ impl FormParams {
     }
 
     pub fn one(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.0
+            .iter()
+            .find(|(candidate, _)| candidate == name)
+            .map(|(_, value)| value.as_ref())
     }
 
-    pub fn all(&self, name: &str) -> &[String] {
-        self.0.get(name).map(Vec::as_slice).unwrap_or_default()
+    /// Every value of `name`, in the order sent.
+    pub fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + Clone + 's {
+        self.0
+            .iter()
+            .filter(move |(candidate, _)| candidate == name)
+            .map(|(_, value)| value.as_ref())
     }
 
     pub fn take(&mut self, name: &str) -> Option<String> {
-        self.0.remove(name).and_then(|mut v| v.pop())
+        let at = self.0.iter().position(|(candidate, _)| candidate == name)?;
+        Some(self.0.remove(at).1.into_owned())
     }
 }
 
@@ -228,7 +245,7 @@ fn parse_client_credentials(params: &FormParams) -> Result<Grant, OAuthError> {
 pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthError> {
     let resources = params.all("resource");
     let audiences = params.all("audience");
-    for resource in resources {
+    for resource in resources.clone() {
         match url::Url::parse(resource) {
             Ok(uri) if uri.fragment().is_none() => {}
             _ => {
@@ -240,7 +257,7 @@ pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthErro
         }
     }
     if audiences
-        .iter()
+        .clone()
         .any(|a| a.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
         return Err(OAuthError::invalid_target(
@@ -248,9 +265,9 @@ pub fn requested_audiences(params: &FormParams) -> Result<Vec<String>, OAuthErro
         ));
     }
     let mut requested: Vec<String> = Vec::new();
-    for value in resources.iter().chain(audiences) {
-        if !requested.contains(value) {
-            requested.push(value.clone());
+    for value in resources.chain(audiences) {
+        if !requested.iter().any(|r| r == value) {
+            requested.push(value.to_owned());
         }
     }
     Ok(requested)
@@ -388,6 +405,9 @@ pub fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 
 /// `application/x-www-form-urlencoded` decoding of one value ('+' is a space).
 fn form_decode(text: &str) -> Option<String> {
+    if !text.contains(['+', '%']) {
+        return Some(text.to_owned());
+    }
     let spaced = text.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
@@ -481,6 +501,29 @@ mod tests {
             )),
             ErrorCode::InvalidRequest
         );
+    }
+
+    #[test]
+    fn names_are_compared_decoded_and_the_count_is_bounded() {
+        assert_eq!(
+            code(parse(
+                None,
+                "grant_type=client_credentials&scop%65=a&scope=b&client_id=a&client_secret=b"
+            )),
+            ErrorCode::InvalidRequest
+        );
+        let mut body = "grant_type=client_credentials&client_id=a&client_secret=b".to_owned();
+        for i in 3..MAX_FORM_PARAMS {
+            body.push_str(&format!("&resource=https%3A%2F%2Fr{i}.example"));
+        }
+        let Grant::ClientCredentials { audiences, .. } = parse(None, &body).unwrap().grant else {
+            panic!("client credentials grant")
+        };
+        assert_eq!(audiences.len(), MAX_FORM_PARAMS - 3);
+        body.push_str("&resource=https%3A%2F%2Fone-too-many.example");
+        let err = parse(None, &body).expect_err("over the bound");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert_eq!(err.description, "more than 100 parameters");
     }
 
     #[test]

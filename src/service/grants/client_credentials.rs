@@ -1,7 +1,7 @@
 //! RFC 6749 §4.4: the client credentials grant.
 
 use super::{IssuedToken, Issuer, grant_audience, issued_at, narrow_scope, require_grant, sign};
-use crate::crypto::secrets::random_id;
+use crate::crypto::secrets::token_id;
 use crate::domain::{Client, GrantType};
 use crate::oauth::Scope;
 use crate::service::ProtocolError;
@@ -26,9 +26,9 @@ pub fn issue(
         exp: now + ttl,
         iat: issued_at(client.tokens_not_before, now),
         nbf: now,
-        jti: random_id(),
+        jti: token_id(),
         client_id: client.id.clone(),
-        scope: scope.to_string(),
+        scope,
         api_key_id: None,
     };
     sign(issuer.keys, claims, ttl, None)

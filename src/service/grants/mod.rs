@@ -100,15 +100,15 @@ fn sign(
 }
 
 /// RFC 6749 §3.3: the requested scopes if all are allowed, all allowed scopes if none
-/// were requested, `invalid_scope` otherwise.
+/// were requested, `invalid_scope` otherwise; as the token's `scope` claim.
 fn narrow_scope(
     allowed: &Scope,
     requested: Option<&Scope>,
     who: &str,
-) -> Result<Scope, OAuthError> {
+) -> Result<String, OAuthError> {
     match requested {
-        None => Ok(allowed.clone()),
-        Some(requested) if requested.is_subset_of(allowed) => Ok(requested.clone()),
+        None => Ok(allowed.to_string()),
+        Some(requested) if requested.is_subset_of(allowed) => Ok(requested.to_string()),
         Some(requested) => Err(OAuthError::invalid_scope(format!(
             "{who} may not request: {}",
             requested.not_in(allowed).collect::<Vec<_>>().join(" ")
@@ -118,26 +118,30 @@ fn narrow_scope(
 
 /// RFC 8707: every requested audience must be allowed to the client. With none requested,
 /// the client's first allowed audience, or the server default for a client without any.
+/// Operators' clients may also ask for the admin API's own audience, which no other token
+/// carries, so a token sent to a resource server cannot be replayed on /admin; a client
+/// without audiences of its own gets that one by default.
 fn grant_audience(
     client: &Client,
     policy: &TokenPolicy,
     requested: &[String],
 ) -> Result<Audience, OAuthError> {
-    let mut allowed = client.audiences.clone();
-    let configured = !allowed.is_empty();
-    if !configured {
-        allowed.push(policy.default_audience.clone());
-    }
-    // Operators' clients may also ask for the admin API's own audience, which no other
-    // token carries, so a token sent to a resource server cannot be replayed on /admin.
-    if client.scopes.contains(ADMIN_SCOPE) {
-        let position = if configured { allowed.len() } else { 0 };
-        allowed.insert(position, policy.admin_audience.clone());
-    }
+    let configured = !client.audiences.is_empty();
+    let admin = client.scopes.contains(ADMIN_SCOPE);
     if requested.is_empty() {
-        return Ok(Audience::One(allowed.swap_remove(0)));
+        let first = match client.audiences.first() {
+            Some(first) => first,
+            None if admin => &policy.admin_audience,
+            None => &policy.default_audience,
+        };
+        return Ok(Audience::One(first.clone()));
     }
-    if let Some(denied) = requested.iter().find(|r| !allowed.contains(r)) {
+    let allowed = |audience: &String| {
+        client.audiences.contains(audience)
+            || (!configured && *audience == policy.default_audience)
+            || (admin && *audience == policy.admin_audience)
+    };
+    if let Some(denied) = requested.iter().find(|r| !allowed(r)) {
         return Err(OAuthError::invalid_target(format!(
             "the client may not request a token for {}",
             crate::oauth::error::echo(denied)
@@ -165,9 +169,9 @@ mod tests {
     #[test]
     fn scopes_narrow_only_within_what_is_allowed() {
         let allowed = Scope::parse("read write").unwrap();
-        assert_eq!(narrow_scope(&allowed, None, "x").unwrap(), allowed);
+        assert_eq!(narrow_scope(&allowed, None, "x").unwrap(), "read write");
         let read = Scope::parse("read").unwrap();
-        assert_eq!(narrow_scope(&allowed, Some(&read), "x").unwrap(), read);
+        assert_eq!(narrow_scope(&allowed, Some(&read), "x").unwrap(), "read");
         let err = narrow_scope(
             &allowed,
             Some(&Scope::parse("read admin").unwrap()),

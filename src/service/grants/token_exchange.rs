@@ -2,7 +2,7 @@
 
 use super::{IssuedToken, Issuer, grant_audience, issued_at, narrow_scope, require_grant, sign};
 use crate::cache::Lookup;
-use crate::crypto::secrets::random_id;
+use crate::crypto::secrets::token_id;
 use crate::domain::{Client, GrantType};
 use crate::oauth::{OAuthError, Scope, TOKEN_TYPE_ACCESS_TOKEN, TokenPolicy};
 use crate::service::ProtocolError;
@@ -48,9 +48,9 @@ pub fn issue(
         exp: now + ttl,
         iat: client.map_or(now, |c| issued_at(c.tokens_not_before, now)),
         nbf: now,
-        jti: random_id(),
+        jti: token_id(),
         client_id: client.map_or_else(|| holder.key.id.clone(), |c| c.id.clone()),
-        scope: scope.to_string(),
+        scope,
         api_key_id: Some(holder.key.id),
     };
     sign(issuer.keys, claims, ttl, Some(TOKEN_TYPE_ACCESS_TOKEN))
