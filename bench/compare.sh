@@ -32,6 +32,13 @@
 #   TOLLGATE_BIN=PATH  measure this server binary (e.g. to compare two builds)
 #   CARGO_TARGET_DIR   honoured
 #
+# Every backend is seeded first, then settled (PostgreSQL: VACUUM ANALYZE and CHECKPOINT,
+# so that no autovacuum or checkpoint of the bulk insert runs during a measurement; then
+# the machine must be idle). The ceiling stays up throughout, and its token endpoint is
+# measured again just before each Tollgate run: a Tollgate row's ratio is to that adjacent
+# ceiling run (its rate is in the last column), so that a shared machine's drift over the
+# minutes of the script does not skew the ratios. The ceiling's own rows are its first runs.
+#
 # The table is also written to bench/results/compare-<UTC time>.md. Each Tollgate run gets
 # a fresh process, so its peak RSS is that workload's. Exits non-zero if any request failed.
 set -euo pipefail
@@ -61,7 +68,8 @@ ROWS=()
 FAILURES=0
 CEILING_RATE=""
 
-# measure NAME BASE PID WORKLOAD [TOKENS]: warm-up, then the measured run; appends a row.
+# measure NAME BASE PID WORKLOAD [TOKENS]: warm-up, then the measured run; leaves its
+# table row in ROW and its rate of successful answers in RATE.
 measure() {
     local name=$1 base=$2 pid=$3 workload=$4 tokens=${5:-}
     check_request "$workload" "$base" "$tokens"
@@ -87,10 +95,11 @@ measure() {
     fi
     local rate
     rate=$(ok_rate "$result")
+    RATE=$rate
     if [[ $name == ceiling && $workload == token ]]; then
         CEILING_RATE=$rate
     fi
-    ROWS+=("$(awk -v name="$name" -v what="${LABEL[$workload]}" -v rate="$rate" \
+    ROW="$(awk -v name="$name" -v what="${LABEL[$workload]}" -v rate="$rate" \
         -v ceiling="$CEILING_RATE" -v p50="$(field "$result" p50_us)" -v p99="$(field "$result" p99_us)" \
         -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v requests="$(field "$result" requests)" \
         -v hwm="$hwm" -v failed="$failed" -v db="$(db_cpu_cell "$db_ticks" "$(field "$result" requests)")" 'BEGIN {
@@ -98,26 +107,34 @@ measure() {
             printf "| %s | %s | %d | %s | %.2f ms | %.2f ms | %.0f µs | %s | %.1f MiB | %d |",
                 name, what, rate, ratio, p50 / 1000, p99 / 1000,
                 ticks / hz * 1e6 / requests, db, hwm / 1024, failed
-        }')")
-    printf '%s\n' "${ROWS[-1]}" >&2
+        }')"
+    printf '%s\n' "$ROW" >&2
 }
 
 # --- the ceiling -------------------------------------------------------------------------
-# Its clients and tokens: the load is built from the seeder's files, so seed first (the
-# ceiling itself only reads the Basic header).
+# Up from the first measurement to the last. Its clients and tokens: the load is built from
+# the seeder's files (the ceiling itself only reads the Basic header).
+CEILING_BASE="http://127.0.0.1:$PORT"
+CEILING_PID=""
+
 run_ceiling() {
-    local base="http://127.0.0.1:$PORT"
     log "[ceiling] starting on 127.0.0.1:$PORT"
     start_ceiling "$PORT"
-    local pid=$STARTED_PID
-    measure ceiling "$base" "$pid" token
+    CEILING_PID=$STARTED_PID
+    measure ceiling "$CEILING_BASE" "$CEILING_PID" token
+    ROWS+=("$ROW |")
     if [[ " $WORKLOADS " == *" introspect "* ]]; then
-        timeout 300 "$PROBE_BIN" tokens --url "$base" --clients "$SEED_DIR/clients.tsv" \
+        timeout 300 "$PROBE_BIN" tokens --url "$CEILING_BASE" --clients "$SEED_DIR/clients.tsv" \
             --count "$WORKING_SET" --out "$TMP/ceiling-tokens.txt"
         # The peak RSS and CPU of this run are measured in the same process as `token`.
-        measure ceiling "$base" "$pid" introspect "$TMP/ceiling-tokens.txt"
+        measure ceiling "$CEILING_BASE" "$CEILING_PID" introspect "$TMP/ceiling-tokens.txt"
+        ROWS+=("$ROW |")
     fi
-    stop_servers
+}
+
+# The ceiling's token endpoint again, just before a Tollgate run: that run's reference.
+remeasure_ceiling() {
+    measure ceiling "$CEILING_BASE" "$CEILING_PID" token
 }
 
 # --- Tollgate ----------------------------------------------------------------------------
@@ -136,14 +153,29 @@ run_tollgate() {
             timeout 300 "$PROBE_BIN" tokens --url "$base" --clients "$SEED_DIR/clients.tsv" \
                 --count "$WORKING_SET" --out "$tokens"
         fi
+        remeasure_ceiling
         measure "$backend" "$base" "$pid" "$workload" "$tokens"
-        stop_servers
+        ROWS+=("$ROW $CEILING_RATE |")
+        stop_pid "$pid"
     done
+}
+
+# settle URL: what seeding left behind is done before anything is measured (PostgreSQL's
+# autovacuum of the new rows and the checkpoint of their WAL would otherwise take CPU and
+# disk from a run), then the machine is idle.
+settle() {
+    local url=$1
+    if [[ $url == postgres* ]]; then
+        log "settling PostgreSQL: VACUUM ANALYZE, CHECKPOINT"
+        PGCONNECT_TIMEOUT=5 timeout 600 psql "$url" -qX -v ON_ERROR_STOP=1 \
+            -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null || die "cannot settle PostgreSQL"
+    fi
+    wait_idle
 }
 
 STARTED=$(date -u +%Y%m%dT%H%M%SZ)
 MACHINE=$(machine_line)
-declare -A URLS=()
+declare -A URLS=() SEEDS=()
 for backend in $BACKENDS; do
     case $backend in
     sqlite) URLS[sqlite]="sqlite://$TMP/tollgate.db" ;;
@@ -156,21 +188,25 @@ for backend in $BACKENDS; do
     esac
 done
 
-first=1
 for backend in $BACKENDS; do
     seed "${URLS[$backend]}"
-    if ((first)); then
-        run_ceiling
-        first=0
-    fi
+    SEEDS[$backend]=$SEED_DIR
+done
+for backend in $BACKENDS; do
+    settle "${URLS[$backend]}"
+done
+run_ceiling
+for backend in $BACKENDS; do
+    SEED_DIR=${SEEDS[$backend]}
     run_tollgate "$backend" "${URLS[$backend]}"
 done
+stop_servers
 
 {
     printf '%s — %s connections, %s wrk threads, %ss measured after %ss warm-up; %s clients, %s API keys seeded, load over %s of them\n\n' \
         "$MACHINE" "$CONNECTIONS" "$THREADS" "$DURATION" "$WARMUP" "$CLIENTS" "$KEYS" "$WORKING_SET"
-    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed |\n'
-    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed | adjacent ceiling req/s |\n'
+    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
     printf '%s\n' "${ROWS[@]}"
 } | tee "$TMP/table.md"
 mkdir -p "$REPO/bench/results"

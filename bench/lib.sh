@@ -229,6 +229,22 @@ EOF
 }
 
 # --- measuring -------------------------------------------------------------------------
+# Waits (up to a minute) until the machine has been idle for a second: under 10% of its
+# CPU time busy, counting every process (a checkpoint, a leftover server, a build).
+wait_idle() {
+    local busy
+    for _ in $(seq 60); do
+        busy=$(
+            { head -n 1 /proc/stat; sleep 1; head -n 1 /proc/stat; } | awk '
+                { idle = $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i }
+                NR == 1 { idle0 = idle; total0 = total }
+                NR == 2 { printf "%.0f", 100 * (1 - (idle - idle0) / (total - total0)) }'
+        )
+        ((busy < 10)) && return 0
+    done
+    log "the machine is still ${busy}% busy; measuring anyway"
+}
+
 # User + system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15;
 # the command name in field 2 has no spaces here).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -129,7 +129,8 @@ impl Ceiling {
     fn sign(&self, client_id: &str, now: i64) -> Result<String, &'static str> {
         let mut random = [0u8; 16];
         self.rng.fill(&mut random).map_err(|_| "random")?;
-        let jti = bs58::encode(random).into_string();
+        // As Tollgate makes a `jti` (`crypto::secrets::token_id`).
+        let jti = URL_SAFE_NO_PAD.encode(random);
         let claims = Claims {
             iss: &self.issuer,
             sub: client_id,
