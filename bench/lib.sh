@@ -57,16 +57,20 @@ check_binaries() {
     done
 }
 
-ensure_wrk() {
-    command -v wrk >/dev/null && return
-    command -v apt-get >/dev/null || die "wrk is required: install it with your package manager"
-    log "installing wrk (apt-get)"
+# ensure_package COMMAND PACKAGE: installs PACKAGE with apt when COMMAND is missing.
+ensure_package() {
+    local command=$1 package=$2
+    command -v "$command" >/dev/null && return
+    command -v apt-get >/dev/null || die "$command is required: install $package with your package manager"
+    log "installing $package (apt-get)"
     local sudo=""
     [[ $(id -u) -eq 0 ]] || sudo=sudo
-    timeout 300 $sudo apt-get install -y -qq wrk >/dev/null ||
-        { timeout 300 $sudo apt-get update -qq && timeout 300 $sudo apt-get install -y -qq wrk >/dev/null; } ||
-        die "could not install wrk"
+    timeout 300 $sudo apt-get install -y -qq "$package" >/dev/null ||
+        { timeout 300 $sudo apt-get update -qq && timeout 300 $sudo apt-get install -y -qq "$package" >/dev/null; } ||
+        die "could not install $package"
 }
+
+ensure_wrk() { ensure_package wrk wrk; }
 
 pg_reachable() {
     PGCONNECT_TIMEOUT=5 timeout 10 psql "$PG_URL" -qXAt -c 'SELECT 1' >/dev/null 2>&1
