@@ -47,6 +47,17 @@ async fn admin_call(app: &TestApp, admin: &str, path: &str, body: Value) -> (u16
     status_and_json(request.send().await.unwrap()).await
 }
 
+/// `POST /admin/accounts/gone/keys`.
+async fn create_key(app: &TestApp, admin: &str) -> (u16, Value) {
+    admin_call(
+        app,
+        admin,
+        "/admin/accounts/gone/keys",
+        json!({"name": "deploy"}),
+    )
+    .await
+}
+
 fn audit_actions(app: &TestApp, handle: &str) -> Vec<String> {
     let audit = app.cli_json(&["audit", "--account", handle, "--json"]);
     audit
@@ -73,13 +84,7 @@ async fn an_account_deleted_meanwhile_is_not_found_and_nothing_is_written(backen
 
     // A key made through the admin API.
     delete_account_before_insert_into(&app.db, "api_keys");
-    let (status, body) = admin_call(
-        &app,
-        &admin,
-        "/admin/accounts/gone/keys",
-        json!({"name": "deploy"}),
-    )
-    .await;
+    let (status, body) = create_key(&app, &admin).await;
     assert_eq!(status, 404, "{body}");
     assert!(
         body["error_description"]
@@ -144,13 +149,7 @@ async fn an_account_deleted_meanwhile_is_not_found_and_nothing_is_written(backen
     assert_eq!(challenges, json!([]), "no challenge stored");
 
     // Without the concurrent delete, the same requests succeed.
-    let (status, body) = admin_call(
-        &app,
-        &admin,
-        "/admin/accounts/gone/keys",
-        json!({"name": "deploy"}),
-    )
-    .await;
+    let (status, body) = create_key(&app, &admin).await;
     assert_eq!(status, 201, "{body}");
     let signed_in = Browser::new(&app).sign_in("gone", PASSWORD).await;
     assert_eq!(
