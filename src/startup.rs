@@ -132,22 +132,9 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .wrap(actix_web::middleware::from_fn(
-                    crate::http::limits::body_deadline,
-                ))
-                // A change made here is acted on here at once (see `cache`).
-                .wrap(actix_web::middleware::from_fn(
-                    crate::http::read_your_writes,
-                ))
-                // JSON errors, 405 + Allow, HEAD, nosniff: on every answer of every route.
-                .wrap(actix_web::middleware::from_fn(
-                    crate::http::surface::surface,
-                ))
-                // Outermost: the connection's watchdog, request id, log span, access log,
-                // metrics; outside `surface`, so it sees the final answer.
-                .wrap(actix_web::middleware::from_fn(
-                    crate::http::observe::observe,
-                ))
+                // Request id, log identity, watchdog, body deadline, read-your-writes, JSON
+                // errors, HEAD, nosniff, access log, metrics: see `http::around_routes`.
+                .wrap(crate::http::around_routes::AroundRoutes)
                 .configure(|cfg| {
                     let options = crate::http::routes::Options {
                         console: console_enabled,

@@ -274,7 +274,7 @@ impl MessageBody for MarkedBody {
 
 /// Tells the connection's watchdog that a request has started (its head is in); the
 /// returned marker, passed to [`end_with_response`], tells it when the response has been
-/// written. Called first thing by `observe`, the outermost middleware.
+/// written. Called first thing by `observe::Observation::begin`, around every route.
 pub fn start_request(req: &ServiceRequest) -> Option<RequestMark> {
     req.conn_data::<ConnectionWatch>()
         .map(|watch| RequestMark::start(&watch.state))

@@ -26,7 +26,6 @@ use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
 
 use super::error::HttpError;
@@ -121,65 +120,82 @@ impl Drop for Deadline {
     }
 }
 
-/// `from_fn` middleware: see the module doc.
-pub async fn body_deadline(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.settings.request_body_timeout);
-    let outcome = Rc::new(Outcome::default());
-    if let Some(limit) = limit {
+/// A request's body under its deadline (see the module documentation): armed before the
+/// handler runs, settled with its answer.
+pub struct BodyDeadline {
+    /// Absent for a request without a body, or an app without state.
+    armed: Option<(Duration, Rc<Outcome>)>,
+}
+
+impl BodyDeadline {
+    /// Puts the request's payload, if it has one, under the body deadline.
+    pub fn arm(req: &mut ServiceRequest) -> Self {
+        let Some(limit) = req
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.settings.request_body_timeout)
+        else {
+            return Self { armed: None };
+        };
         let payload = req.take_payload();
         if matches!(payload, Payload::None) {
             req.set_payload(payload);
-        } else {
-            let stream: Pin<Box<dyn futures_core::Stream<Item = _>>> = Box::pin(Deadline {
-                inner: payload,
-                deadline: tokio::time::Instant::now() + limit,
-                sleep: None,
-                outcome: outcome.clone(),
-                finished: false,
-            });
-            req.set_payload(Payload::from(stream));
+            return Self { armed: None };
+        }
+        let outcome = Rc::new(Outcome::default());
+        let stream: Pin<Box<dyn futures_core::Stream<Item = _>>> = Box::pin(Deadline {
+            inner: payload,
+            deadline: tokio::time::Instant::now() + limit,
+            sleep: None,
+            outcome: outcome.clone(),
+            finished: false,
+        });
+        req.set_payload(Payload::from(stream));
+        Self {
+            armed: Some((limit, outcome)),
         }
     }
-    let response = next.call(req).await?;
-    let unread = outcome.held.borrow_mut().take();
-    if outcome.timed_out.get() {
-        let request = response.request().clone();
-        let answer = body_timeout_response(limit);
-        let answer = match unread {
-            Some(unread) => answer
-                .map_body(|_, body| HoldingBody {
+
+    /// The handler's answer; a JSON 408 instead if the body did not arrive in time. A
+    /// body left unread is held until the answer is written, and the connection closed.
+    pub fn settle(self, response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+        let Some((limit, outcome)) = self.armed else {
+            return response;
+        };
+        let unread = outcome.held.borrow_mut().take();
+        if outcome.timed_out.get() {
+            let request = response.request().clone();
+            let answer = body_timeout_response(limit);
+            let answer = match unread {
+                Some(unread) => answer
+                    .map_body(|_, body| HoldingBody {
+                        body,
+                        _unread: unread,
+                    })
+                    .map_into_boxed_body(),
+                None => answer,
+            };
+            return ServiceResponse::new(request, answer);
+        }
+        match unread {
+            // The handler answered without reading the whole body.
+            Some(unread) => {
+                let mut response = response.map_body(|_, body| HoldingBody {
                     body,
                     _unread: unread,
-                })
-                .map_into_boxed_body(),
-            None => answer,
-        };
-        return Ok(ServiceResponse::new(request, answer));
-    }
-    match unread {
-        // The handler answered without reading the whole body.
-        Some(unread) => {
-            let mut response = response.map_body(|_, body| HoldingBody {
-                body: body.boxed(),
-                _unread: unread,
-            });
-            response
-                .response_mut()
-                .head_mut()
-                .set_connection_type(actix_web::http::ConnectionType::Close);
-            Ok(response.map_into_boxed_body())
+                });
+                response
+                    .response_mut()
+                    .head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
+                response.map_into_boxed_body()
+            }
+            None => response,
         }
-        None => Ok(response.map_into_boxed_body()),
     }
 }
 
-fn body_timeout_response(limit: Option<Duration>) -> actix_web::HttpResponse {
-    let ms = limit.map_or(0, |l| l.as_millis());
+fn body_timeout_response(limit: Duration) -> actix_web::HttpResponse {
+    let ms = limit.as_millis();
     let mut response = HttpError::api(
         StatusCode::REQUEST_TIMEOUT,
         "invalid_request",

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod around_routes;
 pub mod connection;
 pub mod console;
 pub mod discovery;
@@ -44,22 +45,15 @@ pub fn configure(
     cfg.default_service(web::to(surface::fallback));
 }
 
-/// `from_fn` middleware: a request that may have changed a client, an API key, an account
-/// or a revocation answers only once this instance's in-memory view has the change (one
-/// round of the change feed, about a millisecond), so that what a caller just did holds
-/// for its next request here. Other instances see it within the feed's bound (`cache`).
-/// The token and introspection endpoints change none of these and skip the wait.
-pub async fn read_your_writes(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+/// A request that may have changed a client, an API key, an account or a revocation
+/// answers only once this instance's in-memory view has the change (one round of the
+/// change feed, about a millisecond), so that what a caller just did holds for its next
+/// request here. Other instances see it within the feed's bound (`cache`). The token and
+/// introspection endpoints change none of these and skip the wait. The state to catch up,
+/// for such a request.
+fn to_catch_up(req: &actix_web::dev::ServiceRequest) -> Option<web::Data<crate::app::AppState>> {
     let may_change = !req.method().is_safe() && !matches!(req.path(), TOKEN_PATH | INTROSPECT_PATH);
-    let state = may_change
+    may_change
         .then(|| req.app_data::<web::Data<crate::app::AppState>>().cloned())
-        .flatten();
-    let response = next.call(req).await?;
-    if let Some(state) = state {
-        state.cache.catch_up().await;
-    }
-    Ok(response)
+        .flatten()
 }

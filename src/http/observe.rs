@@ -1,7 +1,8 @@
 //! What is recorded about every request: its id, the span its log lines carry, the access
 //! log line and the metrics; and `/metrics`, served on `metrics.listen` only. The same
-//! outermost middleware tells the connection's watchdog when each request starts and when
-//! its answer has been written (`super::connection`).
+//! [`Observation`], the first and last step around every route (`super::around_routes`),
+//! tells the connection's watchdog when each request starts and when its answer has been
+//! written (`super::connection`).
 //!
 //! - **Request id**: a valid incoming `X-Request-Id` (1 to 128 characters among
 //!   `A-Z a-z 0-9 - _ . : + / = @`) is kept, so that a proxy's id follows the request;
@@ -21,13 +22,13 @@
 //!   and methods outside a fixed set as `other`, so label values stay bounded.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::connection;
@@ -36,7 +37,7 @@ use super::extract::client_ip;
 use super::routes::RoutePattern;
 use crate::app::AppState;
 use crate::telemetry::metrics::{CONTENT_TYPE, PoolGauges, UNMATCHED_ROUTE};
-use crate::telemetry::request::{RequestScope, Scoped};
+use crate::telemetry::request::RequestScope;
 use actix_web::ResponseError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -83,78 +84,97 @@ fn route_of(req: &HttpRequest) -> Option<Cow<'static, str>> {
     }
 }
 
-/// The middleware around every route (see the module documentation). It sits outside
-/// `surface`, so it sees the final answer, JSON errors included.
-pub async fn observe(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let started = Instant::now();
-    let mark = connection::start_request(&req);
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(|res| connection::end_with_response(mark, res.map_into_boxed_body()));
-    };
-    let request_id = match req.headers().get(REQUEST_ID).and_then(accepted_request_id) {
-        Some(id) => id.to_owned(),
-        None => state.request_ids.next(),
-    };
-    let client = client_ip(req.request(), &state.settings.trusted_proxies);
-    let scope = RequestScope::new(request_id, client);
-    let method = req.method().clone();
-    let result = Scoped::new(scope.clone(), next.call(req)).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let (status, route, path) = match &result {
-        Ok(res) => {
-            let route = route_of(res.request());
-            let path = match &route {
-                Some(_) => None,
-                None => Some(unmatched_path(res.request().path()).to_owned()),
+/// What is noted about a request when it comes in, for [`Observation::finish`] to record
+/// once it is answered. Made first and finished last by the middleware around every route
+/// (`super::around_routes`), so that it sees the final answer, JSON errors included.
+pub struct Observation {
+    started: Instant,
+    mark: Option<connection::RequestMark>,
+    /// The log identity and what to record into; absent only in an app without state.
+    recorded: Option<(web::Data<AppState>, Arc<RequestScope>)>,
+    method: Method,
+}
+
+impl Observation {
+    /// Marks the start of the request for its connection's watchdog and gives it its id.
+    pub fn begin(req: &ServiceRequest) -> Self {
+        let started = Instant::now();
+        let mark = connection::start_request(req);
+        let recorded = req.app_data::<web::Data<AppState>>().map(|state| {
+            let request_id = match req.headers().get(REQUEST_ID).and_then(accepted_request_id) {
+                Some(id) => id.to_owned(),
+                None => state.request_ids.next(),
             };
-            (res.status(), route, path)
-        }
-        Err(err) => (err.as_response_error().status_code(), None, None),
-    };
-    let error = match &result {
-        Ok(res) => res
-            .response()
-            .extensions()
-            .get::<ErrorTag>()
-            .map(|tag| tag.0),
-        Err(_) => None,
-    };
-    let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
-    state.metrics.request(
-        route_label,
-        method_label(&method),
-        status.as_str(),
-        seconds,
-        error,
-    );
-    if state.settings.access_log {
-        let shown = path.as_deref().unwrap_or(route_label);
-        let duration_ms = (seconds * 1_000_000.0).round() / 1_000.0;
-        scope.span().in_scope(|| {
-            tracing::info!(
-                target: "tollgate::access",
-                method = %method,
-                path = %shown,
-                status = status.as_u16(),
-                duration_ms,
-                "answered"
-            );
+            let client = client_ip(req.request(), &state.settings.trusted_proxies);
+            (state.clone(), RequestScope::new(request_id, client))
         });
+        Self {
+            started,
+            mark,
+            recorded,
+            method: req.method().clone(),
+        }
     }
-    let mut res = result?;
-    if let Ok(value) = HeaderValue::from_str(scope.request_id()) {
-        res.headers_mut().insert(REQUEST_ID, value);
+
+    /// The request's identity in the log, to be made current while it is handled.
+    pub fn scope(&self) -> Option<Arc<RequestScope>> {
+        self.recorded.as_ref().map(|(_, scope)| scope.clone())
     }
-    Ok(connection::end_with_response(
-        mark,
-        res.map_into_boxed_body(),
-    ))
+
+    /// Records the answer (metrics, access log), gives it the request id and hands it to
+    /// the connection's watchdog, which learns when it has been written.
+    pub fn finish(
+        self,
+        result: Result<ServiceResponse<BoxBody>, actix_web::Error>,
+    ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+        let Some((state, scope)) = self.recorded else {
+            return result.map(|res| connection::end_with_response(self.mark, res));
+        };
+        let seconds = self.started.elapsed().as_secs_f64();
+        let (status, route, path, error) = match &result {
+            Ok(res) => {
+                let route = route_of(res.request());
+                let path = match &route {
+                    Some(_) => None,
+                    None => Some(unmatched_path(res.request().path()).to_owned()),
+                };
+                let error = res
+                    .response()
+                    .extensions()
+                    .get::<ErrorTag>()
+                    .map(|tag| tag.0);
+                (res.status(), route, path, error)
+            }
+            Err(err) => (err.as_response_error().status_code(), None, None, None),
+        };
+        let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
+        state.metrics.request(
+            route_label,
+            method_label(&self.method),
+            status.as_str(),
+            seconds,
+            error,
+        );
+        if state.settings.access_log {
+            let shown = path.as_deref().unwrap_or(route_label);
+            let duration_ms = (seconds * 1_000_000.0).round() / 1_000.0;
+            scope.span().in_scope(|| {
+                tracing::info!(
+                    target: "tollgate::access",
+                    method = %self.method,
+                    path = %shown,
+                    status = status.as_u16(),
+                    duration_ms,
+                    "answered"
+                );
+            });
+        }
+        let mut res = result?;
+        if let Ok(value) = HeaderValue::from_str(scope.request_id()) {
+            res.headers_mut().insert(REQUEST_ID, value);
+        }
+        Ok(connection::end_with_response(self.mark, res))
+    }
 }
 
 /// `GET /metrics` (Prometheus text format) on the metrics listener.

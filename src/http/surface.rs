@@ -9,12 +9,11 @@
 //! those in `Allow`. (A resource with routes of its own, like the OAuth endpoints, answers
 //! 405 itself.)
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::guard::{Guard, GuardContext};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 use super::error::{ErrorBody, HttpError, no_store, rfc_text};
@@ -155,18 +154,20 @@ fn as_json_error(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     ServiceResponse::new(req, response)
 }
 
-/// The middleware around every route (see the module documentation).
-pub async fn surface(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // RFC 9110 §9.3.2: HEAD wherever GET is; actix strips the body of the answer itself.
+/// Before routing: RFC 9110 §9.3.2, HEAD wherever GET is (actix strips the body of the
+/// answer itself).
+pub fn prepare(req: &mut ServiceRequest) {
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
     }
-    // (No clone of the request here: routing needs it unshared.)
-    let mut res = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
+}
+
+/// The answer as every client sees it (see the module documentation).
+pub fn finish(
+    result: Result<ServiceResponse<BoxBody>, actix_web::Error>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let mut res = match result {
+        Ok(res) => res,
         // An error that escaped the handlers (a middleware's): answer it as JSON too.
         Err(err) => {
             let status = err.as_response_error().status_code();

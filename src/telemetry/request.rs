@@ -82,10 +82,13 @@ impl Drop for Restore {
     }
 }
 
-/// A request's future, with its scope current while it is polled.
-pub struct Scoped<F> {
-    scope: Arc<RequestScope>,
-    inner: F,
+pin_project_lite::pin_project! {
+    /// A request's future, with its scope current while it is polled.
+    pub struct Scoped<F> {
+        scope: Arc<RequestScope>,
+        #[pin]
+        inner: F,
+    }
 }
 
 impl<F> Scoped<F> {
@@ -94,12 +97,12 @@ impl<F> Scoped<F> {
     }
 }
 
-impl<F: Future + Unpin> Future for Scoped<F> {
+impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let scope = Some(self.scope.clone());
-        RequestScope::run(scope, || Pin::new(&mut self.inner).poll(cx))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        RequestScope::run(Some(this.scope.clone()), || this.inner.poll(cx))
     }
 }
 
