@@ -41,9 +41,23 @@ impl Default for RequestIds {
 }
 
 impl RequestIds {
+    /// The prefix, then the counter in at least 12 lowercase hex digits (written by hand:
+    /// `format!` pads through the formatter, one character at a time).
     pub fn next(&self) -> String {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}{n:012x}", self.prefix)
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut hex = [b'0'; 16];
+        let mut start = hex.len();
+        while n > 0 {
+            start -= 1;
+            hex[start] = DIGITS[(n & 0xf) as usize];
+            n >>= 4;
+        }
+        let start = start.min(hex.len() - 12);
+        let mut id = String::with_capacity(self.prefix.len() + hex.len() - start);
+        id.push_str(&self.prefix);
+        id.extend(hex[start..].iter().map(|&digit| char::from(digit)));
+        id
     }
 }
 
@@ -269,6 +283,18 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_at_least_twelve_hex_digits() {
+        for n in [0, 1, 0xabc, (1 << 48) - 1, 1 << 48, u64::MAX] {
+            let ids = RequestIds {
+                prefix: "Pfx".to_owned(),
+                next: std::sync::atomic::AtomicU64::new(n),
+            };
+            assert_eq!(ids.next(), format!("Pfx{n:012x}"));
+            assert_eq!(ids.next(), format!("Pfx{:012x}", n.wrapping_add(1)));
+        }
+    }
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
