@@ -10,7 +10,9 @@
 #               `introspect` scope (RFC 7662)
 #   exchange    POST /oauth/token, token exchange with an API key as subject_token (RFC 8693)
 #   me          GET /api/v1/me with an API key (Bearer)
-# The ceiling runs `token` and `introspect` (ES256 verification of its own tokens).
+# The ceiling runs `token` and `introspect` (ES256 verification of its own tokens), and
+#   bare        GET /health/ready, an empty 200 from a bare actix-web handler: the most
+#               requests per second this machine answers with this load, whatever the work
 #
 # Usage: bench/compare.sh          (from anywhere)
 #
@@ -63,6 +65,7 @@ declare -A LABEL=(
     [introspect]="introspection (RFC 7662)"
     [exchange]="token exchange (API key)"
     [me]="GET /api/v1/me (API key)"
+    [bare]="GET, empty 200 (any request's bound)"
 )
 ROWS=()
 FAILURES=0
@@ -122,6 +125,9 @@ run_ceiling() {
     start_ceiling "$PORT"
     CEILING_PID=$STARTED_PID
     measure ceiling "$CEILING_BASE" "$CEILING_PID" token
+    ROWS+=("$ROW |")
+    # Nothing but actix-web and the load generator: the bound for `me` on this machine.
+    measure ceiling "$CEILING_BASE" "$CEILING_PID" bare
     ROWS+=("$ROW |")
     if [[ " $WORKLOADS " == *" introspect "* ]]; then
         timeout 300 "$PROBE_BIN" tokens --url "$CEILING_BASE" --clients "$SEED_DIR/clients.tsv" \

@@ -344,12 +344,16 @@ check_request() {
             --data subject_token_type=urn:tollgate:params:oauth:token-type:api_key \
             "$base/oauth/token")
         ;;
+    bare)
+        expect=''
+        status=$(curl "${curl_args[@]}" "$base/health/ready")
+        ;;
     me)
         expect='"credential"'
         status=$(curl "${curl_args[@]}" -H "Authorization: Bearer $key" "$base/api/v1/me")
         ;;
     esac
-    [[ $status == 200 ]] && grep -q "$expect" "$TMP/check.json" ||
+    [[ $status == 200 ]] && { [[ -z $expect ]] || grep -q "$expect" "$TMP/check.json"; } ||
         die "$workload at $base failed ($status): $(head -c 300 "$TMP/check.json")"
 }
 

@@ -65,6 +65,9 @@ function init(args)
         .. "&subject_token=" .. key
         .. "&subject_token_type=urn%3Atollgate%3Aparams%3Aoauth%3Atoken-type%3Aapi_key")
     end
+  elseif workload == "bare" then
+    -- The ceiling's empty 200: what this machine serves of any request at all.
+    requests[1] = wrk.format("GET", "/health/ready", {}, nil)
   elseif workload == "me" then
     for _, key in ipairs(lines(os.getenv("API_KEYS"))) do
       requests[#requests + 1] = wrk.format("GET", "/api/v1/me",
