@@ -19,6 +19,7 @@
 #   CLIENTS=2000 ACCOUNTS=2000 KEYS=2000 WORKING_SET=100
 #   PORT=18560                 the ceiling on PORT, Tollgate on PORT+1
 #   SKIP_BUILD=1, TOLLGATE_BIN=PATH, CARGO_TARGET_DIR: as for bench/compare.sh
+#   KEEP_PROFILES=DIR          copies each counted profile there (callgrind_annotate reads it)
 #
 # Prints a markdown table; exits non-zero if any request failed.
 set -euo pipefail
@@ -92,6 +93,10 @@ count() {
         awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
     [[ -n $total && $requests -gt 0 ]] || die "[$name] nothing counted"
     local per=$((total / requests))
+    if [[ -n ${KEEP_PROFILES:-} ]]; then
+        mkdir -p "$KEEP_PROFILES"
+        cp "$out.1" "$KEEP_PROFILES/$name-$workload.callgrind"
+    fi
     [[ $name == ceiling ]] && CEILING_COUNT=$per
     ROWS+=("$(awk -v name="$name" -v workload="$workload" -v requests="$requests" -v per="$per" \
         -v ceiling="$CEILING_COUNT" -v failed="$failed" 'BEGIN {

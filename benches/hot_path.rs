@@ -37,13 +37,13 @@ fn claims() -> AccessTokenClaims {
     let client_id = random_id();
     AccessTokenClaims {
         iss: ISSUER.into(),
-        sub: client_id.clone(),
+        sub: client_id.clone().into(),
         aud: Audience::One("https://api.example.com".into()),
         exp: NOW + 3600,
         iat: NOW,
         nbf: NOW,
-        jti: random_id(),
-        client_id,
+        jti: random_id().into(),
+        client_id: client_id.into(),
         scope: "read write".into(),
         api_key_id: None,
     }

@@ -147,16 +147,12 @@ impl Observation {
             }
             Err(err) => (err.as_response_error().status_code(), None, None, None),
         };
-        let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
-        state.metrics.request(
-            route_label,
-            method_label(&self.method),
-            status.as_str(),
-            seconds,
-            error,
-        );
+        let route = route.unwrap_or(Cow::Borrowed(UNMATCHED_ROUTE));
+        state
+            .metrics
+            .request(&route, method_label(&self.method), status, seconds, error);
         if state.settings.access_log {
-            let shown = path.as_deref().unwrap_or(route_label);
+            let shown = path.as_deref().unwrap_or(&route);
             let duration_ms = (seconds * 1_000_000.0).round() / 1_000.0;
             scope.span().in_scope(|| {
                 tracing::info!(

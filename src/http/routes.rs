@@ -83,7 +83,11 @@ macro_rules! add_route {
         $cfg.service(
             web::resource($path)
                 .app_data(RoutePattern($pattern))
-                .route(web::method(Method::$method).to($handler))
+                .route(
+                    web::route()
+                        .guard(surface::only(Method::$method))
+                        .to($handler),
+                )
                 .default_service(web::to($otherwise)),
         );
     };

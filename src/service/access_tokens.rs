@@ -1,5 +1,7 @@
 //! Tollgate's access tokens (RFC 9068): their claims, and verifying our own.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::signer::KeyRing;
@@ -30,25 +32,30 @@ impl Audience {
     }
 }
 
-/// The claims of a Tollgate access token (RFC 9068 §2.2).
+/// The claims of a Tollgate access token (RFC 9068 §2.2), as read from a token.
+pub type AccessTokenClaims = TokenClaims<'static>;
+
+/// The claims of a Tollgate access token (RFC 9068 §2.2). Issuing borrows what the client,
+/// key and policy already hold (no copies on the token endpoint); a token read back owns
+/// its claims ([`AccessTokenClaims`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccessTokenClaims {
-    pub iss: String,
-    pub sub: String,
+pub struct TokenClaims<'a> {
+    pub iss: Cow<'a, str>,
+    pub sub: Cow<'a, str>,
     pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     pub nbf: i64,
-    pub jti: String,
-    pub client_id: String,
-    pub scope: String,
+    pub jti: Cow<'a, str>,
+    pub client_id: Cow<'a, str>,
+    pub scope: Cow<'a, str>,
     /// Set on tokens obtained by exchanging an API key (RFC 8693): the key they stand for,
     /// so that revoking the key ends them too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<Cow<'a, str>>,
 }
 
-impl AccessTokenClaims {
+impl TokenClaims<'_> {
     /// Whether the space-separated `scope` claim holds `wanted`.
     pub fn has_scope(&self, wanted: &str) -> bool {
         self.scope.split(' ').any(|s| s == wanted)
@@ -171,7 +178,7 @@ mod tests {
             exp: now + 60,
             iat: now,
             nbf: now,
-            jti: random_id(),
+            jti: random_id().into(),
             client_id: "c".into(),
             scope: "read".into(),
             api_key_id: None,

@@ -109,15 +109,15 @@ pub struct ActiveToken {
 impl From<AccessTokenClaims> for ActiveToken {
     fn from(claims: AccessTokenClaims) -> Self {
         Self {
-            scope: claims.scope,
-            client_id: Some(claims.client_id),
-            sub: claims.sub,
+            scope: claims.scope.into_owned(),
+            client_id: Some(claims.client_id.into_owned()),
+            sub: claims.sub.into_owned(),
             aud: Some(claims.aud),
-            iss: claims.iss,
+            iss: claims.iss.into_owned(),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             nbf: Some(claims.nbf),
-            jti: Some(claims.jti),
+            jti: Some(claims.jti.into_owned()),
             token_type: "Bearer",
             username: None,
         }
@@ -278,13 +278,13 @@ mod tests {
     fn a_remembered_token_still_expires_and_needs_its_key_published() {
         let (ring, other_ring, policy, now) = (ring(), ring(), policy(), 1_000);
         let claims = AccessTokenClaims {
-            iss: policy.issuer.clone(),
+            iss: policy.issuer.clone().into(),
             sub: "c".into(),
             aud: Audience::One("https://api.example".into()),
             exp: now + 60,
             iat: now,
             nbf: now,
-            jti: random_id(),
+            jti: random_id().into(),
             client_id: "c".into(),
             scope: "read".into(),
             api_key_id: None,

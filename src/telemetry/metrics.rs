@@ -4,7 +4,9 @@
 //!
 //! On the request path everything is an atomic add on a pre-registered series: the
 //! per-grant token counters and the cache counters are resolved once, at start-up; the
-//! per-route series are looked up under a read lock by their (bounded) label values. Gauges
+//! per-route series are resolved once per worker thread and kept there (the last few
+//! used, see [`RecentAnswers`]), so that answering does not hash label values and take the
+//! registry's read lock, a lock word both workers would write on every request. Gauges
 //! that describe state (the database pool, the signing key's age) are set when scraped.
 //!
 //! | metric | type | labels |
@@ -22,9 +24,14 @@
 //! | `tollgate_signing_key_age_seconds` | gauge | |
 //! | `tollgate_build_info` | gauge | `version` |
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::http::StatusCode;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::domain::GrantType;
@@ -52,8 +59,13 @@ pub struct PoolGauges {
     pub up: bool,
 }
 
+/// Tells apart the registries of the instances one process runs (tests run several).
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(0);
+
 /// The metrics of one running instance. Cheap to share: every series is reference-counted.
 pub struct Metrics {
+    /// This registry among the process's, for [`RecentAnswers`].
+    id: u64,
     registry: Registry,
     /// Indexed like [`GrantType::ALL`].
     tokens_issued: [IntCounter; 2],
@@ -205,6 +217,7 @@ impl Metrics {
             .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
             .set(1);
         Ok(Self {
+            id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             registry,
             tokens_issued,
             requests,
@@ -249,29 +262,44 @@ impl Metrics {
     /// error code of an error answer.
     pub fn request(
         &self,
-        route: &str,
-        method: &str,
-        status: &str,
+        route: &Cow<'static, str>,
+        method: &'static str,
+        status: StatusCode,
         seconds: f64,
         error: Option<&str>,
     ) {
-        if let Ok(histogram) = self
-            .request_duration
-            .get_metric_with_label_values(&[route, method])
-        {
-            histogram.observe(seconds);
-        }
-        if let Ok(counter) = self
-            .requests
-            .get_metric_with_label_values(&[route, method, status])
-        {
-            counter.inc();
+        let series = match route {
+            Cow::Borrowed(route) => RECENT_ANSWERS.with(|recent| {
+                recent
+                    .borrow_mut()
+                    .series(self, route, method, status)
+                    .cloned()
+            }),
+            Cow::Owned(route) => self.answer_series(route, method, status),
+        };
+        if let Some(series) = series {
+            series.duration.observe(seconds);
+            series.answered.inc();
         }
         if let Some(error) = error
             && let Ok(counter) = self.errors.get_metric_with_label_values(&[route, error])
         {
             counter.inc();
         }
+    }
+
+    /// The series an answer counts into, looked up by their label values.
+    fn answer_series(&self, route: &str, method: &str, status: StatusCode) -> Option<AnswerSeries> {
+        Some(AnswerSeries {
+            duration: self
+                .request_duration
+                .get_metric_with_label_values(&[route, method])
+                .ok()?,
+            answered: self
+                .requests
+                .get_metric_with_label_values(&[route, method, status.as_str()])
+                .ok()?,
+        })
     }
 
     /// Sets the state gauges, then renders every series in the Prometheus text format.
@@ -290,6 +318,70 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// The series one kind of answer (route, method, status) counts into.
+#[derive(Clone)]
+struct AnswerSeries {
+    duration: Histogram,
+    answered: IntCounter,
+}
+
+/// What an [`AnswerSeries`] is for. Route and method are static strings, told apart by
+/// address: a static string's address is never another string's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct AnswerKey {
+    registry: u64,
+    route: (usize, usize),
+    method: (usize, usize),
+    status: u16,
+}
+
+/// How many answer kinds a worker thread keeps resolved: more than the routes one
+/// workload hits; past it, the oldest slot is reused.
+const RECENT_ANSWER_SLOTS: usize = 16;
+
+/// The answer series a worker thread used last, found by comparing a few words: hashing
+/// label values and the registry's read lock are for the first answer of each kind.
+#[derive(Default)]
+struct RecentAnswers {
+    slots: Vec<(AnswerKey, AnswerSeries)>,
+    next: usize,
+}
+
+impl RecentAnswers {
+    fn series(
+        &mut self,
+        metrics: &Metrics,
+        route: &'static str,
+        method: &'static str,
+        status: StatusCode,
+    ) -> Option<&AnswerSeries> {
+        let key = AnswerKey {
+            registry: metrics.id,
+            route: (route.as_ptr() as usize, route.len()),
+            method: (method.as_ptr() as usize, method.len()),
+            status: status.as_u16(),
+        };
+        if let Some(at) = self.slots.iter().position(|(known, _)| *known == key) {
+            return Some(&self.slots[at].1);
+        }
+        let series = metrics.answer_series(route, method, status)?;
+        let at = if self.slots.len() < RECENT_ANSWER_SLOTS {
+            self.slots.push((key, series));
+            self.slots.len() - 1
+        } else {
+            let at = self.next;
+            self.slots[at] = (key, series);
+            self.next = (at + 1) % RECENT_ANSWER_SLOTS;
+            at
+        };
+        Some(&self.slots[at].1)
+    }
+}
+
+thread_local! {
+    static RECENT_ANSWERS: RefCell<RecentAnswers> = RefCell::new(RecentAnswers::default());
 }
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
@@ -328,7 +420,13 @@ mod tests {
         clients.hit();
         clients.miss();
         metrics.token_issued(GrantType::TokenExchange);
-        metrics.request("/oauth/token", "POST", "400", 0.002, Some("invalid_grant"));
+        metrics.request(
+            &Cow::Borrowed("/oauth/token"),
+            "POST",
+            StatusCode::BAD_REQUEST,
+            0.002,
+            Some("invalid_grant"),
+        );
         let after = metrics.render(
             PoolGauges {
                 connections: 3,
@@ -378,6 +476,57 @@ mod tests {
             assert_eq!(value(&after, series), Some(expected), "{series}\n{after}");
         }
         assert!(after.contains("# TYPE tollgate_http_request_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn answers_count_into_their_own_series_past_the_few_a_thread_keeps() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let route = Cow::Borrowed("/a");
+        // More kinds of answer than a thread keeps resolved, each twice.
+        let statuses: Vec<StatusCode> = (200..=220)
+            .map(|code| StatusCode::from_u16(code).unwrap())
+            .collect();
+        for _ in 0..2 {
+            for &status in &statuses {
+                a.request(&route, "GET", status, 0.001, None);
+            }
+        }
+        b.request(&route, "GET", StatusCode::OK, 0.001, None);
+        a.request(
+            &Cow::Owned("/b/{id}".to_owned()),
+            "POST",
+            StatusCode::CREATED,
+            0.001,
+            None,
+        );
+        let (a, b) = (
+            a.render(PoolGauges::default(), None),
+            b.render(PoolGauges::default(), None),
+        );
+        for status in &statuses {
+            let series = format!(
+                "tollgate_http_requests_total{{method=\"GET\",route=\"/a\",status=\"{}\"}}",
+                status.as_str()
+            );
+            assert_eq!(value(&a, &series), Some(2.0), "{series}\n{a}");
+        }
+        let count = "tollgate_http_request_duration_seconds_count{method=\"GET\",route=\"/a\"}";
+        assert_eq!(value(&a, count), Some(42.0));
+        assert_eq!(value(&b, count), Some(1.0));
+        assert_eq!(
+            value(
+                &b,
+                "tollgate_http_requests_total{method=\"GET\",route=\"/a\",status=\"200\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &a,
+                "tollgate_http_requests_total{method=\"POST\",route=\"/b/{id}\",status=\"201\"}"
+            ),
+            Some(1.0)
+        );
     }
 
     #[test]

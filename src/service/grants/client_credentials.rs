@@ -1,11 +1,13 @@
 //! RFC 6749 §4.4: the client credentials grant.
 
+use std::borrow::Cow;
+
 use super::{IssuedToken, Issuer, grant_audience, issued_at, narrow_scope, require_grant, sign};
 use crate::crypto::secrets::token_id;
 use crate::domain::{Client, GrantType};
 use crate::oauth::Scope;
 use crate::service::ProtocolError;
-use crate::service::access_tokens::AccessTokenClaims;
+use crate::service::access_tokens::TokenClaims;
 
 /// A token for the authenticated `client` itself.
 pub fn issue(
@@ -19,16 +21,16 @@ pub fn issue(
     let audience = grant_audience(client, issuer.policy, audiences)?;
     let ttl = issuer.policy.ttl_for(client.token_ttl);
     let now = issuer.now;
-    let claims = AccessTokenClaims {
-        iss: issuer.policy.issuer.clone(),
-        sub: client.id.clone(),
+    let claims = TokenClaims {
+        iss: Cow::Borrowed(&issuer.policy.issuer),
+        sub: Cow::Borrowed(&client.id),
         aud: audience,
         exp: now + ttl,
         iat: issued_at(client.tokens_not_before, now),
         nbf: now,
-        jti: token_id(),
-        client_id: client.id.clone(),
-        scope,
+        jti: Cow::Owned(token_id()),
+        client_id: Cow::Borrowed(&client.id),
+        scope: Cow::Owned(scope),
         api_key_id: None,
     };
     sign(issuer.keys, claims, ttl, None)

@@ -7,7 +7,7 @@ pub mod token_exchange;
 use serde::Serialize;
 
 use super::ProtocolError;
-use super::access_tokens::{AccessTokenClaims, Audience};
+use super::access_tokens::{Audience, TokenClaims};
 use super::api_keys::UsageTracker;
 use super::client_auth;
 use crate::cache::Lookup;
@@ -85,7 +85,7 @@ fn issued_at(tokens_not_before: Option<i64>, now: i64) -> i64 {
 
 fn sign(
     keys: &KeyRing,
-    claims: AccessTokenClaims,
+    claims: TokenClaims<'_>,
     ttl: i64,
     issued_token_type: Option<&'static str>,
 ) -> Result<IssuedToken, ProtocolError> {
@@ -95,7 +95,7 @@ fn sign(
         issued_token_type,
         token_type: "Bearer",
         expires_in: ttl,
-        scope: claims.scope,
+        scope: claims.scope.into_owned(),
     })
 }
 

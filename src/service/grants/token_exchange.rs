@@ -1,12 +1,14 @@
 //! RFC 8693: token exchange, an API key (the subject token) for a short-lived access token.
 
+use std::borrow::Cow;
+
 use super::{IssuedToken, Issuer, grant_audience, issued_at, narrow_scope, require_grant, sign};
 use crate::cache::Lookup;
 use crate::crypto::secrets::token_id;
 use crate::domain::{Client, GrantType};
 use crate::oauth::{OAuthError, Scope, TOKEN_TYPE_ACCESS_TOKEN, TokenPolicy};
 use crate::service::ProtocolError;
-use crate::service::access_tokens::{AccessTokenClaims, Audience};
+use crate::service::access_tokens::{Audience, TokenClaims};
 use crate::service::api_keys;
 
 /// Exchanges `subject_token` (an API key) for an access token. With a client, the client
@@ -41,17 +43,17 @@ pub fn issue(
             issuer.policy.exchange_ttl.min(expires - now)
         })
         .max(1);
-    let claims = AccessTokenClaims {
-        iss: issuer.policy.issuer.clone(),
-        sub: holder.account.id.clone(),
+    let claims = TokenClaims {
+        iss: Cow::Borrowed(&issuer.policy.issuer),
+        sub: Cow::Borrowed(&holder.account.id),
         aud: audience,
         exp: now + ttl,
         iat: client.map_or(now, |c| issued_at(c.tokens_not_before, now)),
         nbf: now,
-        jti: token_id(),
-        client_id: client.map_or_else(|| holder.key.id.clone(), |c| c.id.clone()),
-        scope,
-        api_key_id: Some(holder.key.id),
+        jti: Cow::Owned(token_id()),
+        client_id: Cow::Borrowed(client.map_or(&holder.key.id, |c| &c.id)),
+        scope: Cow::Owned(scope),
+        api_key_id: Some(Cow::Borrowed(&holder.key.id)),
     };
     sign(issuer.keys, claims, ttl, Some(TOKEN_TYPE_ACCESS_TOKEN))
 }
