@@ -23,6 +23,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use actix_web::body::BoxBody;
@@ -36,7 +37,7 @@ use super::error::{ErrorTag, HttpError, no_store};
 use super::extract::client_ip;
 use super::routes::RoutePattern;
 use crate::app::AppState;
-use crate::telemetry::metrics::{CONTENT_TYPE, PoolGauges, UNMATCHED_ROUTE};
+use crate::telemetry::metrics::{CONTENT_TYPE, PoolGauges, UNMATCHED_ROUTE, ViewCounts};
 use crate::telemetry::request::RequestScope;
 use actix_web::ResponseError;
 
@@ -190,6 +191,10 @@ pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
             up: pool.up,
         },
         age,
+        ViewCounts {
+            stale_lookups: state.cache.stats.stale.load(Ordering::Relaxed),
+            resyncs: state.cache.stats.resyncs.load(Ordering::Relaxed),
+        },
     );
     no_store(&mut HttpResponse::Ok())
         .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))

@@ -16,6 +16,8 @@
 //! | `tollgate_http_request_duration_seconds` | histogram | `route`, `method` |
 //! | `tollgate_http_errors_total` | counter | `route`, `error` |
 //! | `tollgate_cache_requests_total` | counter | `cache`, `result` (`hit`, `miss`) |
+//! | `tollgate_cache_stale_lookups_total` | counter | |
+//! | `tollgate_cache_resyncs_total` | counter | |
 //! | `tollgate_db_pool_connections` | gauge | |
 //! | `tollgate_db_pool_idle_connections` | gauge | |
 //! | `tollgate_db_pool_max_connections` | gauge | |
@@ -62,6 +64,17 @@ pub struct PoolGauges {
 /// Tells apart the registries of the instances one process runs (tests run several).
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(0);
 
+/// What the in-memory view has counted since start-up (see `cache::Stats`), set when
+/// scraped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewCounts {
+    /// Lookups made while the view was not trusted (the change feed late or gone), so
+    /// answered by the database.
+    pub stale_lookups: u64,
+    /// Times the whole view was forgotten (the feed connected again, or lost track).
+    pub resyncs: u64,
+}
+
 /// The metrics of one running instance. Cheap to share: every series is reference-counted.
 pub struct Metrics {
     /// This registry among the process's, for [`RecentAnswers`].
@@ -73,6 +86,8 @@ pub struct Metrics {
     request_duration: HistogramVec,
     errors: IntCounterVec,
     cache_requests: IntCounterVec,
+    cache_stale_lookups: IntCounter,
+    cache_resyncs: IntCounter,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
     pool_max: IntGauge,
@@ -176,11 +191,18 @@ impl Metrics {
             &["cache", "result"],
         )?;
         registry.register(Box::new(cache_requests.clone()))?;
-        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
-            let gauge = IntGauge::new(name, help)?;
-            registry.register(Box::new(gauge.clone()))?;
-            Ok(gauge)
-        };
+        let counter = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help)?);
+        let cache_stale_lookups = counter(
+            "tollgate_cache_stale_lookups_total",
+            "Lookups made while the in-memory view was not trusted (its change feed late or \
+             gone), so answered by the database.",
+        )?;
+        let cache_resyncs = counter(
+            "tollgate_cache_resyncs_total",
+            "Times the in-memory view was forgotten whole (its change feed connected again or \
+             lost track).",
+        )?;
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help)?);
         let pool_connections = gauge(
             "tollgate_db_pool_connections",
             "Open database connections in the pool, idle or in use.",
@@ -224,6 +246,8 @@ impl Metrics {
             request_duration,
             errors,
             cache_requests,
+            cache_stale_lookups,
+            cache_resyncs,
             pool_connections,
             pool_idle,
             pool_max,
@@ -307,7 +331,19 @@ impl Metrics {
     }
 
     /// Sets the state gauges, then renders every series in the Prometheus text format.
-    pub fn render(&self, pool: PoolGauges, signing_key_age: Option<i64>) -> String {
+    pub fn render(
+        &self,
+        pool: PoolGauges,
+        signing_key_age: Option<i64>,
+        view: ViewCounts,
+    ) -> String {
+        // Counters that only this scrape moves: brought up to the view's own counts.
+        for (counter, count) in [
+            (&self.cache_stale_lookups, view.stale_lookups),
+            (&self.cache_resyncs, view.resyncs),
+        ] {
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
         self.pool_connections.set(i64::from(pool.connections));
         self.pool_idle.set(i64::from(pool.idle));
         self.pool_max.set(i64::from(pool.max));
@@ -322,6 +358,15 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// `metric`, registered in `registry` (which keeps a handle to the same series).
+fn registered<M>(registry: &Registry, metric: M) -> prometheus::Result<M>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 /// The series one kind of answer (route, method, status) counts into.
@@ -404,7 +449,7 @@ mod tests {
     fn every_series_is_registered_and_counts() {
         let metrics = Metrics::new();
         let clients = metrics.cache("clients");
-        let before = metrics.render(PoolGauges::default(), None);
+        let before = metrics.render(PoolGauges::default(), None, ViewCounts::default());
         assert_eq!(
             value(
                 &before,
@@ -440,6 +485,10 @@ mod tests {
                 up: true,
             },
             Some(120),
+            ViewCounts {
+                stale_lookups: 7,
+                resyncs: 2,
+            },
         );
         for (series, expected) in [
             (
@@ -476,6 +525,8 @@ mod tests {
             ("tollgate_db_pool_waiting", 2.0),
             ("tollgate_db_up", 1.0),
             ("tollgate_signing_key_age_seconds", 120.0),
+            ("tollgate_cache_stale_lookups_total", 7.0),
+            ("tollgate_cache_resyncs_total", 2.0),
         ] {
             assert_eq!(value(&after, series), Some(expected), "{series}\n{after}");
         }
@@ -504,8 +555,8 @@ mod tests {
             None,
         );
         let (a, b) = (
-            a.render(PoolGauges::default(), None),
-            b.render(PoolGauges::default(), None),
+            a.render(PoolGauges::default(), None, ViewCounts::default()),
+            b.render(PoolGauges::default(), None, ViewCounts::default()),
         );
         for status in &statuses {
             let series = format!(
@@ -539,11 +590,17 @@ mod tests {
         a.token_issued(GrantType::ClientCredentials);
         let series = "tollgate_tokens_issued_total{grant_type=\"client_credentials\"}";
         assert_eq!(
-            value(&a.render(PoolGauges::default(), None), series),
+            value(
+                &a.render(PoolGauges::default(), None, ViewCounts::default()),
+                series
+            ),
             Some(1.0)
         );
         assert_eq!(
-            value(&b.render(PoolGauges::default(), None), series),
+            value(
+                &b.render(PoolGauges::default(), None, ViewCounts::default()),
+                series
+            ),
             Some(0.0)
         );
         let detached = CacheMetrics::detached();

@@ -178,6 +178,13 @@ async fn metrics_count_tokens_failures_routes_and_describe_the_pool_and_key(back
             <= value(&after, "tollgate_db_pool_connections")
     );
     assert!(value(&after, "tollgate_signing_key_age_seconds") >= age_before + 1_000.0);
+    // The in-memory view: forgotten whole once, when its change feed first connected, and
+    // its lookups counted; it may have been asked before that feed's first round.
+    assert!(value(&after, "tollgate_cache_resyncs_total") >= 1.0);
+    assert!(
+        value(&after, "tollgate_cache_stale_lookups_total")
+            >= value(&before, "tollgate_cache_stale_lookups_total")
+    );
 
     // The API listener does not serve the metrics, and the metrics listener nothing else.
     let (status, _) = app.get_json("/metrics").await;
