@@ -22,6 +22,8 @@
 #                      written to the database; a cache fills)
 #   CONNECTIONS=32     concurrent keep-alive connections
 #   THREADS=2          wrk threads (the load generator shares the machine with the server)
+#   ROUNDS=3           runs of each Tollgate workload, each after its own ceiling run; the
+#                      table shows the round with the median ratio, and every round's ratio
 #   WORKERS=0          server.workers and the ceiling's workers (0: one per core)
 #   POOL_SIZE=4        database.pool_size
 #   BACKENDS="sqlite postgres"          which backends Tollgate runs on
@@ -38,8 +40,11 @@
 # so that no autovacuum or checkpoint of the bulk insert runs during a measurement; then
 # the machine must be idle). The ceiling stays up throughout, and its token endpoint is
 # measured again just before each Tollgate run: a Tollgate row's ratio is to that adjacent
-# ceiling run (its rate is in the last column), so that a shared machine's drift over the
-# minutes of the script does not skew the ratios. The ceiling's own rows are its first runs.
+# ceiling run (its rate is in the next-to-last column), so that a shared machine's drift
+# over the minutes of the script does not skew the ratios. A single ratio still moves by
+# ±10 % there, so each Tollgate workload runs ROUNDS times: its row is the round with the
+# median ratio, and the last column lists all of them. The ceiling's own rows are
+# its first runs.
 #
 # The table is also written to bench/results/compare-<UTC time>.md. Each Tollgate run gets
 # a fresh process, so its peak RSS is that workload's. Exits non-zero if any request failed.
@@ -47,6 +52,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 PORT=${PORT:-18480}
+ROUNDS=${ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive whole number"
 BACKENDS=${BACKENDS:-sqlite postgres}
 WORKLOADS=${WORKLOADS:-token introspect exchange me}
 check_common_settings
@@ -125,16 +132,16 @@ run_ceiling() {
     start_ceiling "$PORT"
     CEILING_PID=$STARTED_PID
     measure ceiling "$CEILING_BASE" "$CEILING_PID" token
-    ROWS+=("$ROW |")
+    ROWS+=("$ROW | |")
     # Nothing but actix-web and the load generator: the bound for `me` on this machine.
     measure ceiling "$CEILING_BASE" "$CEILING_PID" bare
-    ROWS+=("$ROW |")
+    ROWS+=("$ROW | |")
     if [[ " $WORKLOADS " == *" introspect "* ]]; then
         timeout 300 "$PROBE_BIN" tokens --url "$CEILING_BASE" --clients "$SEED_DIR/clients.tsv" \
             --count "$WORKING_SET" --out "$TMP/ceiling-tokens.txt"
         # The peak RSS and CPU of this run are measured in the same process as `token`.
         measure ceiling "$CEILING_BASE" "$CEILING_PID" introspect "$TMP/ceiling-tokens.txt"
-        ROWS+=("$ROW |")
+        ROWS+=("$ROW | |")
     fi
 }
 
@@ -151,18 +158,29 @@ run_tollgate() {
     local config="$TMP/$backend.toml"
     write_config "$config"
     local tokens="$TMP/$backend-tokens.txt"
+    local workload round
     for workload in $WORKLOADS; do
-        log "[$backend] starting Tollgate on 127.0.0.1:$port for $workload"
-        start_tollgate "$backend" "$url" "$port" "$base" "$config"
-        local pid=$STARTED_PID
-        if [[ $workload == introspect && ! -s $tokens ]]; then
-            timeout 300 "$PROBE_BIN" tokens --url "$base" --clients "$SEED_DIR/clients.tsv" \
-                --count "$WORKING_SET" --out "$tokens"
-        fi
-        remeasure_ceiling
-        measure "$backend" "$base" "$pid" "$workload" "$tokens"
-        ROWS+=("$ROW $CEILING_RATE |")
-        stop_pid "$pid"
+        local rows=() ratios=()
+        for ((round = 1; round <= ROUNDS; round++)); do
+            log "[$backend] starting Tollgate on 127.0.0.1:$port for $workload (round $round of $ROUNDS)"
+            start_tollgate "$backend" "$url" "$port" "$base" "$config"
+            local pid=$STARTED_PID
+            if [[ $workload == introspect && ! -s $tokens ]]; then
+                timeout 300 "$PROBE_BIN" tokens --url "$base" --clients "$SEED_DIR/clients.tsv" \
+                    --count "$WORKING_SET" --out "$tokens"
+            fi
+            remeasure_ceiling
+            measure "$backend" "$base" "$pid" "$workload" "$tokens"
+            rows+=("$ROW $CEILING_RATE |")
+            ratios+=("$(awk -v rate="$RATE" -v ceiling="$CEILING_RATE" \
+                'BEGIN { printf "%.2f", (ceiling > 0 ? rate / ceiling : 0) }')")
+            stop_pid "$pid"
+        done
+        # The round whose ratio is the median (the lower middle one for an even count).
+        local median
+        median=$(for i in "${!ratios[@]}"; do printf '%s %s\n' "${ratios[$i]}" "$i"; done |
+            sort -n | awk -v n="${#ratios[@]}" 'NR == int((n + 1) / 2) { print $2 }')
+        ROWS+=("${rows[$median]} $(IFS=,; printf '%s' "${ratios[*]}" | sed 's/,/, /g') |")
     done
 }
 
@@ -209,10 +227,10 @@ done
 stop_servers
 
 {
-    printf '%s — %s connections, %s wrk threads, %ss measured after %ss warm-up; %s clients, %s API keys seeded, load over %s of them\n\n' \
-        "$MACHINE" "$CONNECTIONS" "$THREADS" "$DURATION" "$WARMUP" "$CLIENTS" "$KEYS" "$WORKING_SET"
-    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed | adjacent ceiling req/s |\n'
-    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '%s — %s connections, %s wrk threads, %ss measured after %ss warm-up, %s rounds per Tollgate row; %s clients, %s API keys seeded, load over %s of them\n\n' \
+        "$MACHINE" "$CONNECTIONS" "$THREADS" "$DURATION" "$WARMUP" "$ROUNDS" "$CLIENTS" "$KEYS" "$WORKING_SET"
+    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed | adjacent ceiling req/s | ÷ ceiling, each round |\n'
+    printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
     printf '%s\n' "${ROWS[@]}"
 } | tee "$TMP/table.md"
 mkdir -p "$REPO/bench/results"
