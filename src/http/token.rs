@@ -1,6 +1,6 @@
 //! `POST /oauth/token` (RFC 6749 §4.4, RFC 8693).
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{HttpError, no_store};
@@ -139,8 +139,6 @@ pub async fn post_token(
     let client_id = request.credentials.as_ref().map(|c| c.client_id.as_str());
     let attempt = AuthAttempt::begin(&req, &state, client_id);
     let issued = state
-        .clone()
-        .into_inner()
         .read_through(move |lookup, app| {
             app.with_issuer(|issuer| grants::issue(lookup, issuer, &request))
         })
@@ -149,7 +147,12 @@ pub async fn post_token(
         Verdict::Answer(issued) => {
             let issued = issued?;
             state.metrics.token_issued(grant_type);
-            Ok(no_store(&mut HttpResponse::Ok()).json(issued))
+            Ok(no_store(&mut HttpResponse::Ok())
+                .insert_header((
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ))
+                .body(issued.to_json()))
         }
         Verdict::Throttled(wait) => Ok(throttled(wait)),
     }

@@ -394,18 +394,30 @@ pub fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
         return Err(unsupported());
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let (id, secret) = (form_decode(id), form_decode(secret));
+    let mut decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let colon = decoded.find(':').ok_or_else(malformed)?;
+    let secret = form_decode(&decoded[colon + 1..]);
+    // The id is most often plain: the decoded buffer, cut at the colon, is it.
+    decoded.truncate(colon);
+    let id = if is_plain(&decoded) {
+        Some(decoded)
+    } else {
+        form_decode(&decoded)
+    };
     match (id, secret) {
         (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Ok((id, secret)),
         _ => Err(malformed()),
     }
 }
 
+/// Whether form decoding would leave `text` as it is.
+fn is_plain(text: &str) -> bool {
+    !text.bytes().any(|b| b == b'+' || b == b'%')
+}
+
 /// `application/x-www-form-urlencoded` decoding of one value ('+' is a space).
 fn form_decode(text: &str) -> Option<String> {
-    if !text.contains(['+', '%']) {
+    if is_plain(text) {
         return Some(text.to_owned());
     }
     let spaced = text.replace('+', " ");

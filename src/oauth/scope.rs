@@ -98,15 +98,24 @@ impl Scope {
     }
 }
 
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Scope {
+    /// The tokens joined by single spaces (as `to_string`, without the formatter: a token
+    /// is issued with this on every request).
+    pub fn joined(&self) -> String {
+        let mut joined = String::with_capacity(self.0.iter().map(|t| t.len() + 1).sum());
         for (i, token) in self.0.iter().enumerate() {
             if i > 0 {
-                f.write_str(" ")?;
+                joined.push(' ');
             }
-            f.write_str(token)?;
+            joined.push_str(token);
         }
-        Ok(())
+        joined
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.joined())
     }
 }
 

@@ -26,6 +26,47 @@ pub struct IssuedToken {
     pub scope: String,
 }
 
+impl IssuedToken {
+    /// The body serde would write (`serde_json::to_vec(self)`), in one pass into a buffer
+    /// of the right size. The access token is most of it and a JWS compact serialization
+    /// (base64url and dots) holds nothing JSON escapes, so it is copied as it is instead
+    /// of being scanned for escapes byte by byte.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.access_token.len() + self.scope.len() + 192);
+        out.extend_from_slice(br#"{"access_token":"#);
+        write_json_string(&mut out, &self.access_token);
+        if let Some(issued_token_type) = self.issued_token_type {
+            out.extend_from_slice(br#","issued_token_type":"#);
+            write_json_string(&mut out, issued_token_type);
+        }
+        out.extend_from_slice(br#","token_type":"#);
+        write_json_string(&mut out, self.token_type);
+        out.extend_from_slice(br#","expires_in":"#);
+        out.extend_from_slice(itoa::Buffer::new().format(self.expires_in).as_bytes());
+        out.extend_from_slice(br#","scope":"#);
+        write_json_string(&mut out, &self.scope);
+        out.push(b'}');
+        out
+    }
+}
+
+/// `text` as a JSON string: as it is when nothing in it needs escaping (base64url, dots,
+/// scope tokens without `"` or `\`), through serde_json otherwise.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    // A fold, not `all`: without the early exit the check runs on whole vectors.
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, text).is_err() {
+        // Writing a string into a Vec cannot fail; an empty string keeps the JSON whole.
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
 /// What a grant needs besides the connection.
 pub struct Issuer<'a> {
     pub keys: &'a KeyRing,
@@ -107,8 +148,8 @@ fn narrow_scope(
     who: &str,
 ) -> Result<String, OAuthError> {
     match requested {
-        None => Ok(allowed.to_string()),
-        Some(requested) if requested.is_subset_of(allowed) => Ok(requested.to_string()),
+        None => Ok(allowed.joined()),
+        Some(requested) if requested.is_subset_of(allowed) => Ok(requested.joined()),
         Some(requested) => Err(OAuthError::invalid_scope(format!(
             "{who} may not request: {}",
             requested.not_in(allowed).collect::<Vec<_>>().join(" ")
@@ -154,6 +195,35 @@ fn grant_audience(
 mod tests {
     use super::*;
     use crate::domain::client::survives_bulk_revocation;
+
+    #[test]
+    fn token_json_is_what_serde_writes() {
+        let token = |access_token: &str, scope: &str, issued_token_type, expires_in| IssuedToken {
+            access_token: access_token.to_owned(),
+            issued_token_type,
+            token_type: "Bearer",
+            expires_in,
+            scope: scope.to_owned(),
+        };
+        for issued in [
+            token("eyJh.eyJp-_0.c2ln", "read write", None, 3600),
+            token("a.b.c", "", Some(crate::oauth::TOKEN_TYPE_ACCESS_TOKEN), 1),
+            token("x", "api:read!#[]~", None, -5),
+            token(
+                "quote\"back\\slash",
+                "tab\tnew\nline\u{7f}é",
+                None,
+                i64::MAX,
+            ),
+            token("", "\u{1}", Some("x\"y"), i64::MIN),
+        ] {
+            let expected = serde_json::to_vec(&issued).unwrap();
+            assert_eq!(
+                String::from_utf8(issued.to_json()).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn bulk_revocation_bound_lets_later_tokens_through() {
