@@ -115,13 +115,13 @@ impl AppState {
     /// that view lacks something `f` needs (or cannot be trusted now), runs it again with
     /// the database behind the view, on the blocking pool. `f` must have no effect that a
     /// second run would repeat before it returns a miss: the hot path's lookups come first.
-    pub async fn read_through<T, E, F>(self: Arc<Self>, f: F) -> Result<T, E>
+    pub async fn read_through<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
     where
         F: Fn(&mut dyn Lookup, &AppState) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + StoreFailure + Send + 'static,
     {
-        match f(&mut self.cache.memory(), &self) {
+        match f(&mut self.cache.memory(), self) {
             Err(err) if matches!(err.store_error(), Some(DbError::NotCached)) => {}
             answered => return answered,
         }
@@ -134,7 +134,7 @@ impl AppState {
     /// Runs `f` with what the token grants need (the current key ring, policy, usage
     /// tracker and time).
     pub fn with_issuer<T>(&self, f: impl FnOnce(&Issuer<'_>) -> T) -> T {
-        let keys = self.keys.current();
+        let keys = self.keys.borrow();
         f(&Issuer {
             keys: &keys,
             policy: &self.policy,

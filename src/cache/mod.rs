@@ -91,7 +91,7 @@ pub struct HotCache {
     confirmed_at: AtomicU64,
     feed: feed::FeedHandle,
     pub stats: Stats,
-    /// Prometheus hits and misses, per [`Kind`].
+    /// Hits and misses, per [`Kind`] (also in Prometheus when built `with_metrics`).
     metrics: [CacheMetrics; 4],
 }
 
@@ -104,12 +104,11 @@ enum Kind {
     Revocations = 3,
 }
 
-/// Lookups answered from memory and from the database, and how often the whole view was
-/// forgotten (the feed (re)connected or lost track).
+/// How often the whole view was forgotten (the feed (re)connected or lost track), and
+/// lookups that could not trust it. Lookups answered from memory and from the database
+/// are counted per kind ([`HotCache::hits`], [`HotCache::misses`]).
 #[derive(Default)]
 pub struct Stats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
     pub resyncs: AtomicU64,
     /// Lookups that found the view not trusted (the feed late or gone), so went to the
     /// database.
@@ -245,13 +244,21 @@ impl HotCache {
     }
 
     fn hit(&self, kind: Kind) {
-        self.stats.hits.fetch_add(1, Ordering::Relaxed);
         self.metrics[kind as usize].hit();
     }
 
     fn miss(&self, kind: Kind) {
-        self.stats.misses.fetch_add(1, Ordering::Relaxed);
         self.metrics[kind as usize].miss();
+    }
+
+    /// Lookups answered from memory, of every kind.
+    pub fn hits(&self) -> u64 {
+        self.metrics.iter().map(CacheMetrics::hits).sum()
+    }
+
+    /// Lookups that read the database, of every kind.
+    pub fn misses(&self) -> u64 {
+        self.metrics.iter().map(CacheMetrics::misses).sum()
     }
 }
 

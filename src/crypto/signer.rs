@@ -353,6 +353,12 @@ impl KeyStore {
         self.0.load_full()
     }
 
+    /// The current ring for a short, synchronous use: no reference count is taken (that
+    /// would be a write to a line every worker shares, on every token).
+    pub fn borrow(&self) -> arc_swap::Guard<Arc<KeyRing>> {
+        self.0.load()
+    }
+
     pub fn replace(&self, ring: KeyRing) {
         self.0.store(Arc::new(ring));
     }

@@ -289,8 +289,6 @@ async fn key_holder(
     let credential = presented_credential(req, &body)?.ok_or(BearerRejection::Missing)?;
     let now = state.now();
     let found = state
-        .clone()
-        .into_inner()
         .read_through(move |lookup, app| {
             api_keys::authenticate(lookup, &app.usage, &credential, now)
         })

@@ -112,8 +112,6 @@ pub async fn post_introspect(
     let attempt = AuthAttempt::begin(&req, &state, client_id);
     let (keys, now) = (state.keys.current(), state.now());
     let answer = state
-        .clone()
-        .into_inner()
         .read_through(move |lookup, app| {
             introspection::introspect(
                 lookup,

@@ -29,6 +29,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
 use prometheus::{
@@ -36,6 +37,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use super::sharded::ShardedCounter;
 use crate::domain::GrantType;
 
 /// Route label of requests that matched no route (404s, junk): one series for all of them,
@@ -86,6 +88,8 @@ pub struct Metrics {
     request_duration: HistogramVec,
     errors: IntCounterVec,
     cache_requests: IntCounterVec,
+    /// Each cache's counts with its hit and miss series, brought up to date on render.
+    cache_counts: Mutex<Vec<(CacheMetrics, IntCounter, IntCounter)>>,
     cache_stale_lookups: IntCounter,
     cache_resyncs: IntCounter,
     pool_connections: IntGauge,
@@ -96,33 +100,46 @@ pub struct Metrics {
     signing_key_age: IntGauge,
 }
 
-/// The hit and miss counters of one cache, resolved once: counting is one atomic add.
+/// The hit and miss counts of one cache. Counted per thread ([`ShardedCounter`]: a lookup
+/// on the hot path writes no cache line another worker writes) and brought into the
+/// Prometheus series when `/metrics` is rendered.
 ///
 /// The cache module gets one from [`Metrics::cache`] when it is built (in `AppState::new`)
 /// and calls [`CacheMetrics::hit`] or [`CacheMetrics::miss`] on each lookup.
-#[derive(Clone)]
-pub struct CacheMetrics(Option<(IntCounter, IntCounter)>);
+#[derive(Clone, Default)]
+pub struct CacheMetrics(Arc<CacheCounts>);
+
+#[derive(Default)]
+struct CacheCounts {
+    hits: ShardedCounter,
+    misses: ShardedCounter,
+}
 
 impl CacheMetrics {
     /// A lookup answered from the cache.
     #[inline]
     pub fn hit(&self) {
-        if let Some((hits, _)) = &self.0 {
-            hits.inc();
-        }
+        self.0.hits.inc();
     }
 
     /// A lookup that had to go to the database.
     #[inline]
     pub fn miss(&self) {
-        if let Some((_, misses)) = &self.0 {
-            misses.inc();
-        }
+        self.0.misses.inc();
     }
 
-    /// Counts nothing: for a cache used outside a server (the CLI, unit tests).
+    pub fn hits(&self) -> u64 {
+        self.0.hits.get()
+    }
+
+    pub fn misses(&self) -> u64 {
+        self.0.misses.get()
+    }
+
+    /// Counts into no Prometheus series: for a cache used outside a server (the CLI, unit
+    /// tests).
     pub fn detached() -> Self {
-        Self(None)
+        Self::default()
     }
 }
 
@@ -246,6 +263,7 @@ impl Metrics {
             request_duration,
             errors,
             cache_requests,
+            cache_counts: Mutex::default(),
             cache_stale_lookups,
             cache_resyncs,
             pool_connections,
@@ -265,10 +283,13 @@ impl Metrics {
             self.cache_requests
                 .get_metric_with_label_values(&[name, result])
         };
-        match (series("hit"), series("miss")) {
-            (Ok(hits), Ok(misses)) => CacheMetrics(Some((hits, misses))),
-            _ => CacheMetrics::detached(),
+        let counts = CacheMetrics::default();
+        if let (Ok(hits), Ok(misses)) = (series("hit"), series("miss"))
+            && let Ok(mut caches) = self.cache_counts.lock()
+        {
+            caches.push((counts.clone(), hits, misses));
         }
+        counts
     }
 
     /// One access token issued.
@@ -296,18 +317,23 @@ impl Metrics {
         seconds: f64,
         error: Option<&str>,
     ) {
-        let series = match route {
-            Cow::Borrowed(route) => RECENT_ANSWERS.with(|recent| {
-                recent
-                    .borrow_mut()
-                    .series(self, route, method, status)
-                    .cloned()
-            }),
-            Cow::Owned(route) => self.answer_series(route, method, status),
-        };
-        if let Some(series) = series {
+        let count = |series: &AnswerSeries| {
             series.duration.observe(seconds);
             series.answered.inc();
+        };
+        match route {
+            // Counted in place: a clone of the series would add to (and take from) their
+            // reference counts, lines every worker writes.
+            Cow::Borrowed(route) => RECENT_ANSWERS.with(|recent| {
+                if let Some(series) = recent.borrow_mut().series(self, route, method, status) {
+                    count(series);
+                }
+            }),
+            Cow::Owned(route) => {
+                if let Some(series) = self.answer_series(route, method, status) {
+                    count(&series);
+                }
+            }
         }
         if let Some(error) = error
             && let Ok(counter) = self.errors.get_metric_with_label_values(&[route, error])
@@ -338,11 +364,16 @@ impl Metrics {
         view: ViewCounts,
     ) -> String {
         // Counters that only this scrape moves: brought up to the view's own counts.
-        for (counter, count) in [
-            (&self.cache_stale_lookups, view.stale_lookups),
-            (&self.cache_resyncs, view.resyncs),
-        ] {
+        let bring_up = |counter: &IntCounter, count: u64| {
             counter.inc_by(count.saturating_sub(counter.get()));
+        };
+        bring_up(&self.cache_stale_lookups, view.stale_lookups);
+        bring_up(&self.cache_resyncs, view.resyncs);
+        if let Ok(caches) = self.cache_counts.lock() {
+            for (counts, hits, misses) in caches.iter() {
+                bring_up(hits, counts.hits());
+                bring_up(misses, counts.misses());
+            }
         }
         self.pool_connections.set(i64::from(pool.connections));
         self.pool_idle.set(i64::from(pool.idle));
@@ -606,5 +637,6 @@ mod tests {
         let detached = CacheMetrics::detached();
         detached.hit();
         detached.miss();
+        assert_eq!((detached.hits(), detached.misses()), (1, 1));
     }
 }

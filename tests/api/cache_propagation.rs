@@ -56,10 +56,11 @@ async fn me_status(app: &TestApp, key: &str) -> u16 {
 
 /// (hits, misses, times the view was forgotten or not trusted).
 fn cache_counts(app: &TestApp) -> (u64, u64, u64) {
-    let stats = &app.cache().stats;
+    let cache = app.cache();
+    let stats = &cache.stats;
     (
-        stats.hits.load(Ordering::Relaxed),
-        stats.misses.load(Ordering::Relaxed),
+        cache.hits(),
+        cache.misses(),
         stats.resyncs.load(Ordering::Relaxed) + stats.stale.load(Ordering::Relaxed),
     )
 }
