@@ -3,26 +3,38 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Entries of one kind. Every eviction moves `epoch` on, and a value read from the
-/// database is kept only if no eviction happened since the read began (see [`Table::fill`]):
-/// otherwise a change that committed after the read but was applied before the fill would
-/// be lost, and the stale value kept until the next change.
+/// Shards per table. A read takes its shard's lock, which writes the lock's word: with one
+/// lock, every lookup by every worker would write the same cache line.
+const SHARDS: usize = 8;
+
+/// Entries of one kind, in shards by key. Every eviction moves `epoch` on, and a value read
+/// from the database is kept only if no eviction happened since the read began (see
+/// [`Table::fill`]): otherwise a change that committed after the read but was applied
+/// before the fill would be lost, and the stale value kept until the next change.
 pub struct Table<K, V> {
-    inner: RwLock<Inner<K, V>>,
-    /// Most entries with a value; past it, an eighth of them go.
+    shards: Box<[Shard<K, V>]>,
+    /// Picks a key's shard (keyed, so that nobody can aim every key at one shard).
+    hasher: RandomState,
+    /// Moved on under the evicting shard's lock, read by a fill under its own.
+    epoch: AtomicU64,
+    /// Most entries with a value, per shard; past it, an eighth of the shard's go.
     capacity: usize,
-    /// Most "there is none" entries; past it, all of them go, so a flood of unknown keys
-    /// costs bounded memory and cannot push out the entries in use.
+    /// Most "there is none" entries, per shard; past it, all of the shard's go, so a flood
+    /// of unknown keys costs bounded memory and cannot push out the entries in use.
     negative_capacity: usize,
 }
+
+/// One shard, alone on its cache lines.
+#[repr(align(128))]
+struct Shard<K, V>(RwLock<Inner<K, V>>);
 
 struct Inner<K, V> {
     entries: HashMap<K, Option<V>>,
     negatives: usize,
-    epoch: u64,
 }
 
 /// What the view holds for a key.
@@ -36,16 +48,28 @@ pub enum Cached<V> {
 }
 
 impl<K: Eq + Hash, V: Clone> Table<K, V> {
+    /// At most `capacity` values and `negative_capacity` "there is none" entries in all
+    /// (each shard holds its share; at least one of each).
     pub fn new(capacity: usize, negative_capacity: usize) -> Self {
         Self {
-            inner: RwLock::new(Inner {
-                entries: HashMap::new(),
-                negatives: 0,
-                epoch: 0,
-            }),
-            capacity: capacity.max(8),
-            negative_capacity: negative_capacity.max(1),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Shard(RwLock::new(Inner {
+                        entries: HashMap::new(),
+                        negatives: 0,
+                    }))
+                })
+                .collect(),
+            hasher: RandomState::new(),
+            epoch: AtomicU64::new(0),
+            capacity: (capacity / SHARDS).max(1),
+            negative_capacity: (negative_capacity / SHARDS).max(1),
         }
+    }
+
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &RwLock<Inner<K, V>> {
+        let at = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
+        &self.shards[at].0
     }
 
     pub fn get<Q>(&self, key: &Q) -> Cached<V>
@@ -53,7 +77,7 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Ok(inner) = self.inner.read() else {
+        let Ok(inner) = self.shard(key).read() else {
             return Cached::Unknown;
         };
         match inner.entries.get(key) {
@@ -65,15 +89,15 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
 
     /// Taken before reading the database for a later [`Table::fill`].
     pub fn epoch(&self) -> u64 {
-        self.inner.read().map_or(u64::MAX, |inner| inner.epoch)
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Keeps what the database said, unless something was evicted since `epoch`.
     pub fn fill(&self, key: K, value: Option<V>, epoch: u64) {
-        let Ok(mut inner) = self.inner.write() else {
+        let Ok(mut inner) = self.shard(&key).write() else {
             return;
         };
-        if inner.epoch != epoch {
+        if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
         let is_negative = value.is_none();
@@ -101,8 +125,8 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if let Ok(mut inner) = self.inner.write() {
-            inner.epoch += 1;
+        if let Ok(mut inner) = self.shard(key).write() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
             if let Some(None) = inner.entries.remove(key) {
                 inner.negatives -= 1;
             }
@@ -112,26 +136,37 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
     /// Forgets every "there is none" entry (a key was added whose identity the change does
     /// not tell).
     pub fn forget_absent(&self) {
-        if let Ok(mut inner) = self.inner.write() {
-            inner.epoch += 1;
-            inner.entries.retain(|_, value| value.is_some());
-            inner.negatives = 0;
+        for shard in &self.shards {
+            if let Ok(mut inner) = shard.0.write() {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                inner.entries.retain(|_, value| value.is_some());
+                inner.negatives = 0;
+            }
         }
     }
 
     pub fn clear(&self) {
-        if let Ok(mut inner) = self.inner.write() {
-            inner.epoch += 1;
-            inner.entries = HashMap::new();
-            inner.negatives = 0;
+        for shard in &self.shards {
+            if let Ok(mut inner) = shard.0.write() {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                inner.entries = HashMap::new();
+                inner.negatives = 0;
+            }
         }
     }
 
     /// (entries with a value, "there is none" entries).
     pub fn len(&self) -> (usize, usize) {
-        self.inner.read().map_or((0, 0), |inner| {
-            (inner.entries.len() - inner.negatives, inner.negatives)
-        })
+        self.shards
+            .iter()
+            .fold((0, 0), |(values, negatives), shard| {
+                shard.0.read().map_or((values, negatives), |inner| {
+                    (
+                        values + inner.entries.len() - inner.negatives,
+                        negatives + inner.negatives,
+                    )
+                })
+            })
     }
 }
 
