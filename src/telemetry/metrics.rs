@@ -2,11 +2,13 @@
 //! servers in one process, so nothing here is global), rendered in the Prometheus text
 //! format by `http::observe` on the separate `metrics.listen` address.
 //!
-//! On the request path everything is an atomic add on a pre-registered series: the
-//! per-grant token counters and the cache counters are resolved once, at start-up; the
-//! per-route series are resolved once per worker thread and kept there (the last few
-//! used, see [`RecentAnswers`]), so that answering does not hash label values and take the
-//! registry's read lock, a lock word both workers would write on every request. Gauges
+//! On the request path everything is an add to a counter slot of the worker thread's own
+//! ([`ShardedCounter`], [`ShardedHistogram`]): a counter that every worker adds to moves
+//! between cores on every add. The per-grant token counts and the cache counts are made at
+//! start-up; the per-route counts are resolved once per worker thread and kept there (the
+//! last few used, see [`RecentAnswers`]), so that answering does not hash label values and
+//! take a lock. A scrape sums the slots: the Prometheus counters are brought up to the
+//! sums, and the duration histograms are read from them ([`DurationHistograms`]). Gauges
 //! that describe state (the database pool, the signing key's age) are set when scraped.
 //!
 //! | metric | type | labels |
@@ -28,16 +30,17 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
+use prometheus::core::{Collector, Desc};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, proto,
 };
 
-use super::sharded::ShardedCounter;
+use super::sharded::{HistogramCounts, ShardedCounter, ShardedHistogram};
 use crate::domain::GrantType;
 
 /// Route label of requests that matched no route (404s, junk): one series for all of them,
@@ -82,10 +85,12 @@ pub struct Metrics {
     /// This registry among the process's, for [`RecentAnswers`].
     id: u64,
     registry: Registry,
-    /// Indexed like [`GrantType::ALL`].
-    tokens_issued: [IntCounter; 2],
+    /// Indexed like [`GrantType::ALL`]: the series, and the per-thread counts they are
+    /// brought up to when rendered.
+    tokens_issued: [(IntCounter, ShardedCounter); 2],
     requests: IntCounterVec,
-    request_duration: HistogramVec,
+    /// Every kind of answer counted so far (`requests` and the duration histograms).
+    answers: Arc<AnswerTable>,
     errors: IntCounterVec,
     cache_requests: IntCounterVec,
     /// Each cache's counts with its hit and miss series, brought up to date on render.
@@ -171,8 +176,14 @@ impl Metrics {
         )?;
         registry.register(Box::new(tokens.clone()))?;
         let tokens_issued = [
-            tokens.get_metric_with_label_values(&[GrantType::ALL[0].as_str()])?,
-            tokens.get_metric_with_label_values(&[GrantType::ALL[1].as_str()])?,
+            (
+                tokens.get_metric_with_label_values(&[GrantType::ALL[0].as_str()])?,
+                ShardedCounter::default(),
+            ),
+            (
+                tokens.get_metric_with_label_values(&[GrantType::ALL[1].as_str()])?,
+                ShardedCounter::default(),
+            ),
         ];
         let requests = IntCounterVec::new(
             Opts::new(
@@ -182,15 +193,16 @@ impl Metrics {
             &["route", "method", "status"],
         )?;
         registry.register(Box::new(requests.clone()))?;
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "tollgate_http_request_duration_seconds",
-                "Time from a request's head to its answer, by route pattern and method.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route", "method"],
-        )?;
-        registry.register(Box::new(request_duration.clone()))?;
+        let answers = Arc::new(AnswerTable::default());
+        registry.register(Box::new(DurationHistograms {
+            desc: Desc::new(
+                "tollgate_http_request_duration_seconds".to_owned(),
+                "Time from a request's head to its answer, by route pattern and method.".to_owned(),
+                vec!["route".to_owned(), "method".to_owned()],
+                HashMap::new(),
+            )?,
+            answers: answers.clone(),
+        }))?;
         let errors = IntCounterVec::new(
             Opts::new(
                 "tollgate_http_errors_total",
@@ -260,7 +272,7 @@ impl Metrics {
             registry,
             tokens_issued,
             requests,
-            request_duration,
+            answers,
             errors,
             cache_requests,
             cache_counts: Mutex::default(),
@@ -299,7 +311,7 @@ impl Metrics {
             GrantType::ClientCredentials => 0,
             GrantType::TokenExchange => 1,
         };
-        self.tokens_issued[index].inc();
+        self.tokens_issued[index].1.inc();
     }
 
     /// One answered request. `route` is the matched route pattern (or [`UNMATCHED_ROUTE`]),
@@ -317,7 +329,7 @@ impl Metrics {
         seconds: f64,
         error: Option<&str>,
     ) {
-        let count = |series: &AnswerSeries| {
+        let count = |series: &Answers| {
             series.duration.observe(seconds);
             series.answered.inc();
         };
@@ -342,18 +354,16 @@ impl Metrics {
         }
     }
 
-    /// The series an answer counts into, looked up by their label values.
-    fn answer_series(&self, route: &str, method: &str, status: StatusCode) -> Option<AnswerSeries> {
-        Some(AnswerSeries {
-            duration: self
-                .request_duration
-                .get_metric_with_label_values(&[route, method])
-                .ok()?,
-            answered: self
-                .requests
-                .get_metric_with_label_values(&[route, method, status.as_str()])
-                .ok()?,
-        })
+    /// The counts an answer adds to, looked up by their label values (made on first use).
+    fn answer_series(
+        &self,
+        route: &str,
+        method: &'static str,
+        status: StatusCode,
+    ) -> Option<Arc<Answers>> {
+        let mut answers = self.answers.0.lock().ok()?;
+        let key = (route.to_owned(), method, status.as_u16());
+        Some(answers.entry(key).or_default().clone())
     }
 
     /// Sets the state gauges, then renders every series in the Prometheus text format.
@@ -369,6 +379,21 @@ impl Metrics {
         };
         bring_up(&self.cache_stale_lookups, view.stale_lookups);
         bring_up(&self.cache_resyncs, view.resyncs);
+        for (counter, counts) in &self.tokens_issued {
+            bring_up(counter, counts.get());
+        }
+        if let Ok(answers) = self.answers.0.lock() {
+            for ((route, method, status), counts) in answers.iter() {
+                let status = status.to_string();
+                if let Ok(counter) = self.requests.get_metric_with_label_values(&[
+                    route.as_str(),
+                    method,
+                    status.as_str(),
+                ]) {
+                    bring_up(&counter, counts.answered.get());
+                }
+            }
+        }
         if let Ok(caches) = self.cache_counts.lock() {
             for (counts, hits, misses) in caches.iter() {
                 bring_up(hits, counts.hits());
@@ -400,14 +425,97 @@ where
     Ok(metric)
 }
 
-/// The series one kind of answer (route, method, status) counts into.
-#[derive(Clone)]
-struct AnswerSeries {
-    duration: Histogram,
-    answered: IntCounter,
+/// The counts of one kind of answer (route, method, status), per thread: answering
+/// writes no line another worker writes. `tollgate_http_requests_total` is brought up to
+/// them when rendered, and [`DurationHistograms`] reads them.
+struct Answers {
+    answered: ShardedCounter,
+    duration: ShardedHistogram,
 }
 
-/// What an [`AnswerSeries`] is for. Route and method are static strings, told apart by
+impl Default for Answers {
+    fn default() -> Self {
+        Self {
+            answered: ShardedCounter::default(),
+            duration: ShardedHistogram::new(LATENCY_BUCKETS),
+        }
+    }
+}
+
+/// An answer's route, method and status.
+type AnswerLabels = (String, &'static str, u16);
+
+/// Every kind of answer counted so far.
+#[derive(Default)]
+struct AnswerTable(Mutex<HashMap<AnswerLabels, Arc<Answers>>>);
+
+/// `tollgate_http_request_duration_seconds`, by route and method, read from the answers'
+/// per-thread histograms (summed over status codes).
+struct DurationHistograms {
+    desc: Desc,
+    answers: Arc<AnswerTable>,
+}
+
+impl Collector for DurationHistograms {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        let mut by_route: BTreeMap<(String, &'static str), HistogramCounts> = BTreeMap::new();
+        if let Ok(answers) = self.answers.0.lock() {
+            for ((route, method, _), counts) in answers.iter() {
+                by_route
+                    .entry((route.clone(), method))
+                    .or_default()
+                    .add(&counts.duration.counts());
+            }
+        }
+        let metrics = by_route
+            .into_iter()
+            .map(|((route, method), counts)| {
+                let mut cumulative = 0u64;
+                let buckets = LATENCY_BUCKETS
+                    .iter()
+                    .zip(counts.counts)
+                    .map(|(bound, count)| {
+                        cumulative = cumulative.wrapping_add(count);
+                        let mut bucket = proto::Bucket::default();
+                        bucket.set_upper_bound(*bound);
+                        bucket.set_cumulative_count(cumulative);
+                        bucket
+                    })
+                    .collect();
+                let mut histogram = proto::Histogram::default();
+                histogram.set_sample_count(counts.total());
+                histogram.set_sample_sum(counts.sum);
+                histogram.set_bucket(buckets);
+                // Label pairs sorted by name, as the exposition expects.
+                let mut metric = proto::Metric::from_label(vec![
+                    label_pair("method", method),
+                    label_pair("route", &route),
+                ]);
+                metric.set_histogram(histogram);
+                metric
+            })
+            .collect();
+        let mut family = proto::MetricFamily::default();
+        family.set_name(self.desc.fq_name.clone());
+        family.set_help(self.desc.help.clone());
+        family.set_field_type(proto::MetricType::HISTOGRAM);
+        family.set_metric(metrics);
+        vec![family]
+    }
+}
+
+fn label_pair(name: &str, value: &str) -> proto::LabelPair {
+    let mut pair = proto::LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value.to_owned());
+    pair
+}
+
+/// What an [`Answers`] is for. Route and method are static strings, told apart by
 /// address: a static string's address is never another string's.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct AnswerKey {
@@ -425,7 +533,7 @@ const RECENT_ANSWER_SLOTS: usize = 16;
 /// label values and the registry's read lock are for the first answer of each kind.
 #[derive(Default)]
 struct RecentAnswers {
-    slots: Vec<(AnswerKey, AnswerSeries)>,
+    slots: Vec<(AnswerKey, Arc<Answers>)>,
     next: usize,
 }
 
@@ -436,7 +544,7 @@ impl RecentAnswers {
         route: &'static str,
         method: &'static str,
         status: StatusCode,
-    ) -> Option<&AnswerSeries> {
+    ) -> Option<&Answers> {
         let key = AnswerKey {
             registry: metrics.id,
             route: (route.as_ptr() as usize, route.len()),

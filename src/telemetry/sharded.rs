@@ -62,11 +62,129 @@ impl ShardedCounter {
     }
 }
 
+/// Most buckets a [`ShardedHistogram`] counts: its bounds, then one for what is above the
+/// last. With the sum, a thread's slot fills two cache lines exactly.
+pub const MAX_BUCKETS: usize = 15;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct HistogramSlot {
+    counts: [AtomicU64; MAX_BUCKETS],
+    /// The sum of the observed values, as `f64` bits.
+    sum: AtomicU64,
+}
+
+/// A histogram observed per thread and read as the sum of the threads' counts.
+pub struct ShardedHistogram {
+    /// Upper bounds, ascending; at most `MAX_BUCKETS - 1` (more are ignored).
+    bounds: &'static [f64],
+    slots: Box<[HistogramSlot; SLOTS]>,
+}
+
+/// A histogram's counts at one moment: `counts[i]` values at or below `bounds[i]` and above
+/// the bound before it, then those above the last bound; not cumulative.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HistogramCounts {
+    pub counts: [u64; MAX_BUCKETS],
+    pub sum: f64,
+}
+
+impl HistogramCounts {
+    pub fn add(&mut self, other: &Self) {
+        for (count, more) in self.counts.iter_mut().zip(other.counts) {
+            *count = count.wrapping_add(more);
+        }
+        self.sum += other.sum;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts
+            .iter()
+            .fold(0u64, |sum, count| sum.wrapping_add(*count))
+    }
+}
+
+impl ShardedHistogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds: bounds.get(..MAX_BUCKETS - 1).unwrap_or(bounds),
+            slots: Box::new(std::array::from_fn(|_| HistogramSlot::default())),
+        }
+    }
+
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
+    #[inline]
+    pub fn observe(&self, value: f64) {
+        let Some(own) = self.slots.get(slot()) else {
+            return;
+        };
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|bound| value <= *bound)
+            .unwrap_or(self.bounds.len());
+        if let Some(count) = own.counts.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        // A compare-and-swap on the thread's own line: threads share a slot only past
+        // SLOTS threads, and then the loop is still exact.
+        let _ = own
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+    }
+
+    /// The counts over every thread (each slot read once, as [`ShardedCounter::get`]).
+    pub fn counts(&self) -> HistogramCounts {
+        let mut all = HistogramCounts::default();
+        for slot in self.slots.iter() {
+            let mut counts = HistogramCounts {
+                sum: f64::from_bits(slot.sum.load(Ordering::Relaxed)),
+                ..HistogramCounts::default()
+            };
+            for (count, atomic) in counts.counts.iter_mut().zip(&slot.counts) {
+                *count = atomic.load(Ordering::Relaxed);
+            }
+            all.add(&counts);
+        }
+        all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn a_histogram_counts_each_value_once_in_its_bucket() {
+        static BOUNDS: [f64; 3] = [0.001, 0.01, 0.1];
+        let histogram = Arc::new(ShardedHistogram::new(&BOUNDS));
+        let threads: Vec<_> = (0..SLOTS + 2)
+            .map(|_| {
+                let histogram = histogram.clone();
+                std::thread::spawn(move || {
+                    for value in [0.0005, 0.001, 0.005, 0.05, 0.5] {
+                        histogram.observe(value);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let counts = histogram.counts();
+        let n = SLOTS as u64 + 2;
+        assert_eq!(&counts.counts[..4], &[2 * n, n, n, n]);
+        assert_eq!(counts.total(), 5 * n);
+        assert!((counts.sum - 0.5565 * n as f64).abs() < 1e-9);
+        assert!(std::mem::size_of::<HistogramSlot>() == 128);
+    }
 
     #[test]
     fn adds_from_many_threads_all_count() {
