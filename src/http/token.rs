@@ -1,6 +1,6 @@
 //! `POST /oauth/token` (RFC 6749 §4.4, RFC 8693).
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{HttpError, no_store};
@@ -148,10 +148,7 @@ pub async fn post_token(
             let issued = issued?;
             state.metrics.token_issued(grant_type);
             Ok(no_store(&mut HttpResponse::Ok())
-                .insert_header((
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ))
+                .insert_header(header::ContentType::json())
                 .body(issued.to_json()))
         }
         Verdict::Throttled(wait) => Ok(throttled(wait)),

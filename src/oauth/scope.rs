@@ -26,6 +26,12 @@ fn is_scope_char(b: u8) -> bool {
 }
 
 impl Scope {
+    /// The tokens joined by single spaces, as `to_string` gives them, without the
+    /// formatter (a token is issued with this on every request).
+    pub fn joined(&self) -> String {
+        self.0.join(" ")
+    }
+
     /// Parses `scope = scope-token *( SP scope-token )`.
     pub fn parse(text: &str) -> Result<Self, ScopeSyntaxError> {
         if text.is_empty() {
@@ -98,24 +104,15 @@ impl Scope {
     }
 }
 
-impl Scope {
-    /// The tokens joined by single spaces (as `to_string`, without the formatter: a token
-    /// is issued with this on every request).
-    pub fn joined(&self) -> String {
-        let mut joined = String::with_capacity(self.0.iter().map(|t| t.len() + 1).sum());
-        for (i, token) in self.0.iter().enumerate() {
-            if i > 0 {
-                joined.push(' ');
-            }
-            joined.push_str(token);
-        }
-        joined
-    }
-}
-
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.joined())
+        for (i, token) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(token)?;
+        }
+        Ok(())
     }
 }
 
