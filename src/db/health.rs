@@ -11,6 +11,12 @@
 //! breaker opens only when that fresh connection cannot connect, fails, or (PostgreSQL)
 //! does not answer `SELECT 1` within [`PROBE_LIMIT`]. Both the check and the probe connect
 //! outside the pool, so a pool full of hung connections cannot keep the breaker open.
+//!
+//! A fresh connection that is merely slow proves nothing when the database finished other
+//! work meanwhile (a pooled statement, a round of the change feed): on a machine starved of
+//! CPU, PostgreSQL's start of a new backend can take longer than [`PROBE_LIMIT`] while the
+//! connections it already has keep answering. Such a check dismisses the suspicion; a
+//! frozen or unreachable server finishes nothing, and an error still counts at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -59,6 +65,9 @@ struct State {
     checking: bool,
     /// When a check or the probe last saw the database answer.
     last_answer: Option<Instant>,
+    /// When a statement on a connection the server already had last finished
+    /// ([`DbHealth::note_answer`]).
+    last_work_done: Option<Instant>,
     last_write_failure: Option<Instant>,
 }
 
@@ -80,6 +89,8 @@ pub struct DbHealth {
 enum Verdict {
     Answered,
     Failed(String),
+    /// No answer within the limit (a failure only where `silence_is_failure`).
+    Silent(String),
     /// Nothing learnt (the probe could not even be started).
     Unknown,
 }
@@ -170,18 +181,31 @@ impl DbHealth {
                     Some(health) => health.silence_is_failure,
                     None => return,
                 };
+                let asked = Instant::now();
                 let verdict = attempt(&probe, PROBE_LIMIT, silence_is_failure);
                 let Some(health) = health.upgrade() else {
                     return;
                 };
-                health.lock().checking = false;
+                let work_done = {
+                    let mut state = health.lock();
+                    state.checking = false;
+                    state.last_work_done.is_some_and(|at| at >= asked)
+                };
                 match verdict {
                     Verdict::Answered => {
                         health.lock().last_answer = Some(Instant::now());
                         tracing::debug!(suspicion = %why, "database check: it answers");
                         health.notify();
                     }
-                    Verdict::Failed(err) => {
+                    Verdict::Silent(err) if work_done => {
+                        health.lock().last_answer = Some(Instant::now());
+                        tracing::debug!(
+                            suspicion = %why,
+                            "database check: a fresh connection is slow ({err}), but the database finished other work meanwhile"
+                        );
+                        health.notify();
+                    }
+                    Verdict::Failed(err) | Verdict::Silent(err) => {
                         health.trip(&format!("{why}; a fresh connection: {err}"));
                     }
                     Verdict::Unknown => health.notify(),
@@ -284,6 +308,12 @@ impl DbHealth {
         self.notify();
     }
 
+    /// A statement on an established connection finished: the database answers. Weighed by
+    /// a check whose fresh connection was silent (see the module documentation).
+    pub fn note_answer(&self) {
+        self.lock().last_work_done = Some(Instant::now());
+    }
+
     pub fn note_write_failure(&self) {
         self.lock().last_write_failure = Some(Instant::now());
     }
@@ -336,7 +366,7 @@ fn attempt(probe: &Probe, limit: Duration, silence_is_failure: bool) -> Verdict 
         Ok(Err(err)) if failed(&err, silence_is_failure) => Verdict::Failed(err.to_string()),
         Ok(Err(_)) => Verdict::Answered,
         Err(RecvTimeoutError::Timeout) if silence_is_failure => {
-            Verdict::Failed(format!("no answer within {} ms", limit.as_millis()))
+            Verdict::Silent(format!("no answer within {} ms", limit.as_millis()))
         }
         Err(_) => Verdict::Unknown,
     }
@@ -542,6 +572,49 @@ mod tests {
                 assert!(started.elapsed() < PROBE_LIMIT + Duration::from_millis(500));
             }
         }
+    }
+
+    #[test]
+    fn a_slow_fresh_connection_is_no_outage_while_other_work_finishes() {
+        let (probe, mode, _) = switchable();
+        mode.store(2, Ordering::SeqCst);
+        let health = DbHealth::new(probe, true);
+        // Established connections keep answering (a starved machine, not a frozen server).
+        let answering = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let worker = {
+            let (health, answering) = (health.clone(), answering.clone());
+            std::thread::spawn(move || {
+                while answering.load(Ordering::SeqCst) {
+                    health.note_answer();
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        health.suspect("slow request");
+        wait_for("the check", PROBE_LIMIT * 2, || !health.lock().checking);
+        assert!(
+            !health.is_down(),
+            "the database finished work during the check"
+        );
+        answering.store(false, Ordering::SeqCst);
+        worker.join().expect("worker");
+        // Work that finished before the check began is no evidence: silence opens it.
+        std::thread::sleep(super::CHECK_COOLDOWN);
+        health.suspect("slow request");
+        wait_for("the breaker to open", PROBE_LIMIT * 2, || health.is_down());
+        // An error is never outweighed by other work.
+        mode.store(0, Ordering::SeqCst);
+        wait_for("the probe to close it", Duration::from_secs(4), || {
+            !health.is_down()
+        });
+        mode.store(1, Ordering::SeqCst);
+        std::thread::sleep(super::CHECK_COOLDOWN);
+        health.note_answer();
+        health.suspect("connection lost");
+        health.note_answer();
+        wait_for("the breaker to open", Duration::from_secs(2), || {
+            health.is_down()
+        });
     }
 
     #[test]

@@ -732,6 +732,9 @@ impl Db {
                     let _gated = GateScope::enter(task_gate);
                     f(&mut conn)
                 };
+                if result.is_ok() {
+                    health.note_answer();
+                }
                 if let Err(err) = &result
                     && let Some(db_err) = err.store_error()
                 {
