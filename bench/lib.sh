@@ -379,8 +379,12 @@ machine_line() {
         awk '{ print $1 }')
     # The load average says how busy the machine already was (a shared one skews req/s;
     # CPU per request much less).
-    printf '%s, %s cores (%s), %s GiB RAM, %s, PostgreSQL %s, load average %s before' \
+    # With autogroups on, a PostgreSQL on the same cores as a saturated server gets its
+    # CPU late (see the README's Performance section): it decides the p99 on PostgreSQL.
+    local autogroup
+    autogroup=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo unknown)
+    printf '%s, %s cores (%s), %s GiB RAM, %s, sched_autogroup_enabled=%s, PostgreSQL %s, load average %s before' \
         "$(date -u +%Y-%m-%d)" "$(nproc)" "${cpu:-unknown CPU}" \
         "$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)" \
-        "$(uname -sr)" "${pg:-unreachable}" "$(cut -d ' ' -f 1 /proc/loadavg)"
+        "$(uname -sr)" "$autogroup" "${pg:-unreachable}" "$(cut -d ' ' -f 1 /proc/loadavg)"
 }
