@@ -38,10 +38,13 @@ use crate::app::AppState;
 /// the client trickles it.
 struct Deadline {
     inner: Payload,
-    /// When the body must be in. The timer is armed only once the body is waited for: a
-    /// body that arrived with the head (the common case) never touches the timer wheel.
+    /// When the body must be in. The timer is armed only once the body is really waited
+    /// for: a body that arrived with the head (the common case) never touches the timer
+    /// wheel (see [`Deadline::poll_next`]).
     deadline: tokio::time::Instant,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The first `Pending` was answered by waking the task instead of arming the timer.
+    yielded: bool,
     outcome: Rc<Outcome>,
     finished: bool,
 }
@@ -88,6 +91,17 @@ impl futures_core::Stream for Deadline {
                 Poll::Ready(None)
             }
             Poll::Ready(item) => Poll::Ready(item),
+            // actix calls the handler as soon as the head is decoded, before it feeds the
+            // body that came in the same read: the first wait is nearly always for a body
+            // that is already in the buffer. That wait gets a wake-up instead of a timer
+            // (allocating it and putting it in and out of the wheel costs more than the
+            // rest of the body's handling); a second one arms the timer. The deadline
+            // counts from the head either way.
+            Poll::Pending if !self.yielded && self.sleep.is_none() => {
+                self.yielded = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
             Poll::Pending => {
                 let deadline = self.deadline;
                 let sleep = self
@@ -146,6 +160,7 @@ impl BodyDeadline {
             inner: payload,
             deadline: tokio::time::Instant::now() + limit,
             sleep: None,
+            yielded: false,
             outcome: outcome.clone(),
             finished: false,
         });
@@ -207,4 +222,92 @@ fn body_timeout_response(limit: Duration) -> actix_web::HttpResponse {
         .head_mut()
         .set_connection_type(actix_web::http::ConnectionType::Close);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::*;
+
+    type Item = Option<Result<web::Bytes, PayloadError>>;
+
+    /// A client's body as the handler sees it: these answers in turn, then a client that
+    /// sends nothing more.
+    struct Scripted(VecDeque<Poll<Item>>);
+
+    impl futures_core::Stream for Scripted {
+        type Item = Result<web::Bytes, PayloadError>;
+
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Item> {
+            self.0.pop_front().unwrap_or(Poll::Pending)
+        }
+    }
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn deadline(script: impl IntoIterator<Item = Poll<Item>>) -> Pin<Box<Deadline>> {
+        let stream: Pin<Box<dyn futures_core::Stream<Item = _>>> =
+            Box::pin(Scripted(script.into_iter().collect()));
+        Box::pin(Deadline {
+            inner: Payload::from(stream),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(10),
+            sleep: None,
+            yielded: false,
+            outcome: Rc::default(),
+            finished: false,
+        })
+    }
+
+    fn poll(body: &mut Pin<Box<Deadline>>, waker: &Arc<CountingWaker>) -> Poll<Item> {
+        let waker = Waker::from(waker.clone());
+        futures_core::Stream::poll_next(body.as_mut(), &mut Context::from_waker(&waker))
+    }
+
+    #[tokio::test]
+    async fn a_body_fed_right_after_the_handler_starts_never_arms_the_timer() {
+        let waker = Arc::new(CountingWaker::default());
+        let chunk = web::Bytes::from_static(b"grant_type=client_credentials");
+        let mut body = deadline([
+            Poll::Pending,
+            Poll::Ready(Some(Ok(chunk.clone()))),
+            Poll::Ready(None),
+        ]);
+        // The first wait wakes the task at once instead of arming the timer.
+        assert!(poll(&mut body, &waker).is_pending());
+        assert_eq!(waker.0.load(Ordering::Relaxed), 1);
+        assert!(body.sleep.is_none());
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(Some(Ok(got))) if got == chunk));
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));
+        assert!(body.sleep.is_none());
+        assert!(!body.outcome.timed_out.get());
+    }
+
+    #[tokio::test]
+    async fn a_body_still_missing_at_the_second_wait_is_under_the_timer() {
+        let waker = Arc::new(CountingWaker::default());
+        let mut body = deadline([Poll::Pending]);
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(body.sleep.is_none());
+        // The client sends nothing more: the timer is armed, and the task is left to it.
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(body.sleep.is_some());
+        assert_eq!(waker.0.load(Ordering::Relaxed), 1);
+        // After a chunk, a later wait goes to the timer at once.
+        let mut body = deadline([Poll::Pending, Poll::Ready(Some(Ok(web::Bytes::new())))]);
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(poll(&mut body, &waker).is_ready());
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(body.sleep.is_some());
+    }
 }
