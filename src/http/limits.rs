@@ -97,7 +97,7 @@ impl futures_core::Stream for Deadline {
             // (allocating it and putting it in and out of the wheel costs more than the
             // rest of the body's handling); a second one arms the timer. The deadline
             // counts from the head either way.
-            Poll::Pending if !self.yielded && self.sleep.is_none() => {
+            Poll::Pending if !self.yielded => {
                 self.yielded = true;
                 cx.waker().wake_by_ref();
                 Poll::Pending
