@@ -45,7 +45,7 @@ pub struct CachedKey {
 }
 
 impl CachedKey {
-    fn new(key: ApiKey, digest: Option<[u8; 32]>) -> Arc<Self> {
+    pub(crate) fn new(key: ApiKey, digest: Option<[u8; 32]>) -> Arc<Self> {
         let last_noted = key.last_used_at.unwrap_or(i64::MIN);
         Arc::new(Self {
             key,

@@ -358,10 +358,10 @@ pub(crate) async fn get_me(
     Ok(private_json(
         StatusCode::OK,
         Me {
-            account: AccountView::from(&holder.account),
+            account: AccountView::from(&*holder.account),
             credential: Credential {
                 kind: "api_key",
-                key: ApiKeyView::new(&holder.key, state.now()),
+                key: ApiKeyView::new(holder.key(), state.now()),
             },
             scopes: holder.scopes().tokens().to_vec(),
         },

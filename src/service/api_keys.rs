@@ -1,7 +1,7 @@
 //! API keys: created (shown once), listed, revoked, deleted, and authenticated on use.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::accounts::{self, AccountError, account_event, validate_label};
 use super::audit::{self, Actor};
-use crate::cache::Lookup;
+use crate::cache::{CachedKey, Lookup};
 use crate::crypto::secrets::{ApiKeySecret, random_id};
 use crate::db::{self, DbConn, DbError};
 use crate::domain::{Account, ApiKey, ApiKeyStatus, timestamp};
@@ -138,7 +138,7 @@ pub fn delegated_spec(
         Some(_) => {}
         None => spec.scopes = Some(held),
     }
-    if let Some(expires_at) = presenting.key.expires_at {
+    if let Some(expires_at) = presenting.key().expires_at {
         let remaining = expires_at - now;
         spec.expires_in = Some(
             spec.expires_in
@@ -325,14 +325,28 @@ impl UsageTracker {
     }
 }
 
-/// A key that was accepted, with its account.
-#[derive(Debug, Clone)]
+/// A key that was accepted, with its account: shared with the in-memory view, not copied
+/// (an API key request would otherwise copy a dozen strings it only reads).
+#[derive(Clone)]
 pub struct KeyHolder {
-    pub key: ApiKey,
-    pub account: Account,
+    entry: Arc<CachedKey>,
+    pub account: Arc<Account>,
+}
+
+impl std::fmt::Debug for KeyHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyHolder")
+            .field("key", &self.key().id)
+            .field("account", &self.account.id)
+            .finish()
+    }
 }
 
 impl KeyHolder {
+    pub fn key(&self) -> &ApiKey {
+        &self.entry.key
+    }
+
     /// The audit trail names the account.
     pub fn actor(&self) -> Actor {
         Actor::account(&self.account.handle)
@@ -340,7 +354,7 @@ impl KeyHolder {
 
     /// What the key may do now: its scopes that the account still holds.
     pub fn scopes(&self) -> Scope {
-        self.key.effective_scopes(&self.account)
+        self.key().effective_scopes(&self.account)
     }
 
     /// Whether this key could itself have created a key with `scopes` and `expires_at`
@@ -348,7 +362,7 @@ impl KeyHolder {
     /// (a key that expires covers no key that never does). Such a key may act on that key,
     /// see the code of a challenge that would make it, deny or approve that challenge.
     pub fn covers(&self, scopes: &Scope, expires_at: Option<i64>) -> bool {
-        let lives_long_enough = match (self.key.expires_at, expires_at) {
+        let lives_long_enough = match (self.key().expires_at, expires_at) {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(mine), Some(theirs)) => theirs <= mine,
@@ -392,10 +406,7 @@ pub fn authenticate(
     } else if entry.note_use(now, LAST_USED_PRECISION_SECONDS) {
         usage.note(&key.id, now);
     }
-    Ok(Ok(KeyHolder {
-        key: key.clone(),
-        account: Account::clone(&account),
-    }))
+    Ok(Ok(KeyHolder { entry, account }))
 }
 
 /// "Rotate regularly": a new secret under the same name, scopes and lifetime, and the old
@@ -448,18 +459,21 @@ mod tests {
     fn holder(account_scopes: &str, key_scopes: &str, expires_at: Option<i64>) -> KeyHolder {
         let scope = |text: &str| Scope::parse(text).unwrap();
         KeyHolder {
-            key: ApiKey {
-                id: "k".into(),
-                account_id: "a".into(),
-                name: "k".into(),
-                prefix: "tg_12345678".into(),
-                scopes: scope(key_scopes),
-                created_at: 0,
-                last_used_at: None,
-                expires_at,
-                revoked_at: None,
-            },
-            account: Account {
+            entry: CachedKey::new(
+                ApiKey {
+                    id: "k".into(),
+                    account_id: "a".into(),
+                    name: "k".into(),
+                    prefix: "tg_12345678".into(),
+                    scopes: scope(key_scopes),
+                    created_at: 0,
+                    last_used_at: None,
+                    expires_at,
+                    revoked_at: None,
+                },
+                None,
+            ),
+            account: Arc::new(Account {
                 id: "a".into(),
                 handle: "alice".into(),
                 display_name: "Alice".into(),
@@ -467,7 +481,7 @@ mod tests {
                 created_at: 0,
                 disabled_at: None,
                 is_operator: false,
-            },
+            }),
         }
     }
 

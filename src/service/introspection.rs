@@ -141,15 +141,15 @@ fn introspect_api_key(
         token: Some(ActiveToken {
             scope: holder.scopes().to_string(),
             client_id: None,
-            sub: holder.account.id,
+            sub: holder.account.id.clone(),
             aud: None,
             iss: policy.issuer.clone(),
-            exp: holder.key.expires_at,
-            iat: Some(holder.key.created_at),
+            exp: holder.key().expires_at,
+            iat: Some(holder.key().created_at),
             nbf: None,
-            jti: Some(holder.key.id),
+            jti: Some(holder.key().id.clone()),
             token_type: API_KEY_TOKEN_TYPE_NAME,
-            username: Some(holder.account.handle),
+            username: Some(holder.account.handle.clone()),
         }),
     })
 }

@@ -37,7 +37,7 @@ pub fn issue(
         None => default_audience_only(issuer.policy, audiences)?,
     };
     let ttl = holder
-        .key
+        .key()
         .expires_at
         .map_or(issuer.policy.exchange_ttl, |expires| {
             issuer.policy.exchange_ttl.min(expires - now)
@@ -51,9 +51,9 @@ pub fn issue(
         iat: client.map_or(now, |c| issued_at(c.tokens_not_before, now)),
         nbf: now,
         jti: Cow::Owned(token_id()),
-        client_id: Cow::Borrowed(client.map_or(&holder.key.id, |c| &c.id)),
+        client_id: Cow::Borrowed(client.map_or(&holder.key().id, |c| &c.id)),
         scope: Cow::Owned(scope),
-        api_key_id: Some(Cow::Borrowed(&holder.key.id)),
+        api_key_id: Some(Cow::Borrowed(&holder.key().id)),
     };
     sign(issuer.keys, claims, ttl, Some(TOKEN_TYPE_ACCESS_TOKEN))
 }
