@@ -39,12 +39,13 @@
 # Every backend is seeded first, then settled (PostgreSQL: VACUUM ANALYZE and CHECKPOINT,
 # so that no autovacuum or checkpoint of the bulk insert runs during a measurement; then
 # the machine must be idle). The ceiling stays up throughout, and its token endpoint is
-# measured again just before each Tollgate run: a Tollgate row's ratio is to that adjacent
-# ceiling run (its rate is in the next-to-last column), so that a shared machine's drift
-# over the minutes of the script does not skew the ratios. A single ratio still moves by
-# ±10 % there, so each Tollgate workload runs ROUNDS times: its row is the round with the
-# median ratio, and the last column lists all of them. The ceiling's own rows are
-# its first runs.
+# measured right before and right after each Tollgate run (one run serves as the "after"
+# of a Tollgate run and the "before" of the next): a Tollgate row's ratio is to the mean of
+# those two ceiling runs (both rates are in the next-to-last column), so that a shared
+# machine's drift over the minutes of the script, or a slow spell that begins or ends
+# during the Tollgate run, does not skew the ratios. A single ratio still moves by ±10 %
+# there, so each Tollgate workload runs ROUNDS times: its row is the round with the median
+# ratio, and the last column lists all of them. The ceiling's own rows are its first runs.
 #
 # The table is also written to bench/results/compare-<UTC time>.md. Each Tollgate run gets
 # a fresh process, so its peak RSS is that workload's. Exits non-zero if any request failed.
@@ -145,9 +146,22 @@ run_ceiling() {
     fi
 }
 
-# The ceiling's token endpoint again, just before a Tollgate run: that run's reference.
+# The ceiling's token endpoint again, right after a Tollgate run; it is also the "before"
+# of the next one (only a Tollgate restart lies between them). Leaves its rate in
+# CEILING_AFTER.
+CEILING_AFTER=""
 remeasure_ceiling() {
     measure ceiling "$CEILING_BASE" "$CEILING_PID" token
+    CEILING_AFTER=$RATE
+}
+
+# with_reference ROW RATE BEFORE AFTER: ROW with its ratio to the mean of the two ceiling
+# runs around it, and both of their rates; the ratio alone in RATIO.
+with_reference() {
+    local row=$1 rate=$2 before=$3 after=$4
+    RATIO=$(awk -v rate="$rate" -v b="$before" -v a="$after" \
+        'BEGIN { m = (b + a) / 2; printf "%.2f", (m > 0 ? rate / m : 0) }')
+    ROW="$(awk -F'|' -v OFS='|' -v ratio="$RATIO" '{ $5 = " " ratio " "; print }' <<<"$row") $before, $after |"
 }
 
 # --- Tollgate ----------------------------------------------------------------------------
@@ -169,12 +183,17 @@ run_tollgate() {
                 timeout 300 "$PROBE_BIN" tokens --url "$base" --clients "$SEED_DIR/clients.tsv" \
                     --count "$WORKING_SET" --out "$tokens"
             fi
-            remeasure_ceiling
+            [[ -n $CEILING_AFTER ]] || remeasure_ceiling
+            local before=$CEILING_AFTER
+            CEILING_RATE=$before
             measure "$backend" "$base" "$pid" "$workload" "$tokens"
-            rows+=("$ROW $CEILING_RATE |")
-            ratios+=("$(awk -v rate="$RATE" -v ceiling="$CEILING_RATE" \
-                'BEGIN { printf "%.2f", (ceiling > 0 ? rate / ceiling : 0) }')")
+            local row=$ROW rate=$RATE
             stop_pid "$pid"
+            remeasure_ceiling
+            with_reference "$row" "$rate" "$before" "$CEILING_AFTER"
+            log "[$backend] $workload: $RATIO of the ceiling runs before and after ($before, $CEILING_AFTER req/s)"
+            rows+=("$ROW")
+            ratios+=("$RATIO")
         done
         # The round whose ratio is the median (the lower middle one for an even count).
         local median
@@ -229,7 +248,7 @@ stop_servers
 {
     printf '%s — %s connections, %s wrk threads, %ss measured after %ss warm-up, %s rounds per Tollgate row; %s clients, %s API keys seeded, load over %s of them\n\n' \
         "$MACHINE" "$CONNECTIONS" "$THREADS" "$DURATION" "$WARMUP" "$ROUNDS" "$CLIENTS" "$KEYS" "$WORKING_SET"
-    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed | adjacent ceiling req/s | ÷ ceiling, each round |\n'
+    printf '| server | workload | ok req/s | ÷ ceiling | p50 | p99 | server CPU / req | PostgreSQL CPU / req | peak RSS | failed | ceiling req/s before, after | ÷ ceiling, each round |\n'
     printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
     printf '%s\n' "${ROWS[@]}"
 } | tee "$TMP/table.md"
