@@ -185,7 +185,6 @@ run_tollgate() {
             fi
             [[ -n $CEILING_AFTER ]] || remeasure_ceiling
             local before=$CEILING_AFTER
-            CEILING_RATE=$before
             measure "$backend" "$base" "$pid" "$workload" "$tokens"
             local row=$ROW rate=$RATE
             stop_pid "$pid"

@@ -327,7 +327,6 @@ impl UsageTracker {
 
 /// A key that was accepted, with its account: shared with the in-memory view, not copied
 /// (an API key request would otherwise copy a dozen strings it only reads).
-#[derive(Clone)]
 pub struct KeyHolder {
     entry: Arc<CachedKey>,
     pub account: Arc<Account>,
